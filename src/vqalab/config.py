@@ -1,0 +1,193 @@
+"""``params.yaml`` validated once into typed objects.
+
+Every stage calls ``load_params`` first, so a typo or an impossible value fails in a second,
+with the parameter's name and the allowed values, before any data is read or model built.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+PROFILES = ("tiny", "paper")
+
+
+def from_mapping(cls: type, mapping: Any, where: str):
+    """Build dataclass ``cls`` from a params mapping; errors name ``where.key``."""
+    if not isinstance(mapping, dict):
+        raise ValueError(f"params: {where} must be a mapping, got {mapping!r}")
+    known = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    unknown = sorted(set(mapping) - set(known))
+    if unknown:
+        raise ValueError(f"params: unknown key(s) {', '.join(f'{where}.{k}' for k in unknown)}; allowed: {sorted(known)}")
+    hints = typing.get_type_hints(cls)
+    values = {}
+    for name, f in known.items():
+        if name not in mapping:
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                raise ValueError(f"params: {where}.{name} is missing")
+            continue
+        values[name] = _check_type(mapping[name], hints[name], f"{where}.{name}")
+    try:
+        return cls(**values)
+    except ValueError as err:
+        raise ValueError(f"params: {where}: {err}") from None
+
+
+def _check_type(value: Any, hint: Any, where: str) -> Any:
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        options = typing.get_args(hint)
+        if value is None and type(None) in options:
+            return None
+        for option in options:
+            if option is type(None):
+                continue
+            try:
+                return _check_type(value, option, where)
+            except ValueError:
+                pass
+        raise ValueError(f"params: {where} = {value!r} should be {hint}")
+    if dataclasses.is_dataclass(hint):
+        return from_mapping(hint, value, where)
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ValueError(f"params: {where} must be a mapping, got {value!r}")
+        return value
+    if origin in (list, tuple):
+        if not isinstance(value, list):
+            raise ValueError(f"params: {where} must be a list, got {value!r}")
+        (item_hint, *_) = typing.get_args(hint) or (Any,)
+        return tuple(_check_type(v, item_hint, f"{where}[{i}]") for i, v in enumerate(value))
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if hint is Any or (isinstance(hint, type) and isinstance(value, hint) and not (hint is int and isinstance(value, bool))):
+        return value
+    raise ValueError(f"params: {where} = {value!r} should be of type {getattr(hint, '__name__', hint)}")
+
+
+def _require(condition: bool, message: str) -> None:
+    if not condition:
+        raise ValueError(message)
+
+
+@dataclass(frozen=True)
+class DownloadParams:
+    # Keep only the first N images of each split (and their questions): for smoke runs.
+    max_images_per_split: int | None = None
+
+    def __post_init__(self) -> None:
+        _require(self.max_images_per_split is None or self.max_images_per_split > 0,
+                 f"max_images_per_split must be a positive integer or null, got {self.max_images_per_split}")
+
+
+@dataclass(frozen=True)
+class PreprocessParams:
+    val_fraction: float = 0.1
+    min_answer_count: int = 1
+
+    def __post_init__(self) -> None:
+        _require(0.0 < self.val_fraction < 1.0, f"val_fraction must be in (0, 1), got {self.val_fraction}")
+        _require(self.min_answer_count >= 1, f"min_answer_count must be >= 1, got {self.min_answer_count}")
+
+
+@dataclass(frozen=True)
+class TrainParams:
+    max_epochs: int = 10
+    patience: int = 2
+    batch_size: int = 64
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.05
+    grad_clip: float | None = 1.0
+    device: str = "auto"
+    # Stop once validation accuracy reaches this (null: run until patience or max_epochs).
+    target_val_accuracy: float | None = None
+
+    def __post_init__(self) -> None:
+        _require(self.max_epochs >= 1, f"max_epochs must be >= 1, got {self.max_epochs}")
+        _require(self.patience >= 1, f"patience must be >= 1, got {self.patience}")
+        _require(self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}")
+        _require(self.weight_decay >= 0, f"weight_decay must be >= 0, got {self.weight_decay}")
+        _require(0.0 <= self.warmup_ratio < 1.0, f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
+        _require(self.grad_clip is None or self.grad_clip > 0, f"grad_clip must be > 0 or null, got {self.grad_clip}")
+        _require(self.device == "auto" or self.device == "cpu" or self.device.startswith("cuda"),
+                 f"device must be auto, cpu or cuda[:N], got {self.device!r}")
+        _require(self.target_val_accuracy is None or 0 < self.target_val_accuracy <= 1,
+                 f"target_val_accuracy must be in (0, 1] or null, got {self.target_val_accuracy}")
+
+
+@dataclass(frozen=True)
+class EvaluateParams:
+    batch_size: int = 256
+    # SBERT scorer per profile: a hub id, a local folder, or packaged:<name>.
+    sbert_model: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        _require(self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}")
+        missing = [p for p in PROFILES if p not in self.sbert_model]
+        _require(not missing, f"sbert_model needs an entry for profile(s) {missing}")
+
+
+@dataclass(frozen=True)
+class Params:
+    dataset: str
+    model: str
+    profile: str
+    seed: int
+    download: DownloadParams
+    preprocess: PreprocessParams
+    train: TrainParams
+    evaluate: EvaluateParams
+    family: Any  # the chosen family's config for the chosen profile (a dataclass of the family)
+
+    @property
+    def sbert_model(self) -> str:
+        return self.evaluate.sbert_model[self.profile]
+
+
+def load_params(path: str | Path = "params.yaml") -> Params:
+    # Imported here so that importing vqalab.config stays light for tools that only read params.
+    from vqalab.data.registry import DATASETS
+    from vqalab.models.registry import FAMILIES, get_family
+
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path} not found: run the stages from the project root") from None
+    if not isinstance(raw, dict):
+        raise ValueError(f"{path} must hold a mapping of parameters")
+
+    def choice(key: str, choices) -> str:
+        value = raw.get(key)
+        if value not in choices:
+            raise ValueError(f"params: {key} = {value!r} is not one of {sorted(choices)}")
+        return value
+
+    dataset = choice("dataset", DATASETS)
+    model = choice("model", FAMILIES)
+    profile = choice("profile", PROFILES)
+    seed = raw.get("seed")
+    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+        raise ValueError(f"params: seed must be a non-negative integer, got {seed!r}")
+    family = get_family(model)
+    section = raw.get(model)
+    if not isinstance(section, dict) or profile not in section:
+        raise ValueError(f"params: section {model}.{profile} is missing; it holds the {model} settings for profile {profile}")
+    return Params(
+        dataset=dataset,
+        model=model,
+        profile=profile,
+        seed=seed,
+        download=from_mapping(DownloadParams, raw.get("download", {}), "download"),
+        preprocess=from_mapping(PreprocessParams, raw.get("preprocess", {}), "preprocess"),
+        train=from_mapping(TrainParams, raw.get("train", {}), "train"),
+        evaluate=from_mapping(EvaluateParams, raw.get("evaluate", {}), "evaluate"),
+        family=from_mapping(family.config_class, section[profile], f"{model}.{profile}"),
+    )

@@ -1,0 +1,71 @@
+"""Torch data sets over a processed folder (see ``vqalab.data.preprocess``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from vqalab.data.preprocess import ANSWERS_FILE, IMAGE_INDEX_FILE, IMAGES_FILE
+from vqalab.data.schema import RECORDS_FILE, Record, read_records
+from vqalab.data.vocab import AnswerVocab
+from vqalab.io import read_json
+
+
+class VQADataset(Dataset):
+    """Items are ``{"image": uint8 3xHxW tensor, "question": str, "label": int, "index": int}``.
+
+    Family collators turn a list of items into model inputs; ``label`` is the answer's index in
+    the vocabulary or ``IGNORE_INDEX`` when the answer is outside it.
+    """
+
+    def __init__(self, records: list[Record], images: np.ndarray, image_row: dict[str, int], vocab: AnswerVocab):
+        self.records = records
+        self.images = images
+        self.image_row = image_row
+        self.vocab = vocab
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, index: int) -> dict:
+        record = self.records[index]
+        return {
+            "image": torch.from_numpy(np.array(self.images[self.image_row[record.image]])),  # copy out of the memory map
+            "question": record.question,
+            "label": self.vocab.label(record.answer),
+            "index": index,
+        }
+
+
+@dataclass
+class ProcessedData:
+    records: list[Record]
+    vocab: AnswerVocab
+    images: np.ndarray
+    image_row: dict[str, int]
+
+    @classmethod
+    def load(cls, processed_dir: str | Path) -> "ProcessedData":
+        processed_dir = Path(processed_dir)
+        image_paths = read_json(processed_dir / IMAGE_INDEX_FILE)
+        return cls(
+            records=read_records(processed_dir / RECORDS_FILE),
+            vocab=AnswerVocab(read_json(processed_dir / ANSWERS_FILE)),
+            # Memory-mapped: large data sets at 224 px or more need not fit in memory.
+            images=np.load(processed_dir / IMAGES_FILE, mmap_mode="r"),
+            image_row={path: row for row, path in enumerate(image_paths)},
+        )
+
+    @property
+    def image_size(self) -> int:
+        return int(self.images.shape[-1])
+
+    def split(self, name: str) -> VQADataset:
+        records = [r for r in self.records if r.split == name]
+        if not records:
+            raise ValueError(f"the processed data holds no {name!r} records")
+        return VQADataset(records, self.images, self.image_row, self.vocab)

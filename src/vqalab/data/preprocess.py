@@ -1,0 +1,99 @@
+"""Preprocess: validation split by image, answer vocabulary, resized image tensor, statistics.
+
+The processed folder holds everything training needs, so no epoch decodes or resizes an image:
+``records.jsonl`` (with the ``val`` split carved out of ``train``), ``answers.json`` (the
+vocabulary), ``images.npy`` (uint8, N x 3 x S x S) and ``image_index.json`` (row -> image path).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+from sklearn.model_selection import GroupShuffleSplit
+from tqdm import tqdm
+
+from vqalab.data.schema import RECORDS_FILE, Record, read_records
+from vqalab.data.vocab import AnswerVocab
+from vqalab.io import write_json, write_jsonl
+
+log = logging.getLogger(__name__)
+
+ANSWERS_FILE = "answers.json"
+IMAGES_FILE = "images.npy"
+IMAGE_INDEX_FILE = "image_index.json"
+
+
+def split_train_val(records: list[Record], *, val_fraction: float, seed: int) -> list[Record]:
+    """Move a seeded share of the training *images* (with all their questions) to ``val``.
+
+    Splitting by image keeps validation honest: a question about an image the model trained on
+    would measure memorisation, not answering.
+    """
+    train = [r for r in records if r.split == "train"]
+    groups = [r.image for r in train]
+    if len(set(groups)) < 2:
+        raise ValueError(f"cannot carve a validation split by image out of {len(set(groups))} training image(s)")
+    splitter = GroupShuffleSplit(n_splits=1, test_size=val_fraction, random_state=seed)
+    _, val_idx = next(splitter.split(train, groups=groups))
+    val_ids = {train[i].id for i in val_idx}
+    return [dataclasses.replace(r, split="val") if r.id in val_ids else r for r in records]
+
+
+def resize_images(raw_dir: Path, image_paths: list[str], size: int) -> np.ndarray:
+    """Decode and resize every image once, to a uint8 array of shape N x 3 x size x size."""
+    out = np.empty((len(image_paths), 3, size, size), dtype=np.uint8)
+    for row, rel in enumerate(tqdm(image_paths, desc=f"resize to {size}px", unit="img")):
+        path = raw_dir / rel
+        try:
+            with Image.open(path) as img:
+                img = img.convert("RGB").resize((size, size), Image.Resampling.BICUBIC)
+        except (FileNotFoundError, UnidentifiedImageError, OSError) as err:
+            raise ValueError(f"cannot read image {path} ({err}); fix or remove it and rerun download") from None
+        out[row] = np.asarray(img).transpose(2, 0, 1)
+    return out
+
+
+def split_statistics(records: list[Record], vocab: AnswerVocab) -> dict:
+    by_split = {s: [r for r in records if r.split == s] for s in ("train", "val", "test")}
+    images = {s: {r.image for r in rs} for s, rs in by_split.items()}
+    stats: dict = {"answer_vocabulary": len(vocab)}
+    for split, rs in by_split.items():
+        types = Counter(r.answer_type for r in rs)
+        unseen = sum(r.answer not in vocab for r in rs)
+        stats[split] = {
+            "questions": len(rs),
+            "images": len(images[split]),
+            "answers": len({r.answer for r in rs}),
+            "closed": types["closed"],
+            "open": types["open"],
+            "answers_outside_vocabulary": unseen,
+            # The ceiling of any classifier over the training answers.
+            "answer_coverage": round(1 - unseen / len(rs), 4) if rs else None,
+        }
+    stats["images_shared_train_val"] = len(images["train"] & images["val"])
+    stats["images_shared_train_test"] = len(images["train"] & images["test"])
+    return stats
+
+
+def preprocess(raw_dir: Path, out_dir: Path, *, image_size: int, val_fraction: float,
+               min_answer_count: int, seed: int) -> dict:
+    records = read_records(raw_dir / RECORDS_FILE)
+    records = split_train_val(records, val_fraction=val_fraction, seed=seed)
+    vocab = AnswerVocab.build((r.answer for r in records if r.split == "train"), min_count=min_answer_count)
+    image_paths = sorted({r.image for r in records})
+    images = resize_images(raw_dir, image_paths, image_size)
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_jsonl(out_dir / RECORDS_FILE, (r.to_dict() for r in records))
+    write_json(out_dir / ANSWERS_FILE, vocab.answers)
+    write_json(out_dir / IMAGE_INDEX_FILE, image_paths)
+    np.save(out_dir / IMAGES_FILE, images)
+    stats = split_statistics(records, vocab)
+    stats["image_size"] = image_size
+    log.info("split statistics: %s", stats)
+    return stats

@@ -1,0 +1,69 @@
+"""The one record schema shared by every data set, and its JSONL reader with validation."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+from vqalab.io import read_jsonl
+
+SPLITS = ("train", "val", "test")
+ANSWER_TYPES = ("closed", "open")
+RECORDS_FILE = "records.jsonl"
+
+
+@dataclass(frozen=True)
+class Record:
+    """One question about one image.
+
+    ``image`` is relative to the data set folder that holds the records file; ``answer`` is the
+    normalised answer (see ``normalize_answer``) and ``answer_raw`` the text as published.
+    """
+
+    id: str
+    image: str
+    question: str
+    answer: str
+    answer_raw: str
+    split: str
+    answer_type: str
+    question_type: str | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("id", "image", "question", "answer"):
+            value = getattr(self, name)
+            if not isinstance(value, str) or not value.strip():
+                raise ValueError(f"record {self.id!r}: field {name!r} must be non-empty text, got {value!r}")
+        if self.split not in SPLITS:
+            raise ValueError(f"record {self.id!r}: split {self.split!r} is not one of {SPLITS}")
+        if self.answer_type not in ANSWER_TYPES:
+            raise ValueError(f"record {self.id!r}: answer_type {self.answer_type!r} is not one of {ANSWER_TYPES}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+_FIELDS = {f.name for f in fields(Record)}
+
+
+def read_records(path: str | Path) -> list[Record]:
+    """Read and validate a records JSONL file; errors name the file, line and field."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} does not exist: run the stage that writes it (dvc repro) first")
+    records, seen = [], set()
+    for line_no, row in enumerate(read_jsonl(path), start=1):
+        unknown = set(row) - _FIELDS
+        if unknown:
+            raise ValueError(f"{path}:{line_no}: unknown fields {sorted(unknown)}; expected {sorted(_FIELDS)}")
+        try:
+            record = Record(**row)
+        except TypeError as err:
+            raise ValueError(f"{path}:{line_no}: {err}") from None
+        except ValueError as err:
+            raise ValueError(f"{path}:{line_no}: {err}") from None
+        if record.id in seen:
+            raise ValueError(f"{path}:{line_no}: duplicate record id {record.id!r}")
+        seen.add(record.id)
+        records.append(record)
+    return records

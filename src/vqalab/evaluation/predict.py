@@ -1,0 +1,23 @@
+"""Batched prediction for any family."""
+
+from __future__ import annotations
+
+import torch
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from vqalab.data.dataset import VQADataset
+from vqalab.models.base import VQAModel
+from vqalab.training.device import to_device
+
+
+@torch.no_grad()
+def predict_dataset(model: VQAModel, dataset: VQADataset, *, batch_size: int, device: torch.device,
+                    top_k: int = 1, desc: str = "predict") -> list[list[tuple[str, float]]]:
+    """Return, for every item of ``dataset`` in order, its ``top_k`` (answer, score) pairs."""
+    model.eval()
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=model.collate)
+    outputs: list[list[tuple[str, float]]] = []
+    for batch in tqdm(loader, desc=desc, unit="batch", leave=False):
+        outputs.extend(model.predict(to_device(batch, device), top_k=top_k))
+    return outputs

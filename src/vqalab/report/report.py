@@ -1,0 +1,90 @@
+"""The report: the study's table, accuracy per answer type, data facts and training-curve plots."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # PNGs only: no display, no CDN
+import matplotlib.pyplot as plt  # noqa: E402
+
+
+def read_curves(curves_dir: Path) -> dict[str, list[tuple[int, float]]]:
+    """Read DVCLive's per-metric TSV files (step, value) into {metric: [(step, value), ...]}."""
+    curves = {}
+    for path in sorted(Path(curves_dir).rglob("*.tsv")):
+        with path.open(newline="") as fh:
+            rows = list(csv.DictReader(fh, delimiter="\t"))
+        if rows:
+            name = path.stem
+            curves[name] = [(int(row["step"]) + 1, float(row[name])) for row in rows]  # epochs count from 1
+    return curves
+
+
+def plot_training_curves(curves: dict[str, list[tuple[int, float]]], out_png: Path, *, title: str) -> None:
+    shown = [name for name in ("train_loss", "val_accuracy") if name in curves]
+    if not shown:
+        raise ValueError("no train_loss or val_accuracy curve found: did the train stage log with DVCLive?")
+    fig, axes = plt.subplots(1, len(shown), figsize=(5 * len(shown), 3.5), squeeze=False)
+    for ax, name in zip(axes[0], shown):
+        epochs, values = zip(*curves[name])
+        ax.plot(epochs, values, marker="o")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(name.replace("_", " "))
+        ax.grid(alpha=0.3)
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(out_png, format="png", dpi=100)
+    plt.close(fig)
+
+
+def format_duration(seconds: float) -> str:
+    minutes, secs = divmod(round(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min" if hours else f"{minutes} min {secs:02d} s"
+
+
+def pct(fraction: float) -> str:
+    return f"{100 * fraction:.2f}%"
+
+
+def render_report(metrics: dict, stats: dict, *, plot_names: list[str]) -> str:
+    lines = [
+        f"# vqalab report: {metrics['model']} ({metrics['profile']} profile) on {metrics['dataset']}",
+        "",
+        "| model | test accuracy | SBERT similarity | training time |",
+        "|---|---|---|---|",
+        f"| {metrics['model']} | {pct(metrics['accuracy'])} | {pct(metrics['sbert_similarity'])} | "
+        f"{format_duration(metrics['train_time_s'])} |",
+        "",
+        f"SBERT scorer: `{metrics['sbert_model']}`. Best validation epoch: {metrics['best_epoch']}. "
+        f"Parameters: {metrics['trainable_params']:,} trainable of {metrics['total_params']:,}. "
+        f"Test inference: {metrics['eval_time_s']:.1f} s for {metrics['n']:,} questions.",
+        "",
+        "## Accuracy per answer type",
+        "",
+        "| answer type | questions | accuracy |",
+        "|---|---|---|",
+    ]
+    for answer_type in ("closed", "open"):
+        if f"n_{answer_type}" in metrics:
+            lines.append(f"| {answer_type} | {metrics[f'n_{answer_type}']:,} | {pct(metrics[f'accuracy_{answer_type}'])} |")
+    lines.append(f"| all | {metrics['n']:,} | {pct(metrics['accuracy'])} |")
+    lines += ["", "## Data", "", "| split | questions | images | distinct answers | answers outside the vocabulary |",
+              "|---|---|---|---|---|"]
+    for split in ("train", "val", "test"):
+        s = stats[split]
+        lines.append(f"| {split} | {s['questions']:,} | {s['images']:,} | {s['answers']:,} | {s['answers_outside_vocabulary']:,} |")
+    lines += [
+        "",
+        f"Answer vocabulary (from train): {stats['answer_vocabulary']} answers; images at {stats['image_size']} px. "
+        f"Test answer coverage, the ceiling of a classifier: {pct(stats['test']['answer_coverage'])}. "
+        f"Images shared train/val: {stats['images_shared_train_val']}, train/test: {stats['images_shared_train_test']}.",
+        "",
+        "## Plots",
+        "",
+    ]
+    lines += [f"![{name}](../plots/{name})" for name in plot_names]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,96 @@
+"""The one training loop, for every family.
+
+Early stopping and model selection use validation accuracy only; the test split is never seen here.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+from transformers import get_linear_schedule_with_warmup
+
+from vqalab.config import TrainParams
+from vqalab.data.dataset import VQADataset
+from vqalab.evaluation.metrics import accuracy
+from vqalab.evaluation.predict import predict_dataset
+from vqalab.models.base import VQAModel
+from vqalab.training.device import to_device
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainResult:
+    best_epoch: int
+    best_val_accuracy: float
+    epochs_run: int
+    stop_reason: str
+    train_time_s: float
+    history: list[dict] = field(default_factory=list)
+
+
+def validation_accuracy(model: VQAModel, val_set: VQADataset, *, batch_size: int, device: torch.device) -> float:
+    outputs = predict_dataset(model, val_set, batch_size=batch_size, device=device, desc="validate")
+    return accuracy([top[0][0] for top in outputs], [r.answer for r in val_set.records])
+
+
+def fit(model: VQAModel, train_set: VQADataset, val_set: VQADataset, *, params: TrainParams,
+        device: torch.device, seed: int, on_epoch_end: Callable[[int, dict], None] | None = None) -> TrainResult:
+    """Train ``model`` in place and leave it holding the weights of its best validation epoch."""
+    model.to(device)
+    loader = DataLoader(train_set, batch_size=params.batch_size, shuffle=True, collate_fn=model.collate,
+                        generator=torch.Generator().manual_seed(seed))
+    optimizer = torch.optim.AdamW(model.param_groups(), weight_decay=params.weight_decay)
+    total_steps = len(loader) * params.max_epochs
+    scheduler = get_linear_schedule_with_warmup(optimizer, int(params.warmup_ratio * total_steps), total_steps)
+
+    best_state, best_epoch, best_acc = None, 0, -1.0
+    history, stop_reason = [], "max_epochs"
+    start = time.perf_counter()
+    for epoch in range(1, params.max_epochs + 1):
+        model.train()
+        loss_sum, loss_batches = 0.0, 0
+        progress = tqdm(loader, desc=f"epoch {epoch}/{params.max_epochs}", unit="batch")
+        for batch in progress:
+            output = model(to_device(batch, device))
+            if output.loss is None:  # every answer in the batch is outside the vocabulary
+                continue
+            output.loss.backward()
+            if params.grad_clip is not None:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), params.grad_clip)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            loss_sum += output.loss.item()
+            loss_batches += 1
+            progress.set_postfix(loss=f"{loss_sum / loss_batches:.4f}")
+        val_acc = validation_accuracy(model, val_set, batch_size=params.batch_size * 2, device=device)
+        metrics = {
+            "train_loss": loss_sum / max(loss_batches, 1),
+            "val_accuracy": val_acc,
+            "lr": scheduler.get_last_lr()[0],
+            "elapsed_s": time.perf_counter() - start,
+        }
+        history.append({"epoch": epoch, **metrics})
+        log.info("epoch %d: %s", epoch, {k: round(v, 5) for k, v in metrics.items()})
+        if on_epoch_end is not None:
+            on_epoch_end(epoch, metrics)
+        if val_acc > best_acc:
+            best_acc, best_epoch = val_acc, epoch
+            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        if params.target_val_accuracy is not None and val_acc >= params.target_val_accuracy:
+            stop_reason = "target_val_accuracy"
+            break
+        if epoch - best_epoch >= params.patience:
+            stop_reason = "early_stopping"
+            break
+    train_time = time.perf_counter() - start
+    model.load_state_dict(best_state)
+    return TrainResult(best_epoch=best_epoch, best_val_accuracy=best_acc, epochs_run=len(history),
+                       stop_reason=stop_reason, train_time_s=train_time, history=history)

@@ -1,0 +1,57 @@
+"""Stage train: build the chosen family, train it with early stopping on validation, save the best."""
+
+from dataclasses import asdict
+from pathlib import Path
+
+from dvclive import Live
+
+from vqalab.config import load_params
+from vqalab.data.dataset import ProcessedData
+from vqalab.models.checkpoint import save_checkpoint
+from vqalab.models.registry import get_family
+from vqalab.stage import stage_parser
+from vqalab.training.device import resolve_device, seed_everything
+from vqalab.training.loop import fit
+
+
+def main(argv=None) -> None:
+    parser = stage_parser(__doc__)
+    parser.add_argument("--data", type=Path, required=True, help="the preprocess stage's folder")
+    parser.add_argument("--out", type=Path, required=True, help="checkpoint folder")
+    parser.add_argument("--live", type=Path, required=True, help="DVCLive folder for the training curves")
+    args = parser.parse_args(argv)
+    params = load_params(args.params)
+    device = resolve_device(params.train.device)
+    data = ProcessedData.load(args.data)
+    if data.image_size != params.family.image_size:
+        raise ValueError(f"{args.data} holds {data.image_size}px images but {params.model}.{params.profile}.image_size "
+                         f"is {params.family.image_size}: rerun the preprocess stage (dvc repro)")
+    seed_everything(params.seed)
+    model = get_family(params.model).model_class.build(params.family, data.vocab.answers)
+    train_set, val_set = data.split("train"), data.split("val")
+
+    with Live(dir=str(args.live), save_dvc_exp=False, dvcyaml=None, report=None) as live:
+        def log_epoch(epoch: int, metrics: dict) -> None:
+            for name, value in metrics.items():
+                live.log_metric(name, value)
+            live.next_step()
+
+        result = fit(model, train_set, val_set, params=params.train, device=device, seed=params.seed,
+                     on_epoch_end=log_epoch)
+
+    summary = asdict(result)
+    summary.pop("history")  # the curves live in the DVCLive folder
+    save_checkpoint(model, args.out, info={
+        "dataset": params.dataset,
+        "profile": params.profile,
+        "seed": params.seed,
+        "device": str(device),
+        "n_train": len(train_set),
+        "n_val": len(val_set),
+        **summary,
+        **model.parameter_counts(),
+    })
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,56 @@
+from pathlib import Path
+
+import pytest
+import yaml
+
+from vqalab.config import load_params
+from vqalab.models.resnet_bert import ResNetBertConfig
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def write_params(tmp_path, **changes):
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    for dotted, value in changes.items():
+        *parents, key = dotted.split("__")
+        node = params
+        for parent in parents:
+            node = node[parent]
+        node[key] = value
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(params))
+    return path
+
+
+def test_project_params_load_into_typed_objects():
+    params = load_params(ROOT / "params.yaml")
+    assert params.model == "resnet_bert" and params.profile == "tiny" and params.dataset == "easy_vqa"
+    assert isinstance(params.family, ResNetBertConfig)
+    assert params.family.image_widths == (32, 64, 128, 256)
+    assert params.sbert_model == "packaged:all-MiniLM-L6-v2"
+
+
+def test_paper_profile_loads(tmp_path):
+    params = load_params(write_params(tmp_path, profile="paper"))
+    assert params.family.image_encoder == "resnet50" and params.family.image_size == 224
+    assert params.sbert_model == "sentence-transformers/paraphrase-MiniLM-L6-v2"
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"model": "resnet_gpt"}, r"model = 'resnet_gpt' is not one of \['resnet_bert'\]"),
+        ({"dataset": "coco"}, r"dataset = 'coco' is not one of \['easy_vqa'\]"),
+        ({"profile": "huge"}, r"profile = 'huge' is not one of"),
+        ({"train__batch_size": 0}, r"train: batch_size must be >= 1, got 0"),
+        ({"train__batch_size": "64"}, r"train.batch_size = '64' should be of type int"),
+        ({"train__epochs": 3}, r"unknown key\(s\) train.epochs"),
+        ({"preprocess__val_fraction": 1.5}, r"val_fraction must be in \(0, 1\)"),
+        ({"resnet_bert__tiny__image_encoder": "vgg"}, r"resnet_bert.tiny: image_encoder 'vgg' is not one of"),
+        ({"resnet_bert__tiny__image_size": 16}, r"image_size must be >= 32"),
+        ({"seed": -1}, r"seed must be a non-negative integer"),
+    ],
+)
+def test_bad_params_fail_with_the_parameter_name(tmp_path, change, message):
+    with pytest.raises(ValueError, match=message):
+        load_params(write_params(tmp_path, **change))

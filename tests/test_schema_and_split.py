@@ -1,0 +1,68 @@
+import json
+
+import pytest
+
+from vqalab.data.preprocess import split_statistics, split_train_val
+from vqalab.data.schema import Record, read_records
+from vqalab.data.vocab import AnswerVocab
+
+
+def make_records(n_images=40, questions_per_image=3, n_test_images=5):
+    records = []
+    for split, count in (("train", n_images), ("test", n_test_images)):
+        for image in range(count):
+            for q in range(questions_per_image):
+                answer = ["yes", "no", "red"][q]
+                records.append(Record(
+                    id=f"{split}-{image}-{q}", image=f"images/{split}/{image}.png", question=f"question {q}?",
+                    answer=answer, answer_raw=answer, split=split,
+                    answer_type="closed" if answer in ("yes", "no") else "open",
+                ))
+    return records
+
+
+def test_validation_split_is_by_image_and_seeded():
+    records = make_records()
+    split = split_train_val(records, val_fraction=0.25, seed=0)
+    train_images = {r.image for r in split if r.split == "train"}
+    val_images = {r.image for r in split if r.split == "val"}
+    assert val_images and not train_images & val_images
+    assert len(val_images) == 10  # 25% of 40 images
+    # every question of a validation image moved with it
+    assert sum(r.split == "val" for r in split) == 3 * len(val_images)
+    assert [r.split for r in split if r.image.startswith("images/test")] == ["test"] * 15
+    assert split == split_train_val(records, val_fraction=0.25, seed=0)
+    assert split != split_train_val(records, val_fraction=0.25, seed=1)
+
+
+def test_split_statistics_count_unseen_answers():
+    records = make_records()
+    records.append(Record(id="odd", image="images/test/0.png", question="q?", answer="blue", answer_raw="Blue",
+                          split="test", answer_type="open"))
+    stats = split_statistics(records, AnswerVocab.build(r.answer for r in records if r.split == "train"))
+    assert stats["test"]["questions"] == 16
+    assert stats["test"]["answers_outside_vocabulary"] == 1
+    assert stats["test"]["answer_coverage"] == round(15 / 16, 4)
+    assert stats["images_shared_train_test"] == 0
+
+
+def test_record_validation_names_the_field():
+    with pytest.raises(ValueError, match="field 'question' must be non-empty"):
+        Record(id="x", image="a.png", question=" ", answer="yes", answer_raw="yes", split="train", answer_type="closed")
+    with pytest.raises(ValueError, match="split 'dev'"):
+        Record(id="x", image="a.png", question="q", answer="yes", answer_raw="yes", split="dev", answer_type="closed")
+
+
+def test_read_records_names_file_and_line(tmp_path):
+    good = {"id": "a", "image": "i.png", "question": "q?", "answer": "yes", "answer_raw": "Yes",
+            "split": "train", "answer_type": "closed"}
+    path = tmp_path / "records.jsonl"
+    path.write_text(json.dumps(good) + "\n" + json.dumps(good) + "\n")
+    with pytest.raises(ValueError, match=r"records.jsonl:2: duplicate record id 'a'"):
+        read_records(path)
+    path.write_text(json.dumps({**good, "colour": "red"}) + "\n")
+    with pytest.raises(ValueError, match=r"records.jsonl:1: unknown fields \['colour'\]"):
+        read_records(path)
+    path.write_text(json.dumps({k: v for k, v in good.items() if k != "answer"}) + "\n")
+    with pytest.raises(ValueError, match=r"records.jsonl:1: .*answer"):
+        read_records(path)
