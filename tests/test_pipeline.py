@@ -1,0 +1,116 @@
+"""End to end: the real dvc.yaml and stages on a small slice of easy-VQA, in a temporary repository."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+pytestmark = pytest.mark.slow
+
+
+def run(args, cwd, env):
+    result = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True)
+    assert result.returncode == 0, f"{' '.join(args)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    return result.stdout
+
+
+def set_params(root: Path, **changes):
+    path = root / "params.yaml"
+    params = yaml.safe_load(path.read_text())
+    for dotted, value in changes.items():
+        *parents, key = dotted.split(".")
+        node = params
+        for parent in parents:
+            node = node[parent]
+        node[key] = value
+    path.write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    root = tmp_path_factory.mktemp("project")
+    for name in ("dvc.yaml", "params.yaml"):
+        shutil.copy(ROOT / name, root / name)
+    for name in ("stages", "src"):
+        shutil.copytree(ROOT / name, root / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    set_params(root, **{"download.max_images_per_split": 30, "train.max_epochs": 2, "evaluate.batch_size": 64})
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "HF_HUB_OFFLINE": "1",
+           "DVC_NO_ANALYTICS": "1", "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
+           "GIT_COMMITTER_EMAIL": "t@t"}
+    run(["git", "init", "-q"], root, env)
+    run([str(BIN / "dvc"), "init", "-q"], root, env)
+    # As in a clone: DVCLive and `dvc exp` need a repository with at least one commit.
+    run(["git", "add", "-A"], root, env)
+    run(["git", "commit", "-qm", "project"], root, env)
+    run([str(BIN / "dvc"), "repro"], root, env)
+    run(["git", "add", "-A"], root, env)
+    run(["git", "commit", "-qm", "baseline"], root, env)
+    return root, env
+
+
+def test_repro_writes_every_output(project):
+    root, env = project
+    metrics = json.loads((root / "metrics/eval.json").read_text())
+    for key in ("accuracy", "accuracy_closed", "accuracy_open", "sbert_similarity", "sbert_model", "train_time_s",
+                "eval_time_s", "trainable_params", "total_params"):
+        assert key in metrics, key
+    assert 0.0 <= metrics["accuracy"] <= 1.0 and 0.0 < metrics["sbert_similarity"] <= 1.0
+    assert metrics["sbert_model"] == "packaged:all-MiniLM-L6-v2"
+    assert 0 < metrics["trainable_params"] < metrics["total_params"]
+
+    stats = json.loads((root / "metrics/data_stats.json").read_text())
+    assert stats["train"]["images"] + stats["val"]["images"] == 30 and stats["test"]["images"] == 30
+    assert stats["images_shared_train_val"] == 0
+    predictions = [json.loads(line) for line in (root / "metrics/predictions.jsonl").read_text().splitlines()]
+    assert len(predictions) == stats["test"]["questions"] == metrics["n"]
+    assert set(predictions[0]) == {"id", "question", "gold", "prediction", "score", "answer_type", "correct"}
+    assert sum(p["correct"] for p in predictions) == round(metrics["accuracy"] * metrics["n"])
+
+    report = (root / "metrics/report.md").read_text()
+    assert "| model | test accuracy | SBERT similarity | training time |" in report
+    assert f"| resnet_bert | {100 * metrics['accuracy']:.2f}% |" in report
+    assert (root / "plots/training_curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert json.loads((root / "models/resnet_bert/checkpoint.json").read_text())["epochs_run"] <= 2
+    assert "Data and pipelines are up to date" in run([str(BIN / "dvc"), "status"], root, env)
+
+
+def stages_to_run(root, env) -> set[str]:
+    """Stages that `dvc repro` would rerun because their own params or deps changed (their
+    downstream stages then rerun only if the outputs change)."""
+    out = run([str(BIN / "dvc"), "repro", "--dry"], root, env)
+    return {line.split("'")[1] for line in out.splitlines() if line.startswith("Running stage")}
+
+
+def test_param_changes_rerun_exactly_the_stages_that_read_them(project):
+    root, env = project
+    original = (root / "params.yaml").read_text()
+    try:
+        set_params(root, **{"train.batch_size": 32})
+        assert stages_to_run(root, env) == {"train"}
+        (root / "params.yaml").write_text(original)
+        set_params(root, **{"resnet_bert.tiny.image_size": 48})
+        assert stages_to_run(root, env) == {"preprocess", "train"}
+        (root / "params.yaml").write_text(original)
+        set_params(root, **{"evaluate.batch_size": 32})
+        assert stages_to_run(root, env) == {"evaluate"}
+    finally:
+        (root / "params.yaml").write_text(original)
+
+
+def test_exp_run_and_metrics_diff(project):
+    root, env = project
+    run([str(BIN / "dvc"), "exp", "run", "-S", "train.max_epochs=1"], root, env)
+    diff = json.loads(run([str(BIN / "dvc"), "metrics", "diff", "--all", "--json", "HEAD"], root, env))
+    eval_diff = diff["metrics/eval.json"]
+    assert {"accuracy", "sbert_similarity"} <= set(eval_diff)
+    assert set(eval_diff["accuracy"]) >= {"old", "new"}
+    checkpoint = json.loads((root / "models/resnet_bert/checkpoint.json").read_text())
+    assert checkpoint["epochs_run"] == 1
