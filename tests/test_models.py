@@ -20,8 +20,8 @@ def items(size, n=2):
     generator = torch.Generator().manual_seed(0)
     return [
         {"image": torch.randint(0, 256, (3, size, size), dtype=torch.uint8, generator=generator),
-         "question": q, "label": label, "index": i}
-        for i, (q, label) in enumerate([("is there a red shape?", 0), ("what shape is it?", 3)][:n])
+         "question": q, "label": label}
+        for q, label in [("is there a red shape?", 0), ("what shape is it?", 3)][:n]
     ]
 
 

@@ -16,7 +16,7 @@ from vqalab.io import read_json
 
 
 class VQADataset(Dataset):
-    """Items are ``{"image": uint8 3xHxW tensor, "question": str, "label": int, "index": int}``.
+    """Items are ``{"image": uint8 3xHxW tensor, "question": str, "label": int}``.
 
     Family collators turn a list of items into model inputs; ``label`` is the answer's index in
     the vocabulary or ``IGNORE_INDEX`` when the answer is outside it.
@@ -37,7 +37,6 @@ class VQADataset(Dataset):
             "image": torch.from_numpy(np.array(self.images[self.image_row[record.image]])),  # copy out of the memory map
             "question": record.question,
             "label": self.vocab.label(record.answer),
-            "index": index,
         }
 
 
