@@ -40,7 +40,7 @@ def test_paper_profile_loads(tmp_path):
     ("change", "message"),
     [
         ({"model": "resnet_gpt"}, r"model = 'resnet_gpt' is not one of \['resnet_bert'\]"),
-        ({"dataset": "coco"}, r"dataset = 'coco' is not one of \['easy_vqa'\]"),
+        ({"dataset": "coco"}, r"dataset = 'coco' is not one of \['daquar', 'easy_vqa', 'folder', 'path_vqa', 'slake', 'vqa_rad'\]"),
         ({"profile": "huge"}, r"profile = 'huge' is not one of"),
         ({"train__batch_size": 0}, r"train: batch_size must be >= 1, got 0"),
         ({"train__batch_size": "64"}, r"train.batch_size = '64' should be of type int"),

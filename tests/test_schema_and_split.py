@@ -43,7 +43,7 @@ def test_split_statistics_count_unseen_answers():
     assert stats["test"]["questions"] == 16
     assert stats["test"]["answers_outside_vocabulary"] == 1
     assert stats["test"]["answer_coverage"] == round(15 / 16, 4)
-    assert stats["images_shared_train_test"] == 0
+    assert stats["test_images_seen_in_train_or_val"] == 0
 
 
 def test_record_validation_names_the_field():

@@ -81,10 +81,13 @@ def _require(condition: bool, message: str) -> None:
 class DownloadParams:
     # Keep only the first N images of each split (and their questions): for smoke runs.
     max_images_per_split: int | None = None
+    # error: stop at the first bad record, naming it; skip: skip bad records and count them.
+    on_bad_record: str = "error"
 
     def __post_init__(self) -> None:
         _require(self.max_images_per_split is None or self.max_images_per_split > 0,
                  f"max_images_per_split must be a positive integer or null, got {self.max_images_per_split}")
+        _require(self.on_bad_record in ("error", "skip"), f"on_bad_record must be error or skip, got {self.on_bad_record!r}")
 
 
 @dataclass(frozen=True)
@@ -144,6 +147,7 @@ class Params:
     preprocess: PreprocessParams
     train: TrainParams
     evaluate: EvaluateParams
+    dataset_config: Any  # the chosen data set's config (a dataclass of the data set module)
     family: Any  # the chosen family's config for the chosen profile (a dataclass of the family)
 
     @property
@@ -153,7 +157,7 @@ class Params:
 
 def load_params(path: str | Path = "params.yaml") -> Params:
     # Imported here so that importing vqalab.config stays light for tools that only read params.
-    from vqalab.data.registry import DATASETS
+    from vqalab.data.registry import DATASETS, get_dataset
     from vqalab.models.registry import FAMILIES, get_family
 
     path = Path(path)
@@ -180,6 +184,7 @@ def load_params(path: str | Path = "params.yaml") -> Params:
     section = raw.get(model)
     if not isinstance(section, dict) or profile not in section:
         raise ValueError(f"params: section {model}.{profile} is missing; it holds the {model} settings for profile {profile}")
+    dataset_sections = raw.get("datasets") or {}
     return Params(
         dataset=dataset,
         model=model,
@@ -189,5 +194,7 @@ def load_params(path: str | Path = "params.yaml") -> Params:
         preprocess=from_mapping(PreprocessParams, raw.get("preprocess", {}), "preprocess"),
         train=from_mapping(TrainParams, raw.get("train", {}), "train"),
         evaluate=from_mapping(EvaluateParams, raw.get("evaluate", {}), "evaluate"),
+        dataset_config=from_mapping(get_dataset(dataset).config_class, dataset_sections.get(dataset) or {},
+                                    f"datasets.{dataset}"),
         family=from_mapping(family.config_class, section[profile], f"{model}.{profile}"),
     )

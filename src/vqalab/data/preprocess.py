@@ -8,6 +8,7 @@ vocabulary), ``images.npy`` (uint8, N x 3 x S x S) and ``image_index.json`` (row
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import logging
 from collections import Counter
 from pathlib import Path
@@ -17,9 +18,10 @@ from PIL import Image, UnidentifiedImageError
 from sklearn.model_selection import GroupShuffleSplit
 from tqdm import tqdm
 
+from vqalab.data.collect import MANIFEST_FILE
 from vqalab.data.schema import RECORDS_FILE, Record, read_records
 from vqalab.data.vocab import AnswerVocab
-from vqalab.io import write_json, write_jsonl
+from vqalab.io import read_json, write_json, write_jsonl
 
 log = logging.getLogger(__name__)
 
@@ -32,8 +34,11 @@ def split_train_val(records: list[Record], *, val_fraction: float, seed: int) ->
     """Move a seeded share of the training *images* (with all their questions) to ``val``.
 
     Splitting by image keeps validation honest: a question about an image the model trained on
-    would measure memorisation, not answering.
+    would measure memorisation, not answering. A data set that ships its own validation split
+    (SLAKE, PathVQA) keeps it.
     """
+    if any(r.split == "val" for r in records):
+        return records
     train = [r for r in records if r.split == "train"]
     groups = [r.image for r in train]
     if len(set(groups)) < 2:
@@ -58,10 +63,27 @@ def resize_images(raw_dir: Path, image_paths: list[str], size: int) -> np.ndarra
     return out
 
 
-def split_statistics(records: list[Record], vocab: AnswerVocab) -> dict:
+def content_hashes(raw_dir: Path, image_paths: list[str]) -> dict[str, str]:
+    return {rel: hashlib.sha1((raw_dir / rel).read_bytes()).hexdigest() for rel in image_paths}
+
+
+def split_statistics(records: list[Record], vocab: AnswerVocab, hashes: dict[str, str] | None = None) -> dict:
+    """Questions, images and answers per split; how much of each split a classifier can answer;
+    the long tail of training answers; and images shared between splits (by path and, given
+    ``hashes``, by content: the same picture stored twice)."""
     by_split = {s: [r for r in records if r.split == s] for s in ("train", "val", "test")}
     images = {s: {r.image for r in rs} for s, rs in by_split.items()}
-    stats: dict = {"answer_vocabulary": len(vocab)}
+    train_counts = Counter(r.answer for r in by_split["train"])
+    stats: dict = {
+        "answer_vocabulary": len(vocab),
+        "train_answers": {
+            "distinct": len(train_counts),
+            "seen_once": sum(n == 1 for n in train_counts.values()),
+            "seen_2_to_10": sum(2 <= n <= 10 for n in train_counts.values()),
+            "seen_over_10": sum(n > 10 for n in train_counts.values()),
+            "top10_share_of_questions": round(sum(n for _, n in train_counts.most_common(10)) / max(len(by_split["train"]), 1), 4),
+        },
+    }
     for split, rs in by_split.items():
         types = Counter(r.answer_type for r in rs)
         unseen = sum(r.answer not in vocab for r in rs)
@@ -75,13 +97,20 @@ def split_statistics(records: list[Record], vocab: AnswerVocab) -> dict:
             # The ceiling of any classifier over the training answers.
             "answer_coverage": round(1 - unseen / len(rs), 4) if rs else None,
         }
-    stats["images_shared_train_val"] = len(images["train"] & images["val"])
-    stats["images_shared_train_test"] = len(images["train"] & images["test"])
+    # Images in two splits, by path and, given hashes, by content (the same picture stored twice).
+    keys = {"path": images}
+    if hashes is not None:
+        keys["content"] = {s: {hashes[i] for i in imgs} for s, imgs in images.items()}
+    for kind, sets in keys.items():
+        suffix = "" if kind == "path" else "_by_content"
+        stats[f"images_shared_train_val{suffix}"] = len(sets["train"] & sets["val"])
+        stats[f"test_images_seen_in_train_or_val{suffix}"] = len(sets["test"] & (sets["train"] | sets["val"]))
     return stats
 
 
 def preprocess(raw_dir: Path, out_dir: Path, *, image_size: int, val_fraction: float,
                min_answer_count: int, seed: int) -> dict:
+    manifest = read_json(raw_dir / MANIFEST_FILE)
     records = read_records(raw_dir / RECORDS_FILE)
     records = split_train_val(records, val_fraction=val_fraction, seed=seed)
     vocab = AnswerVocab.build((r.answer for r in records if r.split == "train"), min_count=min_answer_count)
@@ -93,7 +122,8 @@ def preprocess(raw_dir: Path, out_dir: Path, *, image_size: int, val_fraction: f
     write_json(out_dir / ANSWERS_FILE, vocab.answers)
     write_json(out_dir / IMAGE_INDEX_FILE, image_paths)
     np.save(out_dir / IMAGES_FILE, images)
-    stats = split_statistics(records, vocab)
+    stats = split_statistics(records, vocab, content_hashes(raw_dir, image_paths))
     stats["image_size"] = image_size
+    stats["skipped_records"] = manifest.get("skipped", {})
     log.info("split statistics: %s", stats)
     return stats

@@ -81,7 +81,8 @@ def render_report(metrics: dict, stats: dict, *, plot_names: list[str]) -> str:
         "",
         f"Answer vocabulary (from train): {stats['answer_vocabulary']} answers; images at {stats['image_size']} px. "
         f"Test answer coverage, the ceiling of a classifier: {pct(stats['test']['answer_coverage'])}. "
-        f"Images shared train/val: {stats['images_shared_train_val']}, train/test: {stats['images_shared_train_test']}.",
+        f"Images shared train/val: {stats['images_shared_train_val']}; test images also in train or val: "
+        f"{stats['test_images_seen_in_train_or_val']} of {stats['test']['images']}.",
         "",
         "## Plots",
         "",
