@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vqalab.data.collect import RecordCollector
-from vqalab.data.fetch import download, extract, local_source
+from vqalab.data.fetch import download, extract, local_copy
 
 BASE_URL = "https://datasets.d2.mpi-inf.mpg.de/mateusz14visual-turing/"
 IMAGES_ARCHIVE = "nyu_depth_images.tar"
@@ -64,8 +64,7 @@ def materialize(config: DaquarConfig, *, collector: RecordCollector, downloads: 
         for name in [*files.values(), IMAGES_ARCHIVE]:
             download(BASE_URL + name, root / name, param=PARAM)
     else:
-        path = local_source(config.source, param=PARAM)
-        root = extract(path, downloads / f"daquar_{path.stem}") if path.is_file() else path
+        root = local_copy(config.source, param=PARAM, downloads=downloads)
     images = index_images(root, downloads)
     for split, name in files.items():
         qa_path = root / name

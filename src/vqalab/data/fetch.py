@@ -107,8 +107,16 @@ def extract(archive: Path, into: Path) -> Path:
 
 
 def local_source(source: str, *, param: str) -> Path:
-    """A local copy named by a source parameter: it must exist."""
+    """A local file or folder named by a parameter: it must exist."""
     path = Path(source).expanduser()
     if not path.exists():
         raise FileNotFoundError(f"{param} = {source!r}: no such file or folder (relative paths start at the project root)")
     return path
+
+
+def local_copy(source: str, *, param: str, downloads: Path) -> Path:
+    """The folder of a local copy of a data set: the folder itself, or an archive unpacked once."""
+    path = local_source(source, param=param)
+    if path.is_dir():
+        return path
+    return extract(path, downloads / f"{path.name}.unpacked")

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vqalab.data.collect import RecordCollector
-from vqalab.data.fetch import extract, hf_dataset_snapshot, local_source
+from vqalab.data.fetch import hf_dataset_snapshot, local_copy
 from vqalab.data.parquet import read_parquet_vqa
 
 HF_REPO = "flaviagiammarino/path-vqa"
@@ -28,6 +28,5 @@ def materialize(config: PathVQAConfig, *, collector: RecordCollector, downloads:
     if config.source == "hf":
         root = hf_dataset_snapshot(HF_REPO, param=PARAM, allow_patterns=["*.parquet", "*.md"])
     else:
-        path = local_source(config.source, param=PARAM)
-        root = extract(path, downloads / f"path_vqa_{path.stem}") if path.is_file() else path
+        root = local_copy(config.source, param=PARAM, downloads=downloads)
     read_parquet_vqa(root, collector, dataset="path_vqa")

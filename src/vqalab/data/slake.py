@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vqalab.data.collect import RecordCollector
-from vqalab.data.fetch import extract, hf_dataset_snapshot, local_source
+from vqalab.data.fetch import extract, hf_dataset_snapshot, local_copy
 
 HF_REPO = "BoKelvin/SLAKE"
 PARAM = "datasets.slake.source"
@@ -29,8 +29,7 @@ def materialize(config: SlakeConfig, *, collector: RecordCollector, downloads: P
     if config.source == "hf":
         root = hf_dataset_snapshot(HF_REPO, param=PARAM, allow_patterns=[*SPLIT_FILES.values(), "imgs.zip"])
     else:
-        path = local_source(config.source, param=PARAM)
-        root = extract(path, downloads / f"slake_{path.stem}") if path.is_file() else path
+        root = local_copy(config.source, param=PARAM, downloads=downloads)
     image_root = find_image_root(root, downloads)
     for split, name in SPLIT_FILES.items():
         json_path = root / name

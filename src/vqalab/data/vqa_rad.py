@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vqalab.data.collect import RecordCollector
-from vqalab.data.fetch import download, extract, hf_dataset_snapshot, local_source, sha256_of
+from vqalab.data.fetch import download, extract, hf_dataset_snapshot, local_copy, sha256_of
 from vqalab.data.parquet import read_parquet_vqa
 
 log = logging.getLogger(__name__)
@@ -66,8 +66,7 @@ def locate(source: str, downloads: Path) -> Path:
         return extract(archive, downloads / "vqa_rad_osf")
     if source == "hf":
         return hf_dataset_snapshot(HF_REPO, param=PARAM)
-    path = local_source(source, param=PARAM)
-    return extract(path, downloads / f"vqa_rad_{path.stem}") if path.is_file() else path
+    return local_copy(source, param=PARAM, downloads=downloads)
 
 
 def read_official(json_path: Path, variant: str, collector: RecordCollector) -> None:
