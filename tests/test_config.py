@@ -30,6 +30,12 @@ def test_project_params_load_into_typed_objects():
     assert params.sbert_model == "packaged:all-MiniLM-L6-v2"
 
 
+def test_exponent_floats_written_by_dvc_exp_run_are_floats(tmp_path):
+    path = write_params(tmp_path, resnet_bert__tiny__encoder_lr="5e-05")
+    assert "encoder_lr: 5e-05" in path.read_text()
+    assert load_params(path).family.encoder_lr == 5e-05
+
+
 def test_paper_profile_loads(tmp_path):
     params = load_params(write_params(tmp_path, profile="paper"))
     assert params.family.image_encoder == "resnet50" and params.family.image_size == 224

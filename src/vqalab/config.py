@@ -67,6 +67,12 @@ def _check_type(value: Any, hint: Any, where: str) -> Any:
         return tuple(_check_type(v, item_hint, f"{where}[{i}]") for i, v in enumerate(value))
     if hint is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
+    if hint is float and isinstance(value, str):
+        # YAML 1.1 (PyYAML) reads 5e-05, as `dvc exp run -S lr=5e-5` writes it, as text.
+        try:
+            return float(value)
+        except ValueError:
+            pass
     if hint is Any or (isinstance(hint, type) and isinstance(value, hint) and not (hint is int and isinstance(value, bool))):
         return value
     raise ValueError(f"params: {where} = {value!r} should be of type {getattr(hint, '__name__', hint)}")
