@@ -5,7 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from vqalab.models.base import VQAModel
+from vqalab.models.pubmedclip import PubMedClip, PubMedClipConfig
 from vqalab.models.resnet_bert import ResNetBert, ResNetBertConfig
+from vqalab.models.vilt import Vilt, ViltFamilyConfig
 
 
 @dataclass(frozen=True)
@@ -16,6 +18,8 @@ class Family:
 
 FAMILIES = {
     "resnet_bert": Family(ResNetBertConfig, ResNetBert),
+    "pubmedclip": Family(PubMedClipConfig, PubMedClip),
+    "vilt": Family(ViltFamilyConfig, Vilt),
 }
 
 

@@ -1,0 +1,98 @@
+"""pubmedclip: the PubMedCLIP ViT-B/32 vision tower + a BERT-family text encoder + the fused classifier.
+
+Paper profile: the vision tower of ``flaviagiammarino/pubmed-clip-vit-base-patch32`` (CLIP
+fine-tuned on ROCO radiology captions) with ``bert-base-uncased``, 224 px, fine-tuned. Tiny
+profile: a small random-init CLIP vision transformer and the packaged MiniLM text encoder.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+from transformers import CLIPVisionConfig, CLIPVisionModel
+
+from vqalab.models.fusion import FusionClassifier
+from vqalab.models.pretrained import resolve_pretrained
+
+CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
+CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+VISION_DIR = "vision_encoder"
+
+
+@dataclass(frozen=True)
+class PubMedClipConfig:
+    image_size: int
+    text_encoder: str  # hub id, local folder or packaged:<name>
+    # A CLIP checkpoint (hub id or local folder) whose vision tower is used, or null for a
+    # random-init tower with the sizes below.
+    vision_model: str | None = None
+    vision_hidden_size: int = 768
+    vision_layers: int = 12
+    vision_heads: int = 12
+    vision_intermediate_size: int = 3072
+    patch_size: int = 32
+    freeze_vision: bool = False
+    freeze_text_encoder: bool = False
+    max_question_tokens: int = 32
+    hidden_size: int = 512
+    dropout: float = 0.1
+    lr: float = 1e-3  # new parts: fusion, classifier, a random-init vision tower
+    encoder_lr: float = 2e-5  # pretrained encoders that are fine-tuned
+
+    def __post_init__(self) -> None:
+        if self.vision_model is None and self.image_size % self.patch_size:
+            raise ValueError(f"image_size {self.image_size} is not divisible by patch_size {self.patch_size}")
+        if self.vision_hidden_size % self.vision_heads:
+            raise ValueError(f"vision_hidden_size {self.vision_hidden_size} is not divisible by vision_heads {self.vision_heads}")
+        for name in ("image_size", "vision_layers", "max_question_tokens", "hidden_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        if self.lr <= 0 or self.encoder_lr <= 0:
+            raise ValueError(f"lr and encoder_lr must be > 0, got {self.lr} and {self.encoder_lr}")
+
+
+class ClipImageEncoder(nn.Module):
+    """A CLIP vision tower returning its pooled (post-layer-norm class token) features."""
+
+    def __init__(self, vision: CLIPVisionModel):
+        super().__init__()
+        self.vision = vision
+
+    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        # A resolution other than the tower's own interpolates its position embeddings.
+        interpolate = pixels.shape[-1] != self.vision.config.image_size
+        return self.vision(pixel_values=pixels, interpolate_pos_encoding=interpolate).pooler_output
+
+
+class PubMedClip(FusionClassifier):
+    family = "pubmedclip"
+    pixel_mean = CLIP_MEAN
+    pixel_std = CLIP_STD
+
+    @classmethod
+    def build_image_encoder(cls, config: PubMedClipConfig, *, saved: Path | None) -> tuple[nn.Module, int]:
+        if saved is not None:
+            vision = CLIPVisionModel(CLIPVisionConfig.from_pretrained(saved / VISION_DIR))
+        elif config.vision_model is not None:
+            # Takes the vision half of a full CLIP checkpoint (the text half is not needed).
+            vision = CLIPVisionModel.from_pretrained(resolve_pretrained(config.vision_model))
+        else:
+            vision = CLIPVisionModel(CLIPVisionConfig(
+                hidden_size=config.vision_hidden_size, num_hidden_layers=config.vision_layers,
+                num_attention_heads=config.vision_heads, intermediate_size=config.vision_intermediate_size,
+                image_size=config.image_size, patch_size=config.patch_size))
+        if config.freeze_vision:
+            vision.requires_grad_(False)
+        return ClipImageEncoder(vision), vision.config.hidden_size
+
+    @classmethod
+    def image_encoder_is_pretrained(cls, config: PubMedClipConfig) -> bool:
+        return config.vision_model is not None
+
+    def save_image_encoder(self, directory: Path) -> None:
+        self.image_encoder.vision.config.save_pretrained(directory / VISION_DIR)

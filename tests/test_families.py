@@ -1,0 +1,132 @@
+"""Every registered family, built offline: tiny profiles from the project's params, paper
+architectures from config objects saved with save_pretrained and loaded through the hub-id path."""
+
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from transformers import (AutoTokenizer, BertConfig, BertModel, CLIPConfig, CLIPModel, ViltConfig,
+                          ViltForQuestionAnswering)
+
+from vqalab.config import from_mapping
+from vqalab.models.checkpoint import load_checkpoint, save_checkpoint
+from vqalab.models.lora import LoraSettings
+from vqalab.models.pretrained import resolve_pretrained
+from vqalab.models.pubmedclip import PubMedClip, PubMedClipConfig
+from vqalab.models.registry import FAMILIES, get_family
+from vqalab.models.vilt import Vilt, ViltFamilyConfig
+
+ROOT = Path(__file__).resolve().parents[1]
+ANSWERS = ["yes", "no", "red", "circle", "square"]
+MINILM = "packaged:all-MiniLM-L6-v2"
+
+
+def items(size, n=2):
+    generator = torch.Generator().manual_seed(0)
+    questions = [("is there a red shape?", 0), ("what shape is it?", 3), ("what colour?", 2)]
+    return [{"image": torch.randint(0, 256, (3, size, size), dtype=torch.uint8, generator=generator),
+             "question": q, "label": label} for q, label in questions[:n]]
+
+
+def tiny_config(name):
+    """The family's tiny profile exactly as params.yaml sets it."""
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    return from_mapping(get_family(name).config_class, raw[name]["tiny"], f"{name}.tiny")
+
+
+@pytest.mark.parametrize("name", sorted(FAMILIES))
+def test_tiny_family_trains_and_round_trips(name, tmp_path):
+    config = tiny_config(name)
+    torch.manual_seed(0)
+    model = get_family(name).model_class.build(config, ANSWERS)
+    batch = model.collate(items(config.image_size))
+    out = model(batch)
+    assert out.logits.shape == (2, len(ANSWERS))
+    assert torch.isfinite(out.logits).all() and torch.isfinite(out.loss)
+    out.loss.backward()
+    grads = [p.grad for p in model.parameters() if p.requires_grad]
+    assert grads and all(g is not None and torch.isfinite(g).all() for g in grads)
+    grouped = sum(len(g["params"]) for g in model.param_groups())
+    assert grouped == len(grads), "every trainable parameter is in exactly one optimiser group"
+
+    model.eval()
+    save_checkpoint(model, tmp_path / "ckpt", info={})
+    loaded, meta = load_checkpoint(tmp_path / "ckpt")
+    assert meta["family"] == name and type(loaded) is type(model)
+    with torch.no_grad():
+        # ViLT draws its image patches in a random order (multinomial), even in eval: same seed, same draw.
+        torch.manual_seed(1)
+        expected = model(batch).logits
+        torch.manual_seed(1)
+        assert torch.equal(expected, loaded(batch).logits)
+
+
+def test_unknown_family_lists_the_choices():
+    with pytest.raises(ValueError, match=r"unknown model 'gpt'; choices: \['pubmedclip', 'resnet_bert', 'vilt'\]"):
+        get_family("gpt")
+
+
+def test_vilt_lora_trains_only_adapters_and_the_new_head():
+    settings = LoraSettings(r=4, alpha=8, dropout=0.0, target_modules=("query", "value"))
+    config = ViltFamilyConfig(image_size=64, tokenizer=MINILM, hidden_size=64, layers=2, heads=2,
+                              intermediate_size=128, patch_size=16, lora=settings)
+    model = Vilt.build(config, ANSWERS)
+    counts = model.parameter_counts()
+    hidden, layers = 64, 2
+    lora = layers * 2 * settings.r * (hidden + hidden)  # query and value: A (r x in) + B (out x r)
+    head = (hidden * 2 * hidden + 2 * hidden) + 2 * (2 * hidden) + (2 * hidden * len(ANSWERS) + len(ANSWERS))
+    assert counts["trainable_params"] == lora + head
+    out = model(model.collate(items(64)))
+    out.loss.backward()
+    assert all(p.grad is None for n, p in model.backbone.named_parameters() if "lora_" not in n)
+
+
+def test_vilt_question_length_is_capped_at_40_positions():
+    with pytest.raises(ValueError, match=r"max_question_tokens must be in \[1, 40\]"):
+        ViltFamilyConfig(image_size=64, tokenizer=MINILM, patch_size=16, max_question_tokens=64)
+    with pytest.raises(ValueError, match="not divisible by patch_size"):
+        ViltFamilyConfig(image_size=100, tokenizer=MINILM, patch_size=32)
+
+
+def save_bert_base(directory: Path) -> Path:
+    BertModel(BertConfig()).save_pretrained(directory)
+    AutoTokenizer.from_pretrained(resolve_pretrained(MINILM)).save_pretrained(directory)  # the uncased vocabulary
+    return directory
+
+
+@pytest.mark.slow
+def test_pubmedclip_paper_architecture_through_the_hub_code_path(tmp_path):
+    """A CLIP ViT-B/32 (CLIPConfig() defaults: the PubMedCLIP architecture) saved whole, as the hub
+    checkpoint is; its vision tower taken by the same from_pretrained call that takes the hub id."""
+    CLIPModel(CLIPConfig()).save_pretrained(tmp_path / "clip")
+    config = PubMedClipConfig(image_size=224, vision_model=str(tmp_path / "clip"),
+                              text_encoder=str(save_bert_base(tmp_path / "bert")), hidden_size=512)
+    model = PubMedClip.build(config, ANSWERS)
+    vision = model.image_encoder.vision.config
+    assert (vision.hidden_size, vision.num_hidden_layers, vision.patch_size) == (768, 12, 32)
+    counts = model.parameter_counts()
+    assert 190e6 < counts["total_params"] < 200e6  # ViT-B/32 vision (87.5M) + BERT-base (109.5M) + head
+    out = model(model.collate(items(224)))
+    out.loss.backward()
+    assert out.logits.shape == (2, len(ANSWERS))
+
+
+@pytest.mark.slow
+def test_vilt_paper_architecture_through_the_hub_code_path(tmp_path):
+    """ViltConfig() defaults are ViLT-B/32; saved as ViltForQuestionAnswering, as the VQA checkpoint is."""
+    ViltForQuestionAnswering(ViltConfig(num_labels=3129)).save_pretrained(tmp_path / "vilt")
+    AutoTokenizer.from_pretrained(resolve_pretrained(MINILM)).save_pretrained(tmp_path / "vilt")
+    settings = LoraSettings(r=8, alpha=16, dropout=0.05, target_modules=("query", "value"))
+    config = ViltFamilyConfig(image_size=224, backbone=str(tmp_path / "vilt"), tokenizer=str(tmp_path / "vilt"),
+                              lora=settings)
+    model = Vilt.build(config, ANSWERS)
+    counts = model.parameter_counts()
+    # ViLT-B/32 backbone with pooler: 111.2M (the "~87M" often quoted leaves out the 23.4M word embeddings)
+    assert 111e6 < counts["total_params"] < 114e6
+    lora = 12 * 2 * 8 * (768 + 768)
+    head = (768 * 1536 + 1536) + 2 * 1536 + (1536 * len(ANSWERS) + len(ANSWERS))
+    assert counts["trainable_params"] == lora + head
+    out = model(model.collate(items(224)))
+    out.loss.backward()
+    assert out.logits.shape == (2, len(ANSWERS))
