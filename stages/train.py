@@ -27,8 +27,9 @@ def main(argv=None) -> None:
         raise ValueError(f"{args.data} holds {data.image_size}px images but {params.model}.{params.profile}.image_size "
                          f"is {params.family.image_size}: rerun the preprocess stage (dvc repro)")
     seed_everything(params.seed)
-    model = get_family(params.model).model_class.build(params.family, data.vocab.answers)
     train_set, val_set = data.split("train"), data.split("val")
+    model = get_family(params.model).model_class.build(
+        params.family, data.vocab.answers, train_texts=[r.question for r in train_set.records])
 
     with Live(dir=str(args.live), save_dvc_exp=False, dvcyaml=None, report=None) as live:
         def log_epoch(epoch: int, metrics: dict) -> None:

@@ -45,7 +45,7 @@ def test_paper_profile_loads(tmp_path):
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        ({"model": "resnet_gpt"}, r"model = 'resnet_gpt' is not one of \['pubmedclip', 'resnet_bert', 'vilt'\]"),
+        ({"model": "resnet_gpt"}, r"model = 'resnet_gpt' is not one of \['pubmedclip', 'qwen2vl', 'resnet_bert', 'vilt'\]"),
         ({"dataset": "coco"}, r"dataset = 'coco' is not one of \['daquar', 'easy_vqa', 'folder', 'path_vqa', 'slake', 'vqa_rad'\]"),
         ({"profile": "huge"}, r"profile = 'huge' is not one of"),
         ({"train__batch_size": 0}, r"train: batch_size must be >= 1, got 0"),

@@ -26,7 +26,8 @@ def items(size, n=2):
     generator = torch.Generator().manual_seed(0)
     questions = [("is there a red shape?", 0), ("what shape is it?", 3), ("what colour?", 2)]
     return [{"image": torch.randint(0, 256, (3, size, size), dtype=torch.uint8, generator=generator),
-             "question": q, "label": label} for q, label in questions[:n]]
+             "question": q, "answer": ANSWERS[label], "answer_type": "closed" if label < 2 else "open",
+             "label": label} for q, label in questions[:n]]
 
 
 def tiny_config(name):
@@ -39,10 +40,11 @@ def tiny_config(name):
 def test_tiny_family_trains_and_round_trips(name, tmp_path):
     config = tiny_config(name)
     torch.manual_seed(0)
-    model = get_family(name).model_class.build(config, ANSWERS)
+    model = get_family(name).model_class.build(config, ANSWERS, train_texts=[i["question"] for i in items(64, 3)])
     batch = model.collate(items(config.image_size))
     out = model(batch)
-    assert out.logits.shape == (2, len(ANSWERS))
+    if model.prediction_modes == ("classify",):
+        assert out.logits.shape == (2, len(ANSWERS))
     assert torch.isfinite(out.logits).all() and torch.isfinite(out.loss)
     out.loss.backward()
     grads = [p.grad for p in model.parameters() if p.requires_grad]
@@ -60,10 +62,14 @@ def test_tiny_family_trains_and_round_trips(name, tmp_path):
         expected = model(batch).logits
         torch.manual_seed(1)
         assert torch.equal(expected, loaded(batch).logits)
+    for mode in model.prediction_modes:
+        predictions = loaded.predict(batch, top_k=1, mode=mode)
+        assert len(predictions) == 2
+        assert all(isinstance(answer, str) and 0.0 <= score <= 1.0 for (answer, score), in predictions)
 
 
 def test_unknown_family_lists_the_choices():
-    with pytest.raises(ValueError, match=r"unknown model 'gpt'; choices: \['pubmedclip', 'resnet_bert', 'vilt'\]"):
+    with pytest.raises(ValueError, match=r"unknown model 'gpt'; choices: \['pubmedclip', 'qwen2vl', 'resnet_bert', 'vilt'\]"):
         get_family("gpt")
 
 

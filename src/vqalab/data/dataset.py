@@ -16,10 +16,12 @@ from vqalab.io import read_json
 
 
 class VQADataset(Dataset):
-    """Items are ``{"image": uint8 3xHxW tensor, "question": str, "label": int}``.
+    """Items are ``{"image": uint8 3xHxW tensor, "question": str, "answer": str, "answer_type": str,
+    "label": int}``.
 
-    Family collators turn a list of items into model inputs; ``label`` is the answer's index in
-    the vocabulary or ``IGNORE_INDEX`` when the answer is outside it.
+    Family collators turn a list of items into model inputs: classifiers read ``label`` (the
+    answer's index in the vocabulary, or ``IGNORE_INDEX`` when it is outside), generative
+    families the ``answer`` text.
     """
 
     def __init__(self, records: list[Record], images: np.ndarray, image_row: dict[str, int], vocab: AnswerVocab):
@@ -36,6 +38,8 @@ class VQADataset(Dataset):
         return {
             "image": torch.from_numpy(np.array(self.images[self.image_row[record.image]])),  # copy out of the memory map
             "question": record.question,
+            "answer": record.answer,
+            "answer_type": record.answer_type,
             "label": self.vocab.label(record.answer),
         }
 

@@ -13,11 +13,12 @@ from vqalab.training.device import to_device
 
 @torch.no_grad()
 def predict_dataset(model: VQAModel, dataset: VQADataset, *, batch_size: int, device: torch.device,
-                    top_k: int = 1, desc: str = "predict") -> list[list[tuple[str, float]]]:
-    """Return, for every item of ``dataset`` in order, its ``top_k`` (answer, score) pairs."""
+                    top_k: int = 1, mode: str | None = None, desc: str = "predict") -> list[list[tuple[str, float]]]:
+    """Return, for every item of ``dataset`` in order, its ``top_k`` (answer, score) pairs
+    (``mode``: one of the model's prediction modes; its default when None)."""
     model.eval()
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=model.collate)
     outputs: list[list[tuple[str, float]]] = []
     for batch in tqdm(loader, desc=desc, unit="batch", leave=False):
-        outputs.extend(model.predict(to_device(batch, device), top_k=top_k))
+        outputs.extend(model.predict(to_device(batch, device), top_k=top_k, mode=mode))
     return outputs

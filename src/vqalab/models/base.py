@@ -21,24 +21,47 @@ class VQAModel(nn.Module):
     - ``collate(items)``: a list of ``VQADataset`` items -> a batch dict of tensors (the
       family's tokenisation and image normalisation live here).
     - ``forward(batch)`` -> ``ModelOutput`` with ``loss`` when the batch carries labels.
-    - ``predict(batch, top_k)`` -> for each question, the ``top_k`` (answer, score) pairs.
+    - ``predict(batch, top_k, mode)`` -> for each question, the ``top_k`` (answer, score) pairs;
+      ``prediction_modes`` lists the modes, the first being the default (a generative family can
+      also rank candidate answers).
     - ``param_groups()``: optimiser parameter groups with their learning rates.
+    - ``build(config, answers, train_texts=...)``: a new model from pretrained sources; families
+      that fit a tokenizer to the data read the training questions from ``train_texts``.
     - ``save_extra(directory)`` / ``from_saved(directory, config, answers)``: what a checkpoint
       needs beyond the state dict to rebuild the architecture without network.
+    - ``checkpoint_state()`` / ``load_checkpoint_state(state)``: the weights a checkpoint holds.
     """
 
     family: str
+    prediction_modes: tuple[str, ...] = ("classify",)
+
+    def check_mode(self, mode: str | None) -> str:
+        if mode is None:
+            return self.prediction_modes[0]
+        if mode not in self.prediction_modes:
+            raise ValueError(f"{self.family} predicts in modes {self.prediction_modes}, not {mode!r}")
+        return mode
+
+    def checkpoint_state(self) -> dict[str, torch.Tensor]:
+        return self.state_dict()
+
+    def load_checkpoint_state(self, state: dict[str, torch.Tensor]) -> None:
+        self.load_state_dict(state)
 
     def collate(self, items: list[dict]) -> dict:
         raise NotImplementedError
 
-    def predict(self, batch: dict, top_k: int = 1) -> list[list[tuple[str, float]]]:
+    def predict(self, batch: dict, top_k: int = 1, mode: str | None = None) -> list[list[tuple[str, float]]]:
         raise NotImplementedError
 
     def param_groups(self) -> list[dict]:
         raise NotImplementedError
 
     def save_extra(self, directory: Path) -> None:
+        raise NotImplementedError
+
+    @classmethod
+    def build(cls, config, answers: list[str], *, train_texts: list[str] = ()) -> "VQAModel":
         raise NotImplementedError
 
     @classmethod

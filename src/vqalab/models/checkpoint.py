@@ -25,7 +25,7 @@ WEIGHTS_FILE = "model.safetensors"
 def save_checkpoint(model: VQAModel, directory: str | Path, *, info: dict) -> None:
     """Write the checkpoint under a temporary name and rename it into place."""
     with atomic_path(directory, is_dir=True) as tmp:
-        state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+        state = {k: v.detach().cpu().contiguous() for k, v in model.checkpoint_state().items()}
         save_file(state, tmp / WEIGHTS_FILE)
         model.save_extra(tmp)
         write_json(tmp / CHECKPOINT_FILE, {
@@ -46,6 +46,6 @@ def load_checkpoint(directory: str | Path) -> tuple[VQAModel, dict]:
     family = get_family(meta["family"])
     config = from_mapping(family.config_class, meta["config"], f"{directory / CHECKPOINT_FILE}:config")
     model = family.model_class.from_saved(directory, config, meta["answers"])
-    model.load_state_dict(load_file(directory / WEIGHTS_FILE))
+    model.load_checkpoint_state(load_file(directory / WEIGHTS_FILE))
     model.eval()
     return model, meta

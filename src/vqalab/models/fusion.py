@@ -73,7 +73,7 @@ class FusionClassifier(VQAModel):
 
     # Construction -------------------------------------------------------------------------
     @classmethod
-    def build(cls, config, answers: list[str]):
+    def build(cls, config, answers: list[str], *, train_texts: list[str] = ()):
         """Build with pretrained weights from their sources (hub id, local folder, package)."""
         source = resolve_pretrained(config.text_encoder)
         image_encoder, features = cls.build_image_encoder(config, saved=None)
@@ -153,7 +153,8 @@ class FusionClassifier(VQAModel):
         return ModelOutput(logits=logits, loss=classification_loss(logits, batch.get("labels")))
 
     @torch.no_grad()
-    def predict(self, batch: dict, top_k: int = 1) -> list[list[tuple[str, float]]]:
+    def predict(self, batch: dict, top_k: int = 1, mode: str | None = None) -> list[list[tuple[str, float]]]:
+        self.check_mode(mode)
         return top_answers(self(batch).logits, self.answers, top_k)
 
 

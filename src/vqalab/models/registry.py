@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from vqalab.models.base import VQAModel
 from vqalab.models.pubmedclip import PubMedClip, PubMedClipConfig
+from vqalab.models.qwen2vl import Qwen2VL, Qwen2VLFamilyConfig
 from vqalab.models.resnet_bert import ResNetBert, ResNetBertConfig
 from vqalab.models.vilt import Vilt, ViltFamilyConfig
 
@@ -20,6 +21,7 @@ FAMILIES = {
     "resnet_bert": Family(ResNetBertConfig, ResNetBert),
     "pubmedclip": Family(PubMedClipConfig, PubMedClip),
     "vilt": Family(ViltFamilyConfig, Vilt),
+    "qwen2vl": Family(Qwen2VLFamilyConfig, Qwen2VL),
 }
 
 

@@ -72,7 +72,7 @@ class Vilt(VQAModel):
         self.classifier = answer_head(backbone.config.hidden_size, len(self.answers))
 
     @classmethod
-    def build(cls, config: ViltFamilyConfig, answers: list[str]) -> "Vilt":
+    def build(cls, config: ViltFamilyConfig, answers: list[str], *, train_texts: list[str] = ()) -> "Vilt":
         if config.backbone is not None:
             # The VQA-finetuned checkpoint: keep its backbone (with pooler), replace its answer head.
             backbone = ViltForQuestionAnswering.from_pretrained(resolve_pretrained(config.backbone)).vilt
@@ -123,5 +123,6 @@ class Vilt(VQAModel):
         return ModelOutput(logits=logits, loss=classification_loss(logits, batch.get("labels")))
 
     @torch.no_grad()
-    def predict(self, batch: dict, top_k: int = 1) -> list[list[tuple[str, float]]]:
+    def predict(self, batch: dict, top_k: int = 1, mode: str | None = None) -> list[list[tuple[str, float]]]:
+        self.check_mode(mode)
         return top_answers(self(batch).logits, self.answers, top_k)

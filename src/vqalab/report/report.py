@@ -61,7 +61,8 @@ def render_report(metrics: dict, stats: dict, *, plot_names: list[str]) -> str:
         "",
         f"SBERT scorer: `{metrics['sbert_model']}`. Best validation epoch: {metrics['best_epoch']}. "
         f"Parameters: {metrics['trainable_params']:,} trainable of {metrics['total_params']:,}. "
-        f"Test inference: {metrics['eval_time_s']:.1f} s for {metrics['n']:,} questions.",
+        f"Test inference: {metrics['eval_time_s']:.1f} s for {metrics['n']:,} questions "
+        f"({metrics['test_samples_per_s']:.1f} questions/s).",
         "",
         "## Accuracy per answer type",
         "",
@@ -72,6 +73,15 @@ def render_report(metrics: dict, stats: dict, *, plot_names: list[str]) -> str:
         if f"n_{answer_type}" in metrics:
             lines.append(f"| {answer_type} | {metrics[f'n_{answer_type}']:,} | {pct(metrics[f'accuracy_{answer_type}'])} |")
     lines.append(f"| all | {metrics['n']:,} | {pct(metrics['accuracy'])} |")
+    if len(metrics.get("modes", {})) > 1:
+        lines += ["", "## Prediction modes", "",
+                  f"The headline figures use `{metrics['prediction_mode']}`.", "",
+                  "| mode | accuracy | closed | open | SBERT similarity | test questions/s |", "|---|---|---|---|---|---|"]
+        for mode, m in metrics["modes"].items():
+            closed = pct(m["accuracy_closed"]) if "accuracy_closed" in m else "-"
+            opened = pct(m["accuracy_open"]) if "accuracy_open" in m else "-"
+            lines.append(f"| {mode} | {pct(m['accuracy'])} | {closed} | {opened} | {pct(m['sbert_similarity'])} | "
+                         f"{m['test_samples_per_s']:.1f} |")
     lines += ["", "## Data", "", "| split | questions | images | distinct answers | answers outside the vocabulary |",
               "|---|---|---|---|---|"]
     for split in ("train", "val", "test"):

@@ -1,0 +1,331 @@
+"""qwen2vl: the generative family - Qwen2-VL answering in words, fine-tuned with LoRA on its LLM.
+
+Paper profile: ``Qwen/Qwen2-VL-2B-Instruct`` with its processor, images at 448 px (the
+processor's min/max pixels), LoRA on the LLM's q/k/v/o projections, bf16 and (optionally)
+gradient checkpointing on a GPU, optional 4-bit loading (QLoRA). Tiny profile: a small random-init
+Qwen2-VL (vision output size = text hidden size) with Qwen2-VL's image processor and a byte-level
+BPE tokenizer fitted to the training questions and answers, carrying Qwen's special tokens and a
+chat template of Qwen's form.
+
+Training: the image and question in the user turn, the answer in the assistant turn; the loss is
+on the answer tokens (and the closing ``<|im_end|>``) only. Prediction has two modes, reported
+side by side: ``generate`` (greedy decoding, the answer read from the text and normalised like
+every other family's) and ``candidates`` (each candidate answer - yes/no for closed questions,
+the training answers otherwise - scored by the model's likelihood, the best one taken).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from vqalab.data.normalize import normalize_answer
+from vqalab.models.base import ModelOutput, VQAModel
+from vqalab.models.lora import LoraSettings, apply_lora
+from vqalab.models.pretrained import resolve_pretrained
+
+PROCESSOR_DIR = "processor"
+MODEL_CONFIG_DIR = "model_config"
+IGNORE = -100
+SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>",
+                  "<|image_pad|>", "<|video_pad|>"]
+# Qwen2-VL's chat format, without the default system turn (it would only lengthen every sequence).
+CHAT_TEMPLATE = (
+    "{% for message in messages %}<|im_start|>{{ message['role'] }}\n"
+    "{% if message['content'] is string %}{{ message['content'] }}{% else %}{% for part in message['content'] %}"
+    "{% if part['type'] == 'image' %}<|vision_start|><|image_pad|><|vision_end|>"
+    "{% elif part['type'] == 'text' %}{{ part['text'] }}{% endif %}{% endfor %}{% endif %}"
+    "<|im_end|>\n{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+PATCH_ALIGN = 28  # Qwen2-VL: 14 px patches, merged 2 x 2 into one token
+
+
+@dataclass(frozen=True)
+class Qwen2VLFamilyConfig:
+    image_size: int  # the processor resizes to this many pixels (image_size^2), aligned to 28
+    # A Qwen2-VL checkpoint (hub id or local folder), or null for a random-init model of the sizes below.
+    checkpoint: str | None = None
+    hidden_size: int = 128
+    layers: int = 2
+    heads: int = 4
+    kv_heads: int = 2
+    intermediate_size: int = 256
+    mrope_section: tuple[int, ...] = (4, 6, 6)  # temporal/height/width rotary split; sums to head_dim / 2
+    vision_embed_dim: int = 64
+    vision_depth: int = 2
+    vision_heads: int = 4
+    tokenizer_vocab_size: int = 1000  # BPE fitted to the training text (random-init model only)
+    lora: LoraSettings | None = None  # null: train every weight
+    load_in_4bit: bool = False  # QLoRA: needs CUDA and bitsandbytes
+    gradient_checkpointing: bool = False  # on a GPU
+    max_new_tokens: int = 8
+    lr: float = 1e-3  # every trainable weight: the adapters, or the whole random-init model
+
+    def __post_init__(self) -> None:
+        if self.image_size < PATCH_ALIGN:
+            raise ValueError(f"image_size must be >= {PATCH_ALIGN} (one merged Qwen2-VL patch), got {self.image_size}")
+        if self.checkpoint is None:
+            if self.hidden_size % self.heads or self.heads % self.kv_heads:
+                raise ValueError(f"hidden_size {self.hidden_size}, heads {self.heads} and kv_heads {self.kv_heads} "
+                                 f"must divide: hidden_size by heads, heads by kv_heads")
+            if 2 * sum(self.mrope_section) != self.hidden_size // self.heads:
+                raise ValueError(f"mrope_section {list(self.mrope_section)} must sum to head_dim / 2 = "
+                                 f"{self.hidden_size // self.heads // 2}")
+            if self.vision_embed_dim % self.vision_heads:
+                raise ValueError(f"vision_embed_dim {self.vision_embed_dim} is not divisible by vision_heads {self.vision_heads}")
+        if self.max_new_tokens < 1:
+            raise ValueError(f"max_new_tokens must be >= 1, got {self.max_new_tokens}")
+        if self.lr <= 0:
+            raise ValueError(f"lr must be > 0, got {self.lr}")
+        if self.load_in_4bit and self.lora is None:
+            raise ValueError("load_in_4bit needs lora: 4-bit weights cannot be trained directly")
+
+
+def fit_tokenizer(texts: list[str], vocab_size: int):
+    """A byte-level BPE over ``texts`` with Qwen's special tokens and chat template."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    bpe = Tokenizer(models.BPE())
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS, show_progress=False,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    bpe.train_from_iterator([*texts, "user\n", "assistant\n"], trainer)
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=bpe, eos_token="<|im_end|>", pad_token="<|endoftext|>",
+        extra_special_tokens={"image_token": "<|image_pad|>", "video_token": "<|video_pad|>",
+                              "vision_bos_token": "<|vision_start|>", "vision_eos_token": "<|vision_end|>"})
+    tokenizer.chat_template = CHAT_TEMPLATE
+    return tokenizer
+
+
+def build_processor(tokenizer, image_size: int):
+    from transformers import Qwen2VLImageProcessor, Qwen2VLProcessor
+    from transformers.models.qwen2_vl.video_processing_qwen2_vl import Qwen2VLVideoProcessor
+
+    return Qwen2VLProcessor(image_processor=Qwen2VLImageProcessor(size=pixel_budget(image_size)),
+                            tokenizer=tokenizer, video_processor=Qwen2VLVideoProcessor(),
+                            chat_template=tokenizer.chat_template)
+
+
+def pixel_budget(image_size: int) -> dict[str, int]:
+    """The processor's min and max pixels (``shortest_edge`` / ``longest_edge``): image_size^2, aligned."""
+    side = max(PATCH_ALIGN, round(image_size / PATCH_ALIGN) * PATCH_ALIGN)
+    return {"shortest_edge": side * side, "longest_edge": side * side}
+
+
+def tiny_model_config(config: Qwen2VLFamilyConfig, tokenizer):
+    from transformers import Qwen2VLConfig
+
+    token = tokenizer.convert_tokens_to_ids
+    return Qwen2VLConfig(
+        text_config=dict(vocab_size=len(tokenizer), hidden_size=config.hidden_size,
+                         intermediate_size=config.intermediate_size, num_hidden_layers=config.layers,
+                         num_attention_heads=config.heads, num_key_value_heads=config.kv_heads,
+                         rope_parameters={"rope_type": "default", "rope_theta": 1e6,
+                                          "mrope_section": list(config.mrope_section)},
+                         bos_token_id=token("<|endoftext|>"), eos_token_id=token("<|im_end|>"),
+                         pad_token_id=token("<|endoftext|>")),
+        vision_config=dict(depth=config.vision_depth, embed_dim=config.vision_embed_dim,
+                           hidden_size=config.hidden_size, num_heads=config.vision_heads),
+        image_token_id=token("<|image_pad|>"), video_token_id=token("<|video_pad|>"),
+        vision_start_token_id=token("<|vision_start|>"), vision_end_token_id=token("<|vision_end|>"))
+
+
+class Qwen2VL(VQAModel):
+    family = "qwen2vl"
+    prediction_modes = ("generate", "candidates")
+
+    def __init__(self, config: Qwen2VLFamilyConfig, answers: list[str], *, model: nn.Module, processor):
+        super().__init__()
+        self.config = config
+        self.answers = list(answers)
+        self.processor = processor
+        self.tokenizer = processor.tokenizer
+        self.model_config = model.config
+        if config.gradient_checkpointing and torch.cuda.is_available():
+            model.gradient_checkpointing_enable()
+        self.model = apply_lora(model, config.lora)
+        self._end_id = self.tokenizer.convert_tokens_to_ids("<|im_end|>")
+
+    # Construction -------------------------------------------------------------------------
+    @classmethod
+    def build(cls, config: Qwen2VLFamilyConfig, answers: list[str], *, train_texts: list[str] = ()) -> "Qwen2VL":
+        from transformers import AutoProcessor, Qwen2VLForConditionalGeneration
+
+        if config.checkpoint is None:
+            tokenizer = fit_tokenizer([*train_texts, *answers], config.tokenizer_vocab_size)
+            return cls(config, answers, model=Qwen2VLForConditionalGeneration(tiny_model_config(config, tokenizer)),
+                       processor=build_processor(tokenizer, config.image_size))
+        source = resolve_pretrained(config.checkpoint)
+        processor = AutoProcessor.from_pretrained(source)
+        processor.image_processor.size = pixel_budget(config.image_size)
+        model = Qwen2VLForConditionalGeneration.from_pretrained(source, **load_options(config))
+        return cls(config, answers, model=model, processor=processor)
+
+    @classmethod
+    def from_saved(cls, directory: Path, config: Qwen2VLFamilyConfig, answers: list[str]) -> "Qwen2VL":
+        from transformers import AutoProcessor, Qwen2VLConfig, Qwen2VLForConditionalGeneration
+
+        processor = AutoProcessor.from_pretrained(directory / PROCESSOR_DIR)
+        if config.checkpoint is None:
+            model = Qwen2VLForConditionalGeneration(Qwen2VLConfig.from_pretrained(directory / MODEL_CONFIG_DIR))
+        else:  # the checkpoint holds only the adapters: the base weights come from their source
+            model = Qwen2VLForConditionalGeneration.from_pretrained(resolve_pretrained(config.checkpoint),
+                                                                    **load_options(config))
+        return cls(config, answers, model=model, processor=processor)
+
+    def save_extra(self, directory: Path) -> None:
+        self.processor.save_pretrained(directory / PROCESSOR_DIR)
+        self.model_config.save_pretrained(directory / MODEL_CONFIG_DIR)
+
+    def checkpoint_state(self) -> dict[str, torch.Tensor]:
+        """A pretrained base is not copied into every checkpoint: only what was trained is saved."""
+        state = self.state_dict()
+        if self.config.checkpoint is not None and self.config.lora is not None:
+            trainable = {name for name, p in self.named_parameters() if p.requires_grad}
+            state = {k: v for k, v in state.items() if k in trainable}
+        return state
+
+    def load_checkpoint_state(self, state: dict[str, torch.Tensor]) -> None:
+        partial = self.config.checkpoint is not None and self.config.lora is not None
+        missing, unexpected = self.load_state_dict(state, strict=not partial)
+        trainable = {name for name, p in self.named_parameters() if p.requires_grad}
+        if unexpected or (partial and trainable & set(missing)):
+            raise ValueError(f"checkpoint does not match the model: missing {sorted(trainable & set(missing))[:5]}, "
+                             f"unexpected {unexpected[:5]}")
+
+    def param_groups(self) -> list[dict]:
+        return [{"params": [p for p in self.parameters() if p.requires_grad], "lr": self.config.lr}]
+
+    # Batches ------------------------------------------------------------------------------
+    def prompts(self, items: list[dict]) -> list[str]:
+        return [self.processor.apply_chat_template(
+            [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": item["question"]}]}],
+            add_generation_prompt=True) for item in items]
+
+    def encode(self, texts: list[str], images: list[torch.Tensor], *, padding_side: str) -> dict:
+        self.tokenizer.padding_side = padding_side
+        return dict(self.processor(text=texts, images=images, return_tensors="pt", padding=True))
+
+    def collate(self, items: list[dict]) -> dict:
+        images = [item["image"] for item in items]
+        prompts = self.prompts(items)
+        full = self.encode([p + item["answer"] + "<|im_end|>" for p, item in zip(prompts, items)], images,
+                           padding_side="right")
+        prompt_only = self.encode(prompts, images, padding_side="left")
+        labels = full["input_ids"].clone()
+        prompt_lengths = prompt_only["attention_mask"].sum(1)
+        for row, length in enumerate(prompt_lengths.tolist()):
+            labels[row, :length] = IGNORE  # the prompt, image tokens included
+        labels[full["attention_mask"] == 0] = IGNORE  # the padding
+        return {
+            **full,
+            "labels": labels,
+            "prompt_input_ids": prompt_only["input_ids"],
+            "prompt_attention_mask": prompt_only["attention_mask"],
+            "prompt_mm_token_type_ids": prompt_only["mm_token_type_ids"],
+            "closed": torch.tensor([item["answer_type"] == "closed" for item in items]),
+        }
+
+    # Training and inference -----------------------------------------------------------------
+    def forward(self, batch: dict) -> ModelOutput:
+        out = self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                         mm_token_type_ids=batch["mm_token_type_ids"], pixel_values=batch["pixel_values"],
+                         image_grid_thw=batch["image_grid_thw"], labels=batch["labels"])
+        return ModelOutput(logits=out.logits, loss=out.loss)
+
+    @torch.no_grad()
+    def predict(self, batch: dict, top_k: int = 1, mode: str | None = None) -> list[list[tuple[str, float]]]:
+        if self.check_mode(mode) == "candidates":
+            return self.rank_candidates(batch, top_k)
+        return self.generate_answers(batch)
+
+    def generate_answers(self, batch: dict) -> list[list[tuple[str, float]]]:
+        prompt_length = batch["prompt_input_ids"].shape[1]
+        out = self.model.generate(
+            input_ids=batch["prompt_input_ids"], attention_mask=batch["prompt_attention_mask"],
+            mm_token_type_ids=batch["prompt_mm_token_type_ids"], pixel_values=batch["pixel_values"],
+            image_grid_thw=batch["image_grid_thw"], max_new_tokens=self.config.max_new_tokens, do_sample=False,
+            eos_token_id=self._end_id, pad_token_id=self.tokenizer.pad_token_id,
+            output_scores=True, return_dict_in_generate=True)
+        new_tokens = out.sequences[:, prompt_length:]
+        # Score: the mean probability of the generated tokens up to the end token.
+        probs = torch.stack([s.float().softmax(-1) for s in out.scores], dim=1)
+        token_probs = probs.gather(-1, new_tokens.unsqueeze(-1)).squeeze(-1)
+        results = []
+        for row, tokens in enumerate(new_tokens.tolist()):
+            length = tokens.index(self._end_id) + 1 if self._end_id in tokens else len(tokens)
+            text = self.tokenizer.decode(tokens[:length], skip_special_tokens=True)
+            score = float(token_probs[row, :length].mean()) if length else 0.0
+            results.append([(normalize_answer(text) if text.strip() else "", score)])
+        return results
+
+    def rank_candidates(self, batch: dict, top_k: int) -> list[list[tuple[str, float]]]:
+        """Score each candidate answer by the log-likelihood of its tokens after the prompt."""
+        open_candidates = self.answers
+        results = []
+        tokens_per_image = batch["image_grid_thw"].prod(-1)  # rows of pixel_values per image
+        offsets = torch.cat([tokens_per_image.new_zeros(1), tokens_per_image.cumsum(0)])
+        for row in range(batch["prompt_input_ids"].shape[0]):
+            candidates = ["yes", "no"] if bool(batch["closed"][row]) else open_candidates
+            keep = batch["prompt_attention_mask"][row].bool()
+            prompt_ids = batch["prompt_input_ids"][row][keep]
+            prompt_types = batch["prompt_mm_token_type_ids"][row][keep]
+            pixels = batch["pixel_values"][offsets[row]:offsets[row + 1]]
+            scores = []
+            for start in range(0, len(candidates), 64):
+                chunk = candidates[start:start + 64]
+                scores.extend(self.candidate_log_likelihoods(prompt_ids, prompt_types, pixels,
+                                                             batch["image_grid_thw"][row:row + 1], chunk))
+            probs = torch.tensor(scores).softmax(0)
+            best = probs.topk(min(top_k, len(candidates)))
+            results.append([(candidates[i], float(p)) for p, i in zip(best.values.tolist(), best.indices.tolist())])
+        return results
+
+    def candidate_log_likelihoods(self, prompt_ids, prompt_types, pixels, grid_thw, candidates) -> list[float]:
+        device = prompt_ids.device
+        answer_ids = [self.tokenizer(c + "<|im_end|>", add_special_tokens=False)["input_ids"] for c in candidates]
+        length = len(prompt_ids) + max(len(a) for a in answer_ids)
+        n = len(candidates)
+        input_ids = torch.full((n, length), self.tokenizer.pad_token_id, dtype=torch.long, device=device)
+        attention = torch.zeros((n, length), dtype=torch.long, device=device)
+        types = torch.zeros((n, length), dtype=prompt_types.dtype, device=device)
+        labels = torch.full((n, length), IGNORE, dtype=torch.long, device=device)
+        p = len(prompt_ids)
+        for i, ids in enumerate(answer_ids):
+            ids = torch.tensor(ids, device=device)
+            input_ids[i, :p], input_ids[i, p:p + len(ids)] = prompt_ids, ids
+            attention[i, :p + len(ids)] = 1
+            types[i, :p] = prompt_types
+            labels[i, p:p + len(ids)] = ids
+        logits = self.model(input_ids=input_ids, attention_mask=attention, mm_token_type_ids=types,
+                            pixel_values=pixels.repeat(n, 1), image_grid_thw=grid_thw.repeat(n, 1)).logits
+        log_probs = logits[:, :-1].float().log_softmax(-1)
+        targets = labels[:, 1:]
+        picked = log_probs.gather(-1, targets.clamp(min=0).unsqueeze(-1)).squeeze(-1) * (targets != IGNORE)
+        return picked.sum(1).tolist()
+
+
+def load_options(config: Qwen2VLFamilyConfig) -> dict:
+    """bf16 on a GPU; 4-bit weights (QLoRA) when asked, which needs CUDA and bitsandbytes."""
+    if not torch.cuda.is_available():
+        if config.load_in_4bit:
+            raise ValueError("load_in_4bit needs a CUDA GPU; set qwen2vl.<profile>.load_in_4bit: false on the CPU")
+        return {}
+    options = {"dtype": torch.bfloat16}
+    if config.load_in_4bit:
+        try:
+            import bitsandbytes  # noqa: F401
+        except ImportError:
+            raise ImportError("load_in_4bit needs bitsandbytes: pip install bitsandbytes") from None
+        from transformers import BitsAndBytesConfig
+
+        options["quantization_config"] = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
+                                                            bnb_4bit_compute_dtype=torch.bfloat16)
+    return options
+

@@ -1,0 +1,93 @@
+"""The generative family: loss masking, learning, generation, and the LoRA adapter checkpoint."""
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from vqalab.models.checkpoint import WEIGHTS_FILE, load_checkpoint, save_checkpoint
+from vqalab.models.lora import LoraSettings
+from vqalab.models.qwen2vl import IGNORE, Qwen2VL, Qwen2VLFamilyConfig
+
+ANSWERS = ["yes", "no", "red circle", "blue"]
+TINY = Qwen2VLFamilyConfig(image_size=56, hidden_size=64, layers=1, heads=2, kv_heads=1, intermediate_size=128,
+                           mrope_section=(4, 6, 6), vision_embed_dim=32, vision_depth=1, vision_heads=2,
+                           tokenizer_vocab_size=300, max_new_tokens=4, lr=3e-3)
+
+
+def items():
+    generator = torch.Generator().manual_seed(0)
+    rows = [("is there a circle?", "yes", "closed"), ("what is the shape and its colour in the picture?", "red circle", "open")]
+    return [{"image": torch.randint(0, 256, (3, 56, 56), dtype=torch.uint8, generator=generator), "question": q,
+             "answer": a, "answer_type": t, "label": 0} for q, a, t in rows]
+
+
+def build(config=TINY):
+    torch.manual_seed(0)
+    return Qwen2VL.build(config, ANSWERS, train_texts=[i["question"] for i in items()])
+
+
+def test_collator_masks_exactly_the_prompt_and_the_padding():
+    model = build()
+    batch = model.collate(items())
+    tokenizer = model.tokenizer
+    for row, item in enumerate(items()):
+        kept = batch["labels"][row][batch["labels"][row] != IGNORE].tolist()
+        assert kept == tokenizer(item["answer"] + "<|im_end|>", add_special_tokens=False)["input_ids"]
+        # every position that is not the answer is masked: the prompt (with its image tokens) and the padding
+        answer_positions = (batch["labels"][row] != IGNORE).nonzero().flatten()
+        assert batch["attention_mask"][row][answer_positions].all()
+    assert (batch["labels"][batch["attention_mask"] == 0] == IGNORE).all()
+    assert (batch["input_ids"] == model.model_config.image_token_id).sum() > 0
+    # generation prompts are left-padded, so every row ends where the answer would start
+    assert batch["prompt_attention_mask"][:, -1].all()
+
+
+def test_train_steps_lower_the_loss_on_a_fixed_batch():
+    model = build()
+    batch = model.collate(items())
+    optimizer = torch.optim.AdamW(model.param_groups())
+    losses = []
+    for _ in range(8):
+        loss = model(batch).loss
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+        losses.append(loss.item())
+    assert losses[-1] < 0.8 * losses[0]
+
+
+def test_generation_and_candidate_ranking_return_answers():
+    model = build().eval()
+    batch = model.collate(items())
+    generated = model.predict(batch, mode="generate")
+    assert len(generated) == 2 and all(isinstance(a, str) for (a, _), in generated)
+    ranked = model.predict(batch, top_k=2, mode="candidates")
+    assert {a for a, _ in ranked[0]} == {"yes", "no"}  # a closed question ranks yes/no only
+    assert {a for a, _ in ranked[1]} <= set(ANSWERS)
+    assert abs(sum(p for _, p in ranked[0]) - 1.0) < 1e-5
+    with pytest.raises(ValueError, match="predicts in modes"):
+        model.predict(batch, mode="classify")
+
+
+def test_lora_adapter_checkpoint_holds_only_the_adapters(tmp_path):
+    """A pretrained base (here a tiny one saved with save_pretrained, loaded by the hub-id code path)
+    is not copied into the checkpoint: only the LoRA adapters are, and they reload exactly."""
+    base = build()
+    base.model.save_pretrained(tmp_path / "base")
+    base.processor.save_pretrained(tmp_path / "base")
+    config = Qwen2VLFamilyConfig(image_size=56, checkpoint=str(tmp_path / "base"), max_new_tokens=4, lr=3e-3,
+                                 lora=LoraSettings(r=4, alpha=8, dropout=0.0,
+                                                   target_modules=("q_proj", "k_proj", "v_proj", "o_proj")))
+    model = Qwen2VL.build(config, ANSWERS)
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert trainable and all("lora_" in n for n in trainable)
+    batch = model.collate(items())
+    optimizer = torch.optim.AdamW(model.param_groups())
+    model(batch).loss.backward()
+    optimizer.step()
+    model.eval()
+    save_checkpoint(model, tmp_path / "ckpt", info={})
+    assert set(load_file(tmp_path / "ckpt" / WEIGHTS_FILE)) == trainable
+    loaded, _ = load_checkpoint(tmp_path / "ckpt")
+    with torch.no_grad():
+        assert torch.equal(model(batch).logits, loaded(batch).logits)
