@@ -209,8 +209,8 @@ class Qwen2VL(VQAModel):
             add_generation_prompt=True) for item in items]
 
     def encode(self, texts: list[str], images: list[torch.Tensor], *, padding_side: str) -> dict:
-        self.tokenizer.padding_side = padding_side
-        return dict(self.processor(text=texts, images=images, return_tensors="pt", padding=True))
+        return dict(self.processor(text=texts, images=images, return_tensors="pt", padding=True,
+                                   padding_side=padding_side))
 
     def collate(self, items: list[dict]) -> dict:
         images = [item["image"] for item in items]
