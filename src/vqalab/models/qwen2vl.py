@@ -149,6 +149,7 @@ class Qwen2VL(VQAModel):
         self.model_config = model.config
         if config.gradient_checkpointing and torch.cuda.is_available():
             model.gradient_checkpointing_enable()
+            model.enable_input_require_grads()  # frozen embeddings: LoRA gradients must still flow through
         self.model = apply_lora(model, config.lora)
         self._end_id = self.tokenizer.convert_tokens_to_ids("<|im_end|>")
 
