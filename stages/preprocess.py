@@ -16,7 +16,8 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     params = load_params(args.params)
     with atomic_path(args.out, is_dir=True) as tmp:
-        stats = preprocess(args.raw, tmp, image_size=params.family.image_size, seed=params.seed,
+        stats = preprocess(args.raw, tmp, image_size=params.family.image_size, resize=params.family.resize,
+                           seed=params.seed,
                            val_fraction=params.preprocess.val_fraction,
                            min_answer_count=params.preprocess.min_answer_count)
     write_json(args.stats, {"dataset": params.dataset, **stats})

@@ -1,5 +1,6 @@
 import json
 
+import numpy as np
 import pytest
 
 from vqalab.data.preprocess import split_statistics, split_train_val
@@ -66,3 +67,26 @@ def test_read_records_names_file_and_line(tmp_path):
     path.write_text(json.dumps({k: v for k, v in good.items() if k != "answer"}) + "\n")
     with pytest.raises(ValueError, match=r"records.jsonl:1: .*answer"):
         read_records(path)
+
+
+@pytest.mark.parametrize("mode", ["squash", "crop", "pad"])
+def test_resize_modes_give_squares(mode):
+    from PIL import Image
+
+    from vqalab.data.preprocess import to_square
+
+    wide = Image.new("RGB", (200, 100), (255, 255, 255))
+    square = to_square(wide, 64, mode)
+    assert square.size == (64, 64)
+    pixels = np.asarray(square)
+    if mode == "pad":  # aspect ratio kept: a white 64 x 32 band centred on black
+        assert pixels[:16].max() == 0 and pixels[48:].max() == 0 and pixels[16:48].min() == 255
+    else:
+        assert pixels.min() == 255
+
+
+def test_unknown_resize_mode_is_named():
+    from vqalab.models.resnet_bert import ResNetBertConfig
+
+    with pytest.raises(ValueError, match=r"resize must be one of \('squash', 'crop', 'pad'\), got 'fit'"):
+        ResNetBertConfig(image_size=64, image_encoder="resnet_small", text_encoder="x", resize="fit")

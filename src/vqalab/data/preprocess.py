@@ -49,14 +49,40 @@ def split_train_val(records: list[Record], *, val_fraction: float, seed: int) ->
     return [dataclasses.replace(r, split="val") if r.id in val_ids else r for r in records]
 
 
-def resize_images(raw_dir: Path, image_paths: list[str], size: int) -> np.ndarray:
+RESIZE_MODES = ("squash", "crop", "pad")
+
+
+def check_resize(mode: str) -> None:
+    if mode not in RESIZE_MODES:
+        raise ValueError(f"resize must be one of {RESIZE_MODES}, got {mode!r}")
+
+
+def to_square(img: Image.Image, size: int, mode: str) -> Image.Image:
+    """``squash``: stretch to size x size; ``crop``: shorter side to ``size``, centre crop (the
+    torchvision and CLIP processors); ``pad``: longer side to ``size``, aspect ratio kept, centred on
+    black (for processors that keep the aspect ratio, such as ViLT's and Qwen2-VL's)."""
+    if mode == "squash":
+        return img.resize((size, size), Image.Resampling.BICUBIC)
+    width, height = img.size
+    scale = size / (min(width, height) if mode == "crop" else max(width, height))
+    resized = img.resize((max(1, round(width * scale)), max(1, round(height * scale))), Image.Resampling.BICUBIC)
+    if mode == "crop":
+        left, top = (resized.width - size) // 2, (resized.height - size) // 2
+        return resized.crop((left, top, left + size, top + size))
+    canvas = Image.new("RGB", (size, size))
+    canvas.paste(resized, ((size - resized.width) // 2, (size - resized.height) // 2))
+    return canvas
+
+
+def resize_images(raw_dir: Path, image_paths: list[str], size: int, mode: str = "squash") -> np.ndarray:
     """Decode and resize every image once, to a uint8 array of shape N x 3 x size x size."""
+    check_resize(mode)
     out = np.empty((len(image_paths), 3, size, size), dtype=np.uint8)
-    for row, rel in enumerate(tqdm(image_paths, desc=f"resize to {size}px", unit="img")):
+    for row, rel in enumerate(tqdm(image_paths, desc=f"resize to {size}px ({mode})", unit="img")):
         path = raw_dir / rel
         try:
             with Image.open(path) as img:
-                img = img.convert("RGB").resize((size, size), Image.Resampling.BICUBIC)
+                img = to_square(img.convert("RGB"), size, mode)
         except (FileNotFoundError, UnidentifiedImageError, OSError) as err:
             raise ValueError(f"cannot read image {path} ({err}); fix or remove it and rerun download") from None
         out[row] = np.asarray(img).transpose(2, 0, 1)
@@ -108,14 +134,14 @@ def split_statistics(records: list[Record], vocab: AnswerVocab, hashes: dict[str
     return stats
 
 
-def preprocess(raw_dir: Path, out_dir: Path, *, image_size: int, val_fraction: float,
+def preprocess(raw_dir: Path, out_dir: Path, *, image_size: int, resize: str, val_fraction: float,
                min_answer_count: int, seed: int) -> dict:
     manifest = read_json(raw_dir / MANIFEST_FILE)
     records = read_records(raw_dir / RECORDS_FILE)
     records = split_train_val(records, val_fraction=val_fraction, seed=seed)
     vocab = AnswerVocab.build((r.answer for r in records if r.split == "train"), min_count=min_answer_count)
     image_paths = sorted({r.image for r in records})
-    images = resize_images(raw_dir, image_paths, image_size)
+    images = resize_images(raw_dir, image_paths, image_size, resize)
 
     out_dir.mkdir(parents=True, exist_ok=True)
     write_jsonl(out_dir / RECORDS_FILE, (r.to_dict() for r in records))
@@ -124,6 +150,7 @@ def preprocess(raw_dir: Path, out_dir: Path, *, image_size: int, val_fraction: f
     np.save(out_dir / IMAGES_FILE, images)
     stats = split_statistics(records, vocab, content_hashes(raw_dir, image_paths))
     stats["image_size"] = image_size
+    stats["resize"] = resize
     stats["skipped_records"] = manifest.get("skipped", {})
     log.info("split statistics: %s", stats)
     return stats

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 from transformers import CLIPVisionConfig, CLIPVisionModel
 
+from vqalab.data.preprocess import check_resize
 from vqalab.models.fusion import FusionClassifier
 from vqalab.models.pretrained import resolve_pretrained
 
@@ -26,6 +27,8 @@ VISION_DIR = "vision_encoder"
 class PubMedClipConfig:
     image_size: int
     text_encoder: str  # hub id, local folder or packaged:<name>
+    # How preprocess makes images square (squash | crop | pad); crop is what CLIP's processor does.
+    resize: str = "crop"
     # A CLIP checkpoint (hub id or local folder) whose vision tower is used, or null for a
     # random-init tower with the sizes below.
     vision_model: str | None = None
@@ -43,6 +46,7 @@ class PubMedClipConfig:
     encoder_lr: float = 2e-5  # pretrained encoders that are fine-tuned
 
     def __post_init__(self) -> None:
+        check_resize(self.resize)
         if self.vision_model is None and self.image_size % self.patch_size:
             raise ValueError(f"image_size {self.image_size} is not divisible by patch_size {self.patch_size}")
         if self.vision_hidden_size % self.vision_heads:

@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from vqalab.data.normalize import normalize_answer
+from vqalab.data.preprocess import check_resize
 from vqalab.models.base import ModelOutput, VQAModel
 from vqalab.models.lora import LoraSettings, apply_lora
 from vqalab.models.pretrained import resolve_pretrained
@@ -46,6 +47,8 @@ PATCH_ALIGN = 28  # Qwen2-VL: 14 px patches, merged 2 x 2 into one token
 @dataclass(frozen=True)
 class Qwen2VLFamilyConfig:
     image_size: int  # the processor resizes to this many pixels (image_size^2), aligned to 28
+    # How preprocess makes images square (squash | crop | pad): pad keeps the aspect ratio, as Qwen2-VL does.
+    resize: str = "pad"
     # A Qwen2-VL checkpoint (hub id or local folder), or null for a random-init model of the sizes below.
     checkpoint: str | None = None
     hidden_size: int = 128
@@ -65,6 +68,7 @@ class Qwen2VLFamilyConfig:
     lr: float = 1e-3  # every trainable weight: the adapters, or the whole random-init model
 
     def __post_init__(self) -> None:
+        check_resize(self.resize)
         if self.image_size < PATCH_ALIGN:
             raise ValueError(f"image_size must be >= {PATCH_ALIGN} (one merged Qwen2-VL patch), got {self.image_size}")
         if self.checkpoint is None:

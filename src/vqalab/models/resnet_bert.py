@@ -16,6 +16,7 @@ import torchvision
 from torch import nn
 from torchvision.models.resnet import BasicBlock, conv1x1
 
+from vqalab.data.preprocess import check_resize
 from vqalab.models.fusion import FusionClassifier
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -31,6 +32,9 @@ class ResNetBertConfig:
     # resnet18/34/50/101: torchvision's models.
     image_encoder: str
     text_encoder: str  # hub id, local folder or packaged:<name>
+    # How preprocess makes images square (squash | crop | pad); squash keeps all of a scan in view,
+    # as the VQA-RAD literature's pipelines do.
+    resize: str = "squash"
     # null (random init), imagenet (torchvision's ImageNet weights, downloaded once into the
     # torch hub cache) or the path of a saved state dict.
     image_weights: str | None = None
@@ -43,6 +47,7 @@ class ResNetBertConfig:
     encoder_lr: float = 2e-5  # pretrained encoders that are fine-tuned
 
     def __post_init__(self) -> None:
+        check_resize(self.resize)
         if self.image_encoder not in IMAGE_ENCODERS:
             raise ValueError(f"image_encoder {self.image_encoder!r} is not one of {IMAGE_ENCODERS}")
         if self.image_size < 32:

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 from transformers import AutoTokenizer, ViltConfig, ViltForQuestionAnswering, ViltModel
 
+from vqalab.data.preprocess import check_resize
 from vqalab.models.base import ModelOutput, VQAModel
 from vqalab.models.fusion import classification_loss, top_answers
 from vqalab.models.lora import LoraSettings, apply_lora
@@ -29,6 +30,8 @@ VILT_MAX_TEXT_POSITIONS = 40  # ViLT's text position embeddings
 class ViltFamilyConfig:
     image_size: int
     tokenizer: str  # hub id, local folder or packaged:<name>
+    # How preprocess makes images square (squash | crop | pad); pad keeps the aspect ratio, as ViLT's processor does.
+    resize: str = "pad"
     # A ViLT checkpoint (hub id or local folder), or null for a random-init ViLT with the sizes below.
     backbone: str | None = None
     hidden_size: int = 768
@@ -42,6 +45,7 @@ class ViltFamilyConfig:
     encoder_lr: float = 1e-4  # the LoRA adapters (or the whole backbone without LoRA)
 
     def __post_init__(self) -> None:
+        check_resize(self.resize)
         if self.image_size % self.patch_size:
             raise ValueError(f"image_size {self.image_size} is not divisible by patch_size {self.patch_size}")
         if not 1 <= self.max_question_tokens <= VILT_MAX_TEXT_POSITIONS:
