@@ -41,6 +41,13 @@ def load_wordnet():
         from nltk.corpus.reader.wordnet import WordNetCorpusReader
     except ImportError:
         return None, f"nltk is not installed; pip install nltk, then {INSTALL_HINT}"
+
+    class WordNet30(WordNetCorpusReader):
+        def map_wn(self, version="wordnet"):
+            # NLTK maps other WordNet versions onto its own copy for multilingual data; WUPS needs
+            # none, and the Debian files are WordNet 3.0 itself.
+            return None
+
     try:
         return WordNetCorpusReader(str(nltk.data.find("corpora/wordnet")), None), None
     except LookupError:
@@ -56,4 +63,4 @@ def load_wordnet():
         (root / "lexnames").write_text(lexnames_text())
     if str(root) not in nltk.data.path:  # NLTK reads only below its data paths
         nltk.data.path.append(str(root))
-    return WordNetCorpusReader(str(root), None), None
+    return WordNet30(str(root), None), None
