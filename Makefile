@@ -10,7 +10,7 @@ export DVC_NO_ANALYTICS := 1
 # Stages run `python ...`: the venv must come first on PATH even if it is not activated.
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: install repro test clean
+.PHONY: install wordnet repro test clean
 
 install: $(VENV)/.installed
 
@@ -18,7 +18,20 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install $(TORCH_SPEC)
 	$(BIN)/python -m pip install -e ".[dev]"
+	$(MAKE) wordnet
 	touch $@
+
+# WUPS needs WordNet offline: NLTK's data if present, else Debian's wordnet-base (installed here
+# when running as root with apt; otherwise the command to run is printed and WUPS is reported
+# as unavailable).
+wordnet:
+	@if $(BIN)/python -c "import sys; from vqalab.evaluation.wordnet import load_wordnet; sys.exit(load_wordnet()[0] is None)"; then \
+		echo "WordNet: available"; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wordnet-base; \
+	else \
+		echo "WordNet not found: run 'sudo apt-get install wordnet-base' or '$(BIN)/python -m nltk.downloader wordnet' for WUPS"; \
+	fi
 
 repro: install
 	$(BIN)/dvc repro

@@ -4,12 +4,16 @@ A family with several prediction modes (qwen2vl: free generation and candidate r
 in each; the first mode gives the headline figures, every mode appears under ``modes``.
 """
 
+import resource
 import time
+from collections import Counter
 from pathlib import Path
+
+import torch
 
 from vqalab.config import load_params
 from vqalab.data.dataset import ProcessedData
-from vqalab.evaluation.metrics import accuracy_by_answer_type, exact_match, sbert_similarity
+from vqalab.evaluation.metrics import exact_match, score_predictions
 from vqalab.evaluation.predict import predict_dataset
 from vqalab.io import write_json, write_jsonl
 from vqalab.models.checkpoint import load_checkpoint
@@ -28,23 +32,28 @@ def main(argv=None) -> None:
     device = resolve_device(params.train.device)
     model, checkpoint = load_checkpoint(args.model)
     model.to(device)
-    test = ProcessedData.load(args.data).split("test")
-    golds = [r.answer for r in test.records]
-    answer_types = [r.answer_type for r in test.records]
+    data = ProcessedData.load(args.data)
+    test = data.split("test")
+    train_answer_counts = Counter(r.answer for r in data.records if r.split == "train")
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
 
     modes, outputs = {}, {}
     for mode in model.prediction_modes:
         start = time.perf_counter()
         outputs[mode] = predict_dataset(model, test, batch_size=params.evaluate.batch_size, device=device, mode=mode)
         elapsed = time.perf_counter() - start
-        predictions = [top[0][0] for top in outputs[mode]]
         modes[mode] = {
-            **accuracy_by_answer_type(predictions, golds, answer_types),
-            "sbert_similarity": sbert_similarity(predictions, golds, model_name=params.sbert_model),
+            **score_predictions([top[0][0] for top in outputs[mode]], test.records,
+                                train_answer_counts=train_answer_counts, sbert_model=params.sbert_model),
             "eval_time_s": round(elapsed, 2),
+            "latency_ms_per_question": round(1000 * elapsed / len(test), 3),
             "test_samples_per_s": round(len(test) / elapsed, 2),
         }
     primary = model.prediction_modes[0]
+    memory = {"peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}  # Linux: KiB
+    if device.type == "cuda":
+        memory["peak_gpu_mb"] = round(torch.cuda.max_memory_allocated(device) / 2**20, 1)
 
     def prediction_row(i, record):
         top = outputs[primary][i][0]
@@ -61,6 +70,7 @@ def main(argv=None) -> None:
         "model": checkpoint["family"],
         "profile": checkpoint["profile"],
         **modes[primary],
+        **memory,
         "sbert_model": params.sbert_model,
         "train_time_s": round(checkpoint["train_time_s"], 2),
         "best_epoch": checkpoint["best_epoch"],

@@ -3,7 +3,7 @@
 from pathlib import Path
 
 from vqalab.io import atomic_path, read_json
-from vqalab.report.report import plot_training_curves, read_curves, render_report
+from vqalab.report.report import FREQUENCY_ORDER, plot_accuracy_bars, plot_training_curves, read_curves, render_report
 from vqalab.stage import stage_parser
 
 
@@ -16,11 +16,20 @@ def main(argv=None) -> None:
     parser.add_argument("--plots", type=Path, required=True, help="folder for the PNG plots")
     args = parser.parse_args(argv)
     metrics, stats = read_json(args.metrics), read_json(args.stats)
-    curves_png = args.plots / "training_curves.png"
-    with atomic_path(curves_png) as tmp:
-        plot_training_curves(read_curves(args.curves), tmp, title=f"{metrics['model']} on {metrics['dataset']}")
+    title = f"{metrics['model']} on {metrics['dataset']}"
+    answer_types = {t: {"accuracy": metrics[f"accuracy_{t}"], "n": metrics[f"n_{t}"]}
+                    for t in ("closed", "open") if f"n_{t}" in metrics}
+    plots = {
+        "training_curves.png": lambda out: plot_training_curves(read_curves(args.curves), out, title=title),
+        "accuracy_by_frequency.png": lambda out: plot_accuracy_bars(
+            metrics["by_frequency"], out, title=f"{title}: by answer frequency in train", order=FREQUENCY_ORDER),
+        "accuracy_by_answer_type.png": lambda out: plot_accuracy_bars(answer_types, out, title=f"{title}: by answer type"),
+    }
+    for name, draw in plots.items():
+        with atomic_path(args.plots / name) as tmp:
+            draw(tmp)
     with atomic_path(args.report) as tmp:
-        tmp.write_text(render_report(metrics, stats, plot_names=[curves_png.name]), encoding="utf-8")
+        tmp.write_text(render_report(metrics, stats, plot_names=list(plots)), encoding="utf-8")
 
 
 if __name__ == "__main__":

@@ -2,7 +2,9 @@ import numpy as np
 import pytest
 from sentence_transformers import SentenceTransformer
 
-from vqalab.evaluation.metrics import accuracy, accuracy_by_answer_type, exact_match, sbert_similarity
+from vqalab.evaluation.metrics import (accuracy, accuracy_by_answer_type, accuracy_by_group, exact_match,
+                                      frequency_bucket, sbert_similarity, wup_word_similarity, wups)
+from vqalab.evaluation.wordnet import load_wordnet
 from vqalab.models.pretrained import resolve_pretrained
 
 SCORER = "packaged:all-MiniLM-L6-v2"
@@ -39,3 +41,55 @@ def test_sbert_similarity_is_mean_pairwise_cosine():
     got = sbert_similarity(["circle", "circle"], ["circle", "rectangle"], model_name=SCORER)
     assert got == pytest.approx(expected, abs=1e-5)
     assert got < 0.99
+
+
+class StubSynset:
+    """A WordNet sense whose Wu-Palmer similarities come from a table."""
+
+    table = {frozenset({"table", "chair"}): 0.8, frozenset({"red", "blue"}): 0.95}
+
+    def __init__(self, word):
+        self.word = word
+
+    def wup_similarity(self, other):
+        return 1.0 if other.word == self.word else self.table.get(frozenset({self.word, other.word}), 0.0)
+
+
+class StubWordNet:
+    def synsets(self, word, pos=None):
+        return [StubSynset(word)] if word in {"table", "chair", "red", "blue"} else []
+
+
+@pytest.mark.parametrize(
+    ("prediction", "gold", "at_09", "at_00"),
+    [
+        ("chair", "chair", 1.0, 1.0),  # identical
+        ("table", "chair", 0.08, 0.8),  # below 0.9: scaled by 0.1
+        ("red", "blue", 0.95, 0.95),  # above 0.9: kept
+        ("chair, table", "chair", 0.08, 0.8),  # min(1 * mu(table, chair), max(1, mu(chair, table)))
+        ("chair, table", "table, chair", 1.0, 1.0),  # the same list in another order
+        ("lamp", "chair", 0.0, 0.0),  # not in WordNet and not equal
+    ],
+)
+def test_wups_hand_computed(prediction, gold, at_09, at_00):
+    assert wups([prediction], [gold], threshold=0.9, wordnet=StubWordNet()) == pytest.approx(at_09)
+    assert wups([prediction], [gold], threshold=0.0, wordnet=StubWordNet()) == pytest.approx(at_00)
+
+
+def test_wups_with_the_installed_wordnet():
+    wordnet, why_not = load_wordnet()
+    if wordnet is None:
+        pytest.skip(why_not)  # .ci/run checks that WordNet is installed, so CI always runs this
+    # Wu-Palmer of dog.n.01 and cat.n.01 in WordNet 3.0 is 0.857, the value NLTK's documentation shows
+    assert wordnet.synset("dog.n.01").wup_similarity(wordnet.synset("cat.n.01")) == pytest.approx(0.857, abs=1e-3)
+    assert wups(["chair"], ["chair"], threshold=0.9, wordnet=wordnet) == 1.0
+    best = wup_word_similarity("dog", "cat", wordnet)
+    assert 0.857 <= best < 0.9
+    assert wups(["dog"], ["cat"], threshold=0.9, wordnet=wordnet) == pytest.approx(0.1 * best)
+    assert wups(["dog"], ["cat"], threshold=0.0, wordnet=wordnet) == pytest.approx(best)
+
+
+def test_frequency_buckets_and_groups():
+    assert [frequency_bucket(c) for c in (0, 1, 5, 6, 50, 51)] == ["unseen", "tail", "tail", "body", "body", "head"]
+    groups = accuracy_by_group(["a", "b", "c"], ["a", "x", "c"], ["head", "head", None])
+    assert groups == {"head": {"accuracy": 0.5, "n": 2}}

@@ -60,8 +60,11 @@ def test_repro_writes_every_output(project):
     root, env = project
     metrics = json.loads((root / "metrics/eval.json").read_text())
     for key in ("accuracy", "accuracy_closed", "accuracy_open", "sbert_similarity", "sbert_model", "train_time_s",
-                "eval_time_s", "trainable_params", "total_params"):
+                "eval_time_s", "trainable_params", "total_params", "answer_coverage", "by_frequency",
+                "latency_ms_per_question", "test_samples_per_s", "peak_rss_mb"):
         assert key in metrics, key
+    assert ("wups_09" in metrics and 0 <= metrics["wups_00"] <= 1) or "wups_unavailable" in metrics
+    assert sum(group["n"] for group in metrics["by_frequency"].values()) == metrics["n"]
     assert 0.0 <= metrics["accuracy"] <= 1.0 and 0.0 < metrics["sbert_similarity"] <= 1.0
     assert metrics["sbert_model"] == "packaged:all-MiniLM-L6-v2"
     assert 0 < metrics["trainable_params"] < metrics["total_params"]
@@ -77,7 +80,9 @@ def test_repro_writes_every_output(project):
     report = (root / "metrics/report.md").read_text()
     assert "| model | test accuracy | SBERT similarity | training time |" in report
     assert f"| resnet_bert | {100 * metrics['accuracy']:.2f}% |" in report
-    assert (root / "plots/training_curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    for plot in ("training_curves", "accuracy_by_frequency", "accuracy_by_answer_type"):
+        assert (root / f"plots/{plot}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "## Accuracy by answer frequency in train" in report
     assert json.loads((root / "models/resnet_bert/checkpoint.json").read_text())["epochs_run"] <= 2
     assert "Data and pipelines are up to date" in run([str(BIN / "dvc"), "status"], root, env)
 

@@ -1,5 +1,8 @@
 """The one metrics module: every figure in ``metrics/`` is computed here.
 
+Accuracy (exact match), accuracy per answer type, per answer-frequency bucket and per question
+type, SBERT similarity and WUPS.
+
 Answers are compared after ``normalize_answer``; predictions and gold answers stored in records
 are already normalised, and normalisation is idempotent, so comparing again is safe.
 """
@@ -53,3 +56,88 @@ def sbert_similarity(predictions: Sequence[str], golds: Sequence[str], *, model_
     pred = vectors[[row[p] for p in predictions]]
     gold = vectors[[row[g] for g in golds]]
     return float(np.mean(np.sum(pred * gold, axis=1)))
+
+
+def split_answer_list(answer: str) -> list[str]:
+    """A normalised answer as the list of items it names ("chair, table" -> ["chair", "table"])."""
+    return [item for item in answer.split(", ") if item]
+
+
+def wup_word_similarity(a: str, b: str, wordnet) -> float:
+    """The highest Wu-Palmer similarity between any noun senses of two words (1.0 when equal)."""
+    if a == b:
+        return 1.0
+    senses_a = wordnet.synsets(a.replace(" ", "_"), pos="n")
+    senses_b = wordnet.synsets(b.replace(" ", "_"), pos="n")
+    return max((x.wup_similarity(y) or 0.0 for x in senses_a for y in senses_b), default=0.0)
+
+
+def wups(predictions: Sequence[str], golds: Sequence[str], *, threshold: float, wordnet) -> float:
+    """WUPS (Malinowski and Fritz, 2014), as DAQUAR is scored: for answer lists A (predicted) and
+    T (gold), min(prod_a max_t mu(a, t), prod_t max_a mu(a, t)), averaged over questions, where
+    mu is the Wu-Palmer similarity, scaled by 0.1 when below ``threshold``."""
+    if len(predictions) != len(golds):
+        raise ValueError(f"{len(predictions)} predictions for {len(golds)} gold answers")
+    cache: dict[tuple[str, str], float] = {}
+
+    def mu(a: str, b: str) -> float:
+        if (a, b) not in cache:
+            score = wup_word_similarity(a, b, wordnet)
+            cache[a, b] = score if score >= threshold else 0.1 * score
+        return cache[a, b]
+
+    def one_way(xs: list[str], ys: list[str]) -> float:
+        return float(np.prod([max((mu(x, y) for y in ys), default=0.0) for x in xs])) if xs else 0.0
+
+    scores = []
+    for prediction, gold in zip(predictions, golds):
+        a, t = split_answer_list(normalize_answer(prediction)), split_answer_list(normalize_answer(gold))
+        scores.append(min(one_way(a, t), one_way(t, a)))
+    return float(np.mean(scores)) if scores else float("nan")
+
+
+FREQUENCY_BUCKETS = (("unseen", 0, 0), ("tail", 1, 5), ("body", 6, 50), ("head", 51, None))
+
+
+def frequency_bucket(train_count: int) -> str:
+    """unseen: never a training answer; tail: 1-5 training questions; body: 6-50; head: more."""
+    for name, low, high in FREQUENCY_BUCKETS:
+        if train_count >= low and (high is None or train_count <= high):
+            return name
+    raise ValueError(f"negative count {train_count}")
+
+
+def accuracy_by_group(predictions: Sequence[str], golds: Sequence[str], groups: Sequence[str | None]) -> dict:
+    """{group: {"accuracy", "n"}} for every group present (None groups are left out)."""
+    matches = exact_match(predictions, golds)
+    result = {}
+    for group in sorted({g for g in groups if g is not None}):
+        picked = [m for m, g in zip(matches, groups) if g == group]
+        result[group] = {"accuracy": sum(picked) / len(picked), "n": len(picked)}
+    return result
+
+
+def score_predictions(predictions: Sequence[str], records: Sequence, *, train_answer_counts: dict[str, int],
+                      sbert_model: str) -> dict:
+    """Every figure for one set of test predictions (``records``: the test records, in order)."""
+    from vqalab.evaluation.wordnet import load_wordnet
+
+    golds = [r.answer for r in records]
+    counts = [train_answer_counts.get(g, 0) for g in golds]
+    result = {
+        **accuracy_by_answer_type(predictions, golds, [r.answer_type for r in records]),
+        # The ceiling of a classifier over the training answers, beside what was achieved.
+        "answer_coverage": sum(c > 0 for c in counts) / len(counts) if counts else float("nan"),
+        "sbert_similarity": sbert_similarity(predictions, golds, model_name=sbert_model),
+        "by_frequency": accuracy_by_group(predictions, golds, [frequency_bucket(c) for c in counts]),
+    }
+    question_types = [r.question_type for r in records]
+    if any(question_types):
+        result["by_question_type"] = accuracy_by_group(predictions, golds, question_types)
+    wordnet, why_not = load_wordnet()
+    if wordnet is None:
+        result["wups_unavailable"] = why_not
+    else:
+        result["wups_09"] = wups(predictions, golds, threshold=0.9, wordnet=wordnet)
+        result["wups_00"] = wups(predictions, golds, threshold=0.0, wordnet=wordnet)
+    return result

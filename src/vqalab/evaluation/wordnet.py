@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import warnings
 from functools import lru_cache
 from pathlib import Path
 
@@ -63,4 +64,6 @@ def load_wordnet():
         (root / "lexnames").write_text(lexnames_text())
     if str(root) not in nltk.data.path:  # NLTK reads only below its data paths
         nltk.data.path.append(str(root))
-    return WordNet30(str(root), None), None
+    with warnings.catch_warnings():  # "multilingual functions are not available": not needed for WUPS
+        warnings.simplefilter("ignore", UserWarning)
+        return WordNet30(str(root), None), None

@@ -7,8 +7,12 @@ from pathlib import Path
 
 import matplotlib
 
+from vqalab.evaluation.metrics import FREQUENCY_BUCKETS
+
 matplotlib.use("Agg")  # PNGs only: no display, no CDN
 import matplotlib.pyplot as plt  # noqa: E402
+
+FREQUENCY_ORDER = [name for name, _, _ in FREQUENCY_BUCKETS]
 
 
 def read_curves(curves_dir: Path) -> dict[str, list[tuple[int, float]]]:
@@ -40,6 +44,22 @@ def plot_training_curves(curves: dict[str, list[tuple[int, float]]], out_png: Pa
     plt.close(fig)
 
 
+def plot_accuracy_bars(groups: dict[str, dict], out_png: Path, *, title: str, order: list[str] | None = None) -> None:
+    """A bar per group: accuracy, with the number of test questions on each bar."""
+    names = [n for n in (order or sorted(groups)) if n in groups]
+    fig, ax = plt.subplots(figsize=(max(4, 1.1 * len(names)), 3.5))
+    bars = ax.bar(names, [100 * groups[n]["accuracy"] for n in names], color="#4c72b0")
+    for bar, name in zip(bars, names):
+        ax.annotate(f"n={groups[name]['n']}", (bar.get_x() + bar.get_width() / 2, bar.get_height()),
+                    ha="center", va="bottom", fontsize=8)
+    ax.set_ylim(0, 105)
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_title(title)
+    fig.tight_layout()
+    fig.savefig(out_png, format="png", dpi=100)
+    plt.close(fig)
+
+
 def format_duration(seconds: float) -> str:
     minutes, secs = divmod(round(seconds), 60)
     hours, minutes = divmod(minutes, 60)
@@ -61,8 +81,7 @@ def render_report(metrics: dict, stats: dict, *, plot_names: list[str]) -> str:
         "",
         f"SBERT scorer: `{metrics['sbert_model']}`. Best validation epoch: {metrics['best_epoch']}. "
         f"Parameters: {metrics['trainable_params']:,} trainable of {metrics['total_params']:,}. "
-        f"Test inference: {metrics['eval_time_s']:.1f} s for {metrics['n']:,} questions "
-        f"({metrics['test_samples_per_s']:.1f} questions/s).",
+        f"Test inference: {metrics['eval_time_s']:.1f} s for {metrics['n']:,} questions.",
         "",
         "## Accuracy per answer type",
         "",
@@ -73,6 +92,27 @@ def render_report(metrics: dict, stats: dict, *, plot_names: list[str]) -> str:
         if f"n_{answer_type}" in metrics:
             lines.append(f"| {answer_type} | {metrics[f'n_{answer_type}']:,} | {pct(metrics[f'accuracy_{answer_type}'])} |")
     lines.append(f"| all | {metrics['n']:,} | {pct(metrics['accuracy'])} |")
+    lines += ["", "## Accuracy by answer frequency in train", "",
+              "unseen: never a training answer; tail: 1-5 training questions; body: 6-50; head: more. "
+              f"Ceiling (test answers seen in train): {pct(metrics['answer_coverage'])}; achieved: {pct(metrics['accuracy'])}.",
+              "", "| bucket | questions | accuracy |", "|---|---|---|"]
+    for bucket in FREQUENCY_ORDER:
+        if bucket in metrics["by_frequency"]:
+            group = metrics["by_frequency"][bucket]
+            lines.append(f"| {bucket} | {group['n']:,} | {pct(group['accuracy'])} |")
+    if "by_question_type" in metrics:
+        lines += ["", "## Accuracy by question type", "", "| question type | questions | accuracy |", "|---|---|---|"]
+        for name, group in sorted(metrics["by_question_type"].items(), key=lambda kv: -kv[1]["n"]):
+            lines.append(f"| {name} | {group['n']:,} | {pct(group['accuracy'])} |")
+    lines += ["", "## WUPS and cost", ""]
+    if "wups_09" in metrics:
+        lines.append(f"WUPS@0.9: {100 * metrics['wups_09']:.2f}; WUPS@0.0: {100 * metrics['wups_00']:.2f}.")
+    else:
+        lines.append(f"WUPS: unavailable ({metrics['wups_unavailable']}).")
+    gpu = f", peak GPU memory {metrics['peak_gpu_mb']:,.0f} MB" if "peak_gpu_mb" in metrics else ""
+    lines.append(f"Inference: {metrics['latency_ms_per_question']:.2f} ms per question, "
+                 f"{metrics['test_samples_per_s']:.1f} questions/s; peak CPU memory (RSS) "
+                 f"{metrics['peak_rss_mb']:,.0f} MB{gpu}.")
     if len(metrics.get("modes", {})) > 1:
         lines += ["", "## Prediction modes", "",
                   f"The headline figures use `{metrics['prediction_mode']}`.", "",
