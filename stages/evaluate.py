@@ -1,7 +1,7 @@
 """Stage evaluate: predict the test split, write the predictions file and the metrics JSON.
 
 A family with several prediction modes (qwen2vl: free generation and candidate ranking) is scored
-in each; the first mode gives the headline figures, every mode appears under ``modes``.
+in each; the first mode gives the headline figures, and every mode appears under ``modes``.
 """
 
 import resource
@@ -77,7 +77,7 @@ def main(argv=None) -> None:
         "trainable_params": checkpoint["trainable_params"],
         "total_params": checkpoint["total_params"],
         "prediction_mode": primary,
-        "modes": modes,
+        **({"modes": modes} if len(modes) > 1 else {}),
     })
 
 

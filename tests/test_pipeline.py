@@ -119,3 +119,33 @@ def test_exp_run_and_metrics_diff(project):
     assert set(eval_diff["accuracy"]) >= {"old", "new"}
     checkpoint = json.loads((root / "models/resnet_bert/checkpoint.json").read_text())
     assert checkpoint["epochs_run"] == 1
+
+
+def test_compare_table_reads_every_experiment(project, tmp_path):
+    root, env = project  # runs after test_exp_run_and_metrics_diff: the baseline plus one experiment
+    out_md, out_png = tmp_path / "compare.md", tmp_path / "compare.png"
+    table = run([str(BIN / "vqalab-compare"), "--out-md", str(out_md), "--out-png", str(out_png)], root, env)
+    lines = [line for line in table.splitlines() if line.startswith("| easy_vqa")]
+    assert len(lines) == 1  # one row per data set, model and profile: the most recent run
+    metrics = json.loads((root / "metrics/eval.json").read_text())  # the experiment, applied to the workspace
+    assert f"| easy_vqa | resnet_bert | tiny | {100 * metrics['accuracy']:.2f}% |" in lines[0]
+    assert out_md.read_text() == table
+    assert out_png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_pull_request_script_posts_the_metrics_diff(project, tmp_path):
+    """Two commits with different params; the PR script in a clone diffs the second against the first."""
+    root, env = project  # the workspace holds the experiment with train.max_epochs=1 (see above)
+    run(["git", "add", "-A"], root, env)
+    run(["git", "commit", "-qm", "one epoch"], root, env)
+    clone = tmp_path / "clone"
+    run(["git", "clone", "-q", str(root), str(clone)], tmp_path, env)
+    run([str(BIN / "dvc"), "cache", "dir", "--local", str(root / ".dvc" / "cache")], clone, env)
+    out = tmp_path / "diff.md"
+    run(["bash", str(ROOT / "scripts/pr_metrics.sh"), "HEAD~1", str(out)], clone, env)
+    markdown = out.read_text()
+    assert markdown.startswith("### vqalab: metrics of this change against `HEAD~1`")
+    assert "| Path" in markdown and "metrics/eval.json" in markdown
+    for metric in ("accuracy", "sbert_similarity", "train_time_s"):
+        assert f"| {metric} " in markdown or f"| metrics/eval.json | {metric} " in markdown, metric
+    assert "train.max_epochs" in markdown and "| 2 " in markdown and "| 1 " in markdown
