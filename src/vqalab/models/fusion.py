@@ -20,6 +20,17 @@ from vqalab.models.pretrained import resolve_pretrained
 TEXT_ENCODER_DIR = "text_encoder"
 
 
+def check_fusion_settings(config) -> None:
+    """Validation every fusion-classifier config shares (called from its ``__post_init__``)."""
+    for name in ("max_question_tokens", "hidden_size"):
+        if getattr(config, name) < 1:
+            raise ValueError(f"{name} must be >= 1, got {getattr(config, name)}")
+    if not 0.0 <= config.dropout < 1.0:
+        raise ValueError(f"dropout must be in [0, 1), got {config.dropout}")
+    if config.lr <= 0 or config.encoder_lr <= 0:
+        raise ValueError(f"lr and encoder_lr must be > 0, got {config.lr} and {config.encoder_lr}")
+
+
 def mean_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     mask = mask.unsqueeze(-1).to(hidden.dtype)
     return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)

@@ -15,7 +15,7 @@ from torch import nn
 from transformers import CLIPVisionConfig, CLIPVisionModel
 
 from vqalab.data.preprocess import check_resize
-from vqalab.models.fusion import FusionClassifier
+from vqalab.models.fusion import FusionClassifier, check_fusion_settings
 from vqalab.models.pretrained import resolve_pretrained
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
@@ -51,13 +51,10 @@ class PubMedClipConfig:
             raise ValueError(f"image_size {self.image_size} is not divisible by patch_size {self.patch_size}")
         if self.vision_hidden_size % self.vision_heads:
             raise ValueError(f"vision_hidden_size {self.vision_hidden_size} is not divisible by vision_heads {self.vision_heads}")
-        for name in ("image_size", "vision_layers", "max_question_tokens", "hidden_size"):
+        for name in ("image_size", "vision_layers"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
-        if self.lr <= 0 or self.encoder_lr <= 0:
-            raise ValueError(f"lr and encoder_lr must be > 0, got {self.lr} and {self.encoder_lr}")
+        check_fusion_settings(self)
 
 
 class ClipImageEncoder(nn.Module):

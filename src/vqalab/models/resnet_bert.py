@@ -17,7 +17,7 @@ from torch import nn
 from torchvision.models.resnet import BasicBlock, conv1x1
 
 from vqalab.data.preprocess import check_resize
-from vqalab.models.fusion import FusionClassifier
+from vqalab.models.fusion import FusionClassifier, check_fusion_settings
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -56,13 +56,7 @@ class ResNetBertConfig:
             raise ValueError(f"image_widths must be 4 positive channel counts, got {list(self.image_widths)}")
         if self.image_encoder == "resnet_small" and self.image_weights is not None:
             raise ValueError("resnet_small has no pretrained weights: set image_weights to null")
-        for name in ("max_question_tokens", "hidden_size"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
-        if self.lr <= 0 or self.encoder_lr <= 0:
-            raise ValueError(f"lr and encoder_lr must be > 0, got {self.lr} and {self.encoder_lr}")
+        check_fusion_settings(self)
 
 
 class SmallResNet(nn.Module):
