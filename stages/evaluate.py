@@ -69,6 +69,7 @@ def main(argv=None) -> None:
         "dataset": checkpoint["dataset"],
         "model": checkpoint["family"],
         "profile": checkpoint["profile"],
+        "seed": checkpoint["seed"],
         **modes[primary],
         **memory,
         "sbert_model": params.sbert_model,

@@ -10,7 +10,7 @@ from vqalab.data.dataset import ProcessedData
 from vqalab.models.checkpoint import save_checkpoint
 from vqalab.models.registry import get_family
 from vqalab.stage import stage_parser
-from vqalab.training.device import resolve_device, seed_everything
+from vqalab.training.device import library_versions, resolve_device, seed_everything
 from vqalab.training.loop import fit
 
 
@@ -47,6 +47,7 @@ def main(argv=None) -> None:
         "profile": params.profile,
         "seed": params.seed,
         "device": str(device),
+        "versions": library_versions(),
         "n_train": len(train_set),
         "n_val": len(val_set),
         **summary,

@@ -59,6 +59,10 @@ def test_paper_profile_loads(tmp_path):
         ({"dataset": "daquar", "datasets__daquar__answers": 37}, r"datasets.daquar.answers = 37 should be of type str"),
         ({"dataset": "folder"}, r"needs datasets.folder.records"),
         ({"download__on_bad_record": "ignore"}, r"on_bad_record must be error or skip"),
+        ({"model": "vilt", "vilt__tiny__lora": {"r": 0, "alpha": 16, "dropout": 0.0, "target_modules": ["query"]}},
+         r"vilt.tiny.lora: lora.r must be >= 1, got 0"),
+        ({"model": "vilt", "vilt__tiny__image_size": 72}, r"image_size 72 is not divisible by patch_size 16"),
+        ({"model": "qwen2vl", "qwen2vl__tiny__mrope_section": [4, 4, 4]}, r"mrope_section \[4, 4, 4\] must sum to"),
     ],
 )
 def test_bad_params_fail_with_the_parameter_name(tmp_path, change, message):

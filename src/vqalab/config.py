@@ -46,6 +46,9 @@ def _check_type(value: Any, hint: Any, where: str) -> Any:
         options = typing.get_args(hint)
         if value is None and type(None) in options:
             return None
+        concrete = [o for o in options if o is not type(None)]
+        if len(concrete) == 1:  # X | None: X's own message says what is wrong
+            return _check_type(value, concrete[0], where)
         for option in options:
             if option is type(None):
                 continue

@@ -15,7 +15,7 @@ from transformers import AutoConfig, AutoModel, AutoTokenizer
 
 from vqalab.data.vocab import IGNORE_INDEX
 from vqalab.models.base import ModelOutput, VQAModel
-from vqalab.models.pretrained import resolve_pretrained
+from vqalab.models.pretrained import from_pretrained
 
 TEXT_ENCODER_DIR = "text_encoder"
 
@@ -86,10 +86,11 @@ class FusionClassifier(VQAModel):
     @classmethod
     def build(cls, config, answers: list[str], *, train_texts: list[str] = ()):
         """Build with pretrained weights from their sources (hub id, local folder, package)."""
-        source = resolve_pretrained(config.text_encoder)
+        param = f"{cls.family}.<profile>.text_encoder"
         image_encoder, features = cls.build_image_encoder(config, saved=None)
         return cls(config, answers, image_encoder=image_encoder, image_features=features,
-                   text_encoder=AutoModel.from_pretrained(source), tokenizer=AutoTokenizer.from_pretrained(source))
+                   text_encoder=from_pretrained(AutoModel, config.text_encoder, param=param),
+                   tokenizer=from_pretrained(AutoTokenizer, config.text_encoder, param=param))
 
     @classmethod
     def from_saved(cls, directory: Path, config, answers: list[str]):

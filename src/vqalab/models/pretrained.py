@@ -33,3 +33,19 @@ def resolve_pretrained(name: str) -> str:
     except KeyError:
         raise ValueError(f"unknown packaged model {name!r}; choices: {[PACKAGED_PREFIX + k for k in PACKAGED_MODELS]}") from None
     return str(locate())
+
+
+def from_pretrained(loader, name: str, *, param: str, **kwargs):
+    """``loader.from_pretrained`` for ``name`` (see ``resolve_pretrained``); when the weights cannot
+    be had - no network, not in the cache, no such folder - the error names the model, the
+    parameter that chose it and how to use a local copy."""
+    source = resolve_pretrained(name)
+    try:
+        return loader.from_pretrained(source, **kwargs)
+    except OSError as err:
+        first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise OSError(
+            f"could not load {name!r} (set by {param}): {first_line}. Without network, download it once "
+            f"where there is network and set HF_HUB_OFFLINE=1 to use the Hugging Face cache, or save it with "
+            f"save_pretrained and set {param} to that folder."
+        ) from None

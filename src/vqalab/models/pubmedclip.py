@@ -16,7 +16,7 @@ from transformers import CLIPVisionConfig, CLIPVisionModel
 
 from vqalab.data.preprocess import check_resize
 from vqalab.models.fusion import FusionClassifier, check_fusion_settings
-from vqalab.models.pretrained import resolve_pretrained
+from vqalab.models.pretrained import from_pretrained
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
@@ -81,7 +81,7 @@ class PubMedClip(FusionClassifier):
             vision = CLIPVisionModel(CLIPVisionConfig.from_pretrained(saved / VISION_DIR))
         elif config.vision_model is not None:
             # Takes the vision half of a full CLIP checkpoint (the text half is not needed).
-            vision = CLIPVisionModel.from_pretrained(resolve_pretrained(config.vision_model))
+            vision = from_pretrained(CLIPVisionModel, config.vision_model, param="pubmedclip.<profile>.vision_model")
         else:
             vision = CLIPVisionModel(CLIPVisionConfig(
                 hidden_size=config.vision_hidden_size, num_hidden_layers=config.vision_layers,

@@ -26,7 +26,7 @@ from vqalab.data.normalize import normalize_answer
 from vqalab.data.preprocess import check_resize
 from vqalab.models.base import ModelOutput, VQAModel
 from vqalab.models.lora import LoraSettings, apply_lora
-from vqalab.models.pretrained import resolve_pretrained
+from vqalab.models.pretrained import from_pretrained
 
 PROCESSOR_DIR = "processor"
 MODEL_CONFIG_DIR = "model_config"
@@ -166,10 +166,10 @@ class Qwen2VL(VQAModel):
             tokenizer = fit_tokenizer([*train_texts, *answers], config.tokenizer_vocab_size)
             return cls(config, answers, model=Qwen2VLForConditionalGeneration(tiny_model_config(config, tokenizer)),
                        processor=build_processor(tokenizer, config.image_size))
-        source = resolve_pretrained(config.checkpoint)
-        processor = AutoProcessor.from_pretrained(source)
+        param = "qwen2vl.<profile>.checkpoint"
+        processor = from_pretrained(AutoProcessor, config.checkpoint, param=param)
         processor.image_processor.size = pixel_budget(config.image_size)
-        model = Qwen2VLForConditionalGeneration.from_pretrained(source, **load_options(config))
+        model = from_pretrained(Qwen2VLForConditionalGeneration, config.checkpoint, param=param, **load_options(config))
         return cls(config, answers, model=model, processor=processor)
 
     @classmethod
@@ -180,8 +180,8 @@ class Qwen2VL(VQAModel):
         if config.checkpoint is None:
             model = Qwen2VLForConditionalGeneration(Qwen2VLConfig.from_pretrained(directory / MODEL_CONFIG_DIR))
         else:  # the checkpoint holds only the adapters: the base weights come from their source
-            model = Qwen2VLForConditionalGeneration.from_pretrained(resolve_pretrained(config.checkpoint),
-                                                                    **load_options(config))
+            model = from_pretrained(Qwen2VLForConditionalGeneration, config.checkpoint,
+                                    param="qwen2vl.<profile>.checkpoint", **load_options(config))
         return cls(config, answers, model=model, processor=processor)
 
     def save_extra(self, directory: Path) -> None:

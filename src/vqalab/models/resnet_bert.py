@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.error import URLError
 
 import torch
 import torch.nn.functional as F
@@ -98,7 +99,12 @@ class ResNetBert(FusionClassifier):
         weights = None
         if saved is None and config.image_weights == "imagenet":
             weights = torchvision.models.get_model_weights(config.image_encoder).DEFAULT
-        cnn = torchvision.models.get_model(config.image_encoder, weights=weights)
+        try:
+            cnn = torchvision.models.get_model(config.image_encoder, weights=weights)
+        except (URLError, OSError) as err:
+            raise OSError(f"could not get torchvision's ImageNet weights for {config.image_encoder} ({err}). Without "
+                          f"network, save its state dict where there is network and set "
+                          f"resnet_bert.<profile>.image_weights to that file.") from None
         if saved is None and config.image_weights not in (None, "imagenet"):
             path = Path(config.image_weights)
             if not path.is_file():

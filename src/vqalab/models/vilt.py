@@ -19,7 +19,7 @@ from vqalab.data.preprocess import check_resize
 from vqalab.models.base import ModelOutput, VQAModel
 from vqalab.models.fusion import classification_loss, top_answers
 from vqalab.models.lora import LoraSettings, apply_lora
-from vqalab.models.pretrained import resolve_pretrained
+from vqalab.models.pretrained import from_pretrained
 
 BACKBONE_DIR = "backbone"
 TOKENIZER_DIR = "tokenizer"
@@ -79,13 +79,13 @@ class Vilt(VQAModel):
     def build(cls, config: ViltFamilyConfig, answers: list[str], *, train_texts: list[str] = ()) -> "Vilt":
         if config.backbone is not None:
             # The VQA-finetuned checkpoint: keep its backbone (with pooler), replace its answer head.
-            backbone = ViltForQuestionAnswering.from_pretrained(resolve_pretrained(config.backbone)).vilt
+            backbone = from_pretrained(ViltForQuestionAnswering, config.backbone, param="vilt.<profile>.backbone").vilt
         else:
             backbone = ViltModel(ViltConfig(
                 hidden_size=config.hidden_size, num_hidden_layers=config.layers, num_attention_heads=config.heads,
                 intermediate_size=config.intermediate_size, image_size=config.image_size,
                 patch_size=config.patch_size, max_position_embeddings=VILT_MAX_TEXT_POSITIONS))
-        tokenizer = AutoTokenizer.from_pretrained(resolve_pretrained(config.tokenizer))
+        tokenizer = from_pretrained(AutoTokenizer, config.tokenizer, param="vilt.<profile>.tokenizer")
         if len(tokenizer) > backbone.config.vocab_size:
             raise ValueError(f"tokenizer {config.tokenizer} has {len(tokenizer)} tokens but the ViLT backbone "
                              f"embeds {backbone.config.vocab_size}: use the backbone's own tokenizer")

@@ -14,6 +14,20 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def library_versions() -> dict[str, str]:
+    """The versions a run depended on, recorded beside its results."""
+    import platform
+    from importlib.metadata import PackageNotFoundError, version
+
+    versions = {"python": platform.python_version()}
+    for package in ("torch", "torchvision", "transformers", "peft", "sentence-transformers", "dvc", "numpy", "vqalab"):
+        try:
+            versions[package] = version(package)
+        except PackageNotFoundError:
+            versions[package] = "not installed"
+    return versions
+
+
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
