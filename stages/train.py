@@ -19,6 +19,8 @@ def main(argv=None) -> None:
     parser.add_argument("--data", type=Path, required=True, help="the preprocess stage's folder")
     parser.add_argument("--out", type=Path, required=True, help="checkpoint folder")
     parser.add_argument("--live", type=Path, required=True, help="DVCLive folder for the training curves")
+    parser.add_argument("--state", type=Path, required=True,
+                        help="scratch file with the last completed epoch's training state (train.resume continues from it)")
     args = parser.parse_args(argv)
     params = load_params(args.params)
     device = resolve_device(params.train.device)
@@ -37,8 +39,9 @@ def main(argv=None) -> None:
                 live.log_metric(name, value)
             live.next_step()
 
+        args.state.parent.mkdir(parents=True, exist_ok=True)
         result = fit(model, train_set, val_set, params=params.train, device=device, seed=params.seed,
-                     on_epoch_end=log_epoch)
+                     on_epoch_end=log_epoch, state_path=args.state)
 
     summary = asdict(result)
     summary.pop("history")  # the curves live in the DVCLive folder
@@ -53,6 +56,7 @@ def main(argv=None) -> None:
         **summary,
         **model.parameter_counts(),
     })
+    args.state.unlink(missing_ok=True)  # the run is complete: a rerun starts afresh
 
 
 if __name__ == "__main__":

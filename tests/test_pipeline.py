@@ -3,8 +3,10 @@
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -149,3 +151,29 @@ def test_pull_request_script_posts_the_metrics_diff(project, tmp_path):
     for metric in ("accuracy", "sbert_similarity", "train_time_s"):
         assert f"| {metric} " in markdown or f"| metrics/eval.json | {metric} " in markdown, metric
     assert "train.max_epochs" in markdown and "| 2 " in markdown and "| 1 " in markdown
+
+
+def test_killed_train_stage_is_not_taken_as_complete_and_resumes(project):
+    root, env = project
+    set_params(root, **{"train.max_epochs": 12, "train.patience": 12, "train.resume": True})
+    state = root / ".training_state/resnet_bert.pt"
+    process = subprocess.Popen([str(BIN / "dvc"), "repro"], cwd=root, env=env, start_new_session=True,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 300
+        while not state.exists() and process.poll() is None and time.time() < deadline:
+            time.sleep(0.2)
+        assert state.exists(), "the train stage saved no epoch state"
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)  # as a killed job: no chance to clean up
+        process.wait()
+    status = run([str(BIN / "dvc"), "status", "train"], root, env)
+    assert "train:" in status and "changed" in status  # DVC does not take the half-run stage as done
+    assert not (root / "models/resnet_bert/checkpoint.json").exists()
+    out = subprocess.run([str(BIN / "dvc"), "repro"], cwd=root, env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "resuming after epoch" in out.stdout + out.stderr
+    checkpoint = json.loads((root / "models/resnet_bert/checkpoint.json").read_text())
+    assert checkpoint["epochs_run"] == 12 and not state.exists()
+    curve = (root / "metrics/train/plots/metrics/val_accuracy.tsv").read_text().splitlines()
+    assert len(curve) == 1 + 12  # header + every epoch, the ones before the kill included

@@ -3,6 +3,7 @@
 from dataclasses import replace
 
 import numpy as np
+import pytest
 import torch
 
 from vqalab.config import TrainParams
@@ -73,3 +74,49 @@ def test_library_versions_are_recorded():
     versions = library_versions()
     assert versions["torch"] in torch.__version__
     assert {"python", "transformers", "dvc", "vqalab"} <= set(versions)
+
+
+class Killed(Exception):
+    pass
+
+
+def test_interrupted_run_resumes_to_the_same_result(tmp_path):
+    params = replace(PARAMS, max_epochs=3, patience=3, resume=True)
+    train, val = datasets()
+    seed_everything(0)
+    model = ResNetBert.build(CONFIG, train.vocab.answers)
+    uninterrupted = fit(model, train, val, params=params, device=torch.device("cpu"), seed=0)
+    expected_state = model.state_dict()
+
+    def kill_after_first_epoch(epoch, metrics):
+        if epoch == 1:
+            raise Killed
+
+    state = tmp_path / "state.pt"
+    seed_everything(0)
+    model = ResNetBert.build(CONFIG, train.vocab.answers)
+    with pytest.raises(Killed):
+        fit(model, train, val, params=params, device=torch.device("cpu"), seed=0,
+            on_epoch_end=kill_after_first_epoch, state_path=state)
+    assert state.is_file()
+
+    seen = []
+    seed_everything(123)  # a new process: nothing carried over but the state file
+    model = ResNetBert.build(CONFIG, train.vocab.answers)
+    resumed = fit(model, train, val, params=params, device=torch.device("cpu"), seed=0,
+                  on_epoch_end=lambda epoch, metrics: seen.append(epoch), state_path=state)
+    assert seen == [1, 2, 3]  # the restored epoch is replayed to the logger, then 2 and 3 run
+    strip = lambda history: [{k: v for k, v in h.items() if k != "elapsed_s"} for h in history]  # noqa: E731
+    assert strip(resumed.history) == strip(uninterrupted.history)
+    assert all(torch.equal(expected_state[k], model.state_dict()[k]) for k in expected_state)
+
+
+def test_without_resume_a_stale_state_is_discarded(tmp_path):
+    train, val = datasets()
+    state = tmp_path / "state.pt"
+    state.write_bytes(b"left by an interrupted run")
+    seed_everything(0)
+    model = ResNetBert.build(CONFIG, train.vocab.answers)
+    result = fit(model, train, val, params=replace(PARAMS, max_epochs=1), device=torch.device("cpu"), seed=0,
+                 state_path=state)
+    assert result.epochs_run == 1

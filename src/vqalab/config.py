@@ -120,6 +120,8 @@ class TrainParams:
     device: str = "auto"
     # Stop once validation accuracy reaches this (null: run until patience or max_epochs).
     target_val_accuracy: float | None = None
+    # Continue an interrupted run from its last completed epoch (its saved training state).
+    resume: bool = False
 
     def __post_init__(self) -> None:
         _require(self.max_epochs >= 1, f"max_epochs must be >= 1, got {self.max_epochs}")

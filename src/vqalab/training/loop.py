@@ -6,9 +6,13 @@ Early stopping and model selection use validation accuracy only; the test split 
 from __future__ import annotations
 
 import logging
+import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
 
 import torch
 from torch.utils.data import DataLoader
@@ -19,6 +23,7 @@ from vqalab.config import TrainParams
 from vqalab.data.dataset import VQADataset
 from vqalab.evaluation.metrics import accuracy
 from vqalab.evaluation.predict import predict_dataset
+from vqalab.io import atomic_path
 from vqalab.models.base import VQAModel
 from vqalab.training.device import to_device
 
@@ -41,19 +46,42 @@ def validation_accuracy(model: VQAModel, val_set: VQADataset, *, batch_size: int
 
 
 def fit(model: VQAModel, train_set: VQADataset, val_set: VQADataset, *, params: TrainParams,
-        device: torch.device, seed: int, on_epoch_end: Callable[[int, dict], None] | None = None) -> TrainResult:
-    """Train ``model`` in place and leave it holding the weights of its best validation epoch."""
+        device: torch.device, seed: int, on_epoch_end: Callable[[int, dict], None] | None = None,
+        state_path: Path | None = None) -> TrainResult:
+    """Train ``model`` in place and leave it holding the weights of its best validation epoch.
+
+    With ``state_path``, everything the next epoch depends on (weights, optimiser, schedule, random
+    states, history) is saved there after every epoch, and a run started with ``params.resume``
+    continues from it: the result equals an uninterrupted run's. ``on_epoch_end`` is also called
+    for the epochs a resumed run restores, so loggers see the whole history.
+    """
     model.to(device)
+    generator = torch.Generator().manual_seed(seed)
     loader = DataLoader(train_set, batch_size=params.batch_size, shuffle=True, collate_fn=model.collate,
-                        generator=torch.Generator().manual_seed(seed))
+                        generator=generator)
     optimizer = torch.optim.AdamW(model.param_groups(), weight_decay=params.weight_decay)
     total_steps = len(loader) * params.max_epochs
     scheduler = get_linear_schedule_with_warmup(optimizer, int(params.warmup_ratio * total_steps), total_steps)
 
-    best_state, best_epoch, best_acc = None, 0, -1.0
-    history, stop_reason = [], "max_epochs"
-    start = time.perf_counter()
-    for epoch in range(1, params.max_epochs + 1):
+    progress_state = {"epoch": 0, "best_state": None, "best_epoch": 0, "best_acc": -1.0, "history": [],
+                      "stop_reason": None, "elapsed_s": 0.0}
+    if state_path is not None and state_path.is_file():
+        if params.resume:
+            progress_state = load_training_state(state_path, model, optimizer, scheduler, generator)
+            log.info("resuming after epoch %d from %s", progress_state["epoch"], state_path)
+            for past in progress_state["history"]:
+                if on_epoch_end is not None:
+                    on_epoch_end(past["epoch"], {k: v for k, v in past.items() if k != "epoch"})
+        else:
+            log.info("train.resume is off: starting afresh (discarding %s)", state_path)
+            state_path.unlink()
+    history = progress_state["history"]
+    best_state, best_epoch, best_acc = progress_state["best_state"], progress_state["best_epoch"], progress_state["best_acc"]
+    stop_reason = progress_state["stop_reason"]
+    start = time.perf_counter() - progress_state["elapsed_s"]
+    for epoch in range(progress_state["epoch"] + 1, params.max_epochs + 1):
+        if stop_reason is not None:
+            break
         model.train()
         loss_sum, loss_batches = 0.0, 0
         progress = tqdm(loader, desc=f"epoch {epoch}/{params.max_epochs}", unit="batch")
@@ -79,18 +107,41 @@ def fit(model: VQAModel, train_set: VQADataset, val_set: VQADataset, *, params: 
         }
         history.append({"epoch": epoch, **metrics})
         log.info("epoch %d: %s", epoch, {k: round(v, 5) for k, v in metrics.items()})
-        if on_epoch_end is not None:
-            on_epoch_end(epoch, metrics)
         if val_acc > best_acc:
             best_acc, best_epoch = val_acc, epoch
             best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
         if params.target_val_accuracy is not None and val_acc >= params.target_val_accuracy:
             stop_reason = "target_val_accuracy"
-            break
-        if epoch - best_epoch >= params.patience:
+        elif epoch - best_epoch >= params.patience:
             stop_reason = "early_stopping"
-            break
+        if state_path is not None:
+            save_training_state(state_path, model, optimizer, scheduler, generator, {
+                "epoch": epoch, "best_state": best_state, "best_epoch": best_epoch, "best_acc": best_acc,
+                "history": history, "stop_reason": stop_reason, "elapsed_s": time.perf_counter() - start})
+        if on_epoch_end is not None:
+            on_epoch_end(epoch, metrics)
     train_time = time.perf_counter() - start
     model.load_state_dict(best_state)
     return TrainResult(best_epoch=best_epoch, best_val_accuracy=best_acc, epochs_run=len(history),
-                       stop_reason=stop_reason, train_time_s=train_time, history=history)
+                       stop_reason=stop_reason or "max_epochs", train_time_s=train_time, history=history)
+
+
+def save_training_state(path: Path, model, optimizer, scheduler, generator, progress: dict) -> None:
+    with atomic_path(path) as tmp:
+        torch.save({
+            "model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+            "generator": generator.get_state(), "torch_rng": torch.get_rng_state(),
+            "numpy_rng": np.random.get_state(), "python_rng": random.getstate(), "progress": progress,
+        }, tmp)
+
+
+def load_training_state(path: Path, model, optimizer, scheduler, generator) -> dict:
+    state = torch.load(path, map_location="cpu", weights_only=False)  # our own file: it holds RNG states
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    generator.set_state(state["generator"])
+    torch.set_rng_state(state["torch_rng"])
+    np.random.set_state(state["numpy_rng"])
+    random.setstate(state["python_rng"])
+    return state["progress"]
