@@ -159,7 +159,9 @@ def test_folder_jsonl_with_splits(tmp_path):
         {"image": "sub/c.png", "question": "Is it blue?", "answer": "no", "split": "test", "id": "mine-1"},
     ]
     (tmp_path / "records.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
-    records, _ = materialize(tmp_path, "folder", FolderConfig(records=str(tmp_path / "records.jsonl"), images=str(tmp_path / "imgs")))
+    (tmp_path / "imgs" / "notes.txt").write_text("not an image of any record")
+    records, counts = materialize(tmp_path, "folder", FolderConfig(records=str(tmp_path / "records.jsonl"), images=str(tmp_path / "imgs")))
+    assert counts["ignored"] == {"unreferenced_image_files": 1}
     rows = by_id(records)
     assert rows["mine-1"].split == "test" and rows["mine-1"].image == "images/sub/c.png"
     assert rows["folder-1"].question_type == "color" and rows["folder-0"].answer_type == "closed"

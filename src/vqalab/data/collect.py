@@ -37,6 +37,7 @@ class RecordCollector:
         self.on_bad_record = on_bad_record
         self.records: list[Record] = []
         self.skipped: Counter = Counter()
+        self.ignored: Counter = Counter()  # things in the source that are not records, e.g. stray files
         self._ids: set[str] = set()
         self._image_ok: dict[str, str | None] = {}  # relative path -> problem (None when readable)
 
@@ -63,6 +64,12 @@ class RecordCollector:
         if data:
             target.write_bytes(data)
         self._image_ok[rel] = _check_image(target, shown=shown)
+
+    def ignore(self, what: str, count: int) -> None:
+        """Count source content that is not read as records (logged and in the manifest)."""
+        if count:
+            self.ignored[what] += count
+            log.info("ignored %d %s", count, what.replace("_", " "))
 
     def add(self, *, id: str, image: str, question: object, answer: object, split: str, where: str,
             answer_type: str | None = None, question_type: str | None = None) -> None:
@@ -125,7 +132,7 @@ class RecordCollector:
             log.info("%s: %d questions on %d images (%s)", split, len(rows), counts[split]["images"], dict(types))
         if self.skipped:
             log.warning("skipped %d bad records: %s", sum(self.skipped.values()), dict(self.skipped))
-        return {"splits": counts, "skipped": dict(self.skipped)}
+        return {"splits": counts, "skipped": dict(self.skipped), "ignored": dict(self.ignored)}
 
 
 def _check_image(path: Path, *, shown: object) -> str | None:

@@ -84,6 +84,9 @@ def materialize(config: FolderConfig, *, collector: RecordCollector, downloads: 
         collector.add(id=str(row.get("id") or f"folder-{index}"), image=rel, question=row.get("question"),
                       answer=row.get("answer"), split=split, answer_type=row.get("answer_type"),
                       question_type=row.get("question_type"), where=where)
+    referenced = {str(row.get("image") or "").strip() for _, row in rows}
+    collector.ignore("unreferenced_image_files", sum(
+        1 for path in image_dir.rglob("*") if path.is_file() and path.relative_to(image_dir).as_posix() not in referenced))
 
 
 def carve_test_split(images: list[str], config: FolderConfig) -> list[str]:
