@@ -91,3 +91,20 @@ def test_lora_adapter_checkpoint_holds_only_the_adapters(tmp_path):
     loaded, _ = load_checkpoint(tmp_path / "ckpt")
     with torch.no_grad():
         assert torch.equal(model(batch).logits, loaded(batch).logits)
+
+
+def test_candidate_ranking_follows_the_answer_likelihood():
+    """The ranked scores are the softmax of each candidate's summed log-likelihood, which equals
+    -(mean loss x number of answer tokens) from a forward pass with that candidate as the answer."""
+    model = build().eval()
+    item = items()[1]  # an open question: every training answer is a candidate
+    ranked = dict(model.predict(model.collate([item]), top_k=len(ANSWERS), mode="candidates")[0])
+    log_likelihoods = []
+    for answer in ANSWERS:
+        batch = model.collate([{**item, "answer": answer}])
+        n_tokens = int((batch["labels"] != IGNORE).sum())
+        with torch.no_grad():
+            log_likelihoods.append(-model(batch).loss.item() * n_tokens)
+    expected = torch.tensor(log_likelihoods).softmax(0)
+    for answer, probability in zip(ANSWERS, expected.tolist()):
+        assert ranked[answer] == pytest.approx(probability, abs=1e-4)
