@@ -7,6 +7,10 @@ hub id that is fetched (or read from the local hub cache when ``HF_HUB_OFFLINE=1
 
 from __future__ import annotations
 
+import os
+import urllib.error
+import urllib.request
+from functools import lru_cache
 from pathlib import Path
 
 
@@ -35,11 +39,34 @@ def resolve_pretrained(name: str) -> str:
     return str(locate())
 
 
+def hub_probe_url() -> str:
+    from huggingface_hub import constants
+
+    return constants.ENDPOINT
+
+
+@lru_cache(maxsize=None)
+def hub_reachable(url: str, timeout: float = 3.0) -> bool:
+    """Whether the hub answers at all (any HTTP status counts): checked once, in seconds, so an
+    unreachable hub does not cost the client's own retries."""
+    try:
+        urllib.request.urlopen(urllib.request.Request(url, method="HEAD"), timeout=timeout).close()
+        return True
+    except urllib.error.HTTPError:
+        return True
+    except (urllib.error.URLError, OSError):
+        return False
+
+
 def from_pretrained(loader, name: str, *, param: str, **kwargs):
     """``loader.from_pretrained`` for ``name`` (see ``resolve_pretrained``); when the weights cannot
     be had - no network, not in the cache, no such folder - the error names the model, the
-    parameter that chose it and how to use a local copy."""
+    parameter that chose it and how to use a local copy. A hub id with the hub out of reach is
+    read from the local cache only, at once."""
     source = resolve_pretrained(name)
+    offline = os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes")
+    if not Path(source).exists() and not offline and not hub_reachable(hub_probe_url()):
+        kwargs = {**kwargs, "local_files_only": True}
     try:
         return loader.from_pretrained(source, **kwargs)
     except OSError as err:
