@@ -28,14 +28,22 @@ def accuracy(predictions: Sequence[str], golds: Sequence[str]) -> float:
     return sum(matches) / len(matches) if matches else float("nan")
 
 
+def accuracy_by_group(predictions: Sequence[str], golds: Sequence[str], groups: Sequence[str | None]) -> dict:
+    """{group: {"accuracy", "n"}} for every group present (None groups are left out)."""
+    matches = exact_match(predictions, golds)
+    result = {}
+    for group in sorted({g for g in groups if g is not None}):
+        picked = [m for m, g in zip(matches, groups) if g == group]
+        result[group] = {"accuracy": sum(picked) / len(picked), "n": len(picked)}
+    return result
+
+
 def accuracy_by_answer_type(predictions: Sequence[str], golds: Sequence[str], answer_types: Sequence[str]) -> dict:
     """Overall accuracy plus ``accuracy_<type>`` and ``n_<type>`` for every answer type present."""
-    matches = exact_match(predictions, golds)
-    result: dict = {"accuracy": sum(matches) / len(matches) if matches else float("nan"), "n": len(matches)}
-    for answer_type in sorted(set(answer_types)):
-        picked = [m for m, t in zip(matches, answer_types) if t == answer_type]
-        result[f"accuracy_{answer_type}"] = sum(picked) / len(picked)
-        result[f"n_{answer_type}"] = len(picked)
+    result: dict = {"accuracy": accuracy(predictions, golds), "n": len(golds)}
+    for answer_type, group in accuracy_by_group(predictions, golds, answer_types).items():
+        result[f"accuracy_{answer_type}"] = group["accuracy"]
+        result[f"n_{answer_type}"] = group["n"]
     return result
 
 
@@ -105,16 +113,6 @@ def frequency_bucket(train_count: int) -> str:
         if train_count >= low and (high is None or train_count <= high):
             return name
     raise ValueError(f"negative count {train_count}")
-
-
-def accuracy_by_group(predictions: Sequence[str], golds: Sequence[str], groups: Sequence[str | None]) -> dict:
-    """{group: {"accuracy", "n"}} for every group present (None groups are left out)."""
-    matches = exact_match(predictions, golds)
-    result = {}
-    for group in sorted({g for g in groups if g is not None}):
-        picked = [m for m, g in zip(matches, groups) if g == group]
-        result[group] = {"accuracy": sum(picked) / len(picked), "n": len(picked)}
-    return result
 
 
 def score_predictions(predictions: Sequence[str], records: Sequence, *, train_answer_counts: dict[str, int],
