@@ -13,6 +13,7 @@ import torch
 
 from vqalab.config import load_params
 from vqalab.data.dataset import ProcessedData
+from vqalab.data.features import CachedFeatures
 from vqalab.evaluation.metrics import exact_match, score_predictions
 from vqalab.evaluation.predict import predict_dataset
 from vqalab.io import write_json, write_jsonl
@@ -25,6 +26,7 @@ def main(argv=None) -> None:
     parser = stage_parser(__doc__)
     parser.add_argument("--model", type=Path, required=True, help="checkpoint folder of the train stage")
     parser.add_argument("--data", type=Path, required=True, help="the preprocess stage's folder")
+    parser.add_argument("--features", type=Path, required=True, help="the features stage's folder (cached frozen-encoder outputs)")
     parser.add_argument("--predictions", type=Path, required=True, help="JSONL file for the test predictions")
     parser.add_argument("--metrics", type=Path, required=True, help="JSON file for the test metrics")
     args = parser.parse_args(argv)
@@ -33,7 +35,9 @@ def main(argv=None) -> None:
     model, checkpoint = load_checkpoint(args.model)
     model.to(device)
     data = ProcessedData.load(args.data)
-    test = data.split("test")
+    features = CachedFeatures.load(args.features)
+    features.check(model, where=args.features)
+    test = data.split("test", features)
     train_answer_counts = Counter(r.answer for r in data.records if r.split == "train")
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)

@@ -7,6 +7,7 @@ from dvclive import Live
 
 from vqalab.config import load_params
 from vqalab.data.dataset import ProcessedData
+from vqalab.data.features import CachedFeatures
 from vqalab.models.checkpoint import save_checkpoint
 from vqalab.models.registry import get_family
 from vqalab.stage import stage_parser
@@ -17,6 +18,7 @@ from vqalab.training.loop import fit
 def main(argv=None) -> None:
     parser = stage_parser(__doc__)
     parser.add_argument("--data", type=Path, required=True, help="the preprocess stage's folder")
+    parser.add_argument("--features", type=Path, required=True, help="the features stage's folder (cached frozen-encoder outputs)")
     parser.add_argument("--out", type=Path, required=True, help="checkpoint folder")
     parser.add_argument("--live", type=Path, required=True, help="DVCLive folder for the training curves")
     parser.add_argument("--state", type=Path, required=True,
@@ -29,9 +31,11 @@ def main(argv=None) -> None:
         raise ValueError(f"{args.data} holds {data.image_size}px images but {params.model}.{params.profile}.image_size "
                          f"is {params.family.image_size}: rerun the preprocess stage (dvc repro)")
     seed_everything(params.seed)
-    train_set, val_set = data.split("train"), data.split("val")
     model = get_family(params.model).model_class.build(
-        params.family, data.vocab.answers, train_texts=[r.question for r in train_set.records])
+        params.family, data.vocab.answers, train_texts=[r.question for r in data.records if r.split == "train"])
+    features = CachedFeatures.load(args.features)
+    features.check(model, where=args.features)
+    train_set, val_set = data.split("train", features), data.split("val", features)
 
     with Live(dir=str(args.live), save_dvc_exp=False, dvcyaml=None, report=None) as live:
         def log_epoch(epoch: int, metrics: dict) -> None:
@@ -50,6 +54,8 @@ def main(argv=None) -> None:
         "profile": params.profile,
         "seed": params.seed,
         "device": str(device),
+        "precision": params.train.precision,
+        "cached_features": sorted(features.fingerprints),
         "versions": library_versions(),
         "n_train": len(train_set),
         "n_val": len(val_set),

@@ -6,14 +6,16 @@ import pytest
 import torch
 from transformers import BertConfig, BertModel
 
+from vqalab.data.features import CachedFeatures, compute_features
 from vqalab.data.vocab import IGNORE_INDEX
+from vqalab.models.lora import LoraSettings
 from vqalab.models.checkpoint import load_checkpoint, save_checkpoint
 from vqalab.models.resnet_bert import ResNetBert, ResNetBertConfig
 from vqalab.models.pretrained import resolve_pretrained
 
 ANSWERS = ["yes", "no", "red", "circle"]
 TINY = ResNetBertConfig(image_size=64, image_encoder="resnet_small", text_encoder="packaged:all-MiniLM-L6-v2",
-                        freeze_text_encoder=True, hidden_size=32)
+                        text_training="frozen", hidden_size=32)
 
 
 def items(size, n=2):
@@ -34,20 +36,89 @@ def test_tiny_forward_backward_and_frozen_text_encoder():
     assert torch.isfinite(out.loss)
     out.loss.backward()
     assert all(p.grad is None for p in model.text_encoder.parameters())
-    assert model.classifier[-1].weight.grad is not None and model.image_encoder.stem[0].weight.grad is not None
+    assert model.classifier[-1].weight.grad is not None and model.image_encoder.stages[0][0].weight.grad is not None
     counts = model.parameter_counts()
     assert counts["trainable_params"] == counts["total_params"] - sum(p.numel() for p in model.text_encoder.parameters())
 
 
-def test_frozen_question_cache_matches_direct_encoding():
-    model = ResNetBert.build(TINY, ANSWERS).eval()
-    batch = model.collate(items(64))
-    cached = model.encode_questions(batch["input_ids"], batch["attention_mask"])
-    again = model.encode_questions(batch["input_ids"], batch["attention_mask"])  # served from the cache
-    unfrozen = ResNetBert.build(replace(TINY, freeze_text_encoder=False), ANSWERS).eval()
+def trainable(module):
+    return {name for name, p in module.named_parameters() if p.requires_grad}
+
+
+def test_training_modes_choose_what_trains():
+    full = ResNetBert.build(replace(TINY, text_training="full"), ANSWERS)
+    assert trainable(full.image_encoder) == {n for n, _ in full.image_encoder.named_parameters()}
+    assert trainable(full.text_encoder) == {n for n, _ in full.text_encoder.named_parameters()}
+
+    partial = ResNetBert.build(replace(TINY, image_training="partial", text_training="partial", trainable_blocks=2), ANSWERS)
+    assert {n.split(".")[1] for n in trainable(partial.image_encoder)} == {"3", "4"}  # the last 2 of 5 stages
+    assert {n.split(".")[2] for n in trainable(partial.text_encoder)} == {"4", "5"}  # the last 2 of 6 layers
+
+    frozen = ResNetBert.build(replace(TINY, image_training="frozen"), ANSWERS)
+    assert not trainable(frozen.image_encoder) and not trainable(frozen.text_encoder)
+    assert trainable(frozen) == {n for n, _ in frozen.named_parameters()
+                                 if n.split(".")[0] in ("image_proj", "text_proj", "image_query", "classifier")}
+
+    lora = ResNetBert.build(replace(TINY, text_training="lora", text_lora=LoraSettings(r=4)), ANSWERS)
+    assert trainable(lora.text_encoder) and all("lora_" in n for n in trainable(lora.text_encoder))
+    adapters = {id(p) for p in lora.text_encoder.parameters() if p.requires_grad}
+    new_group = lora.param_groups()[0]
+    assert adapters <= {id(p) for p in new_group["params"]} and new_group["lr"] == TINY.lr
+
+
+def test_frozen_blocks_keep_batch_norm_statistics_in_training_mode():
+    model = ResNetBert.build(replace(TINY, image_training="partial", trainable_blocks=1), ANSWERS).train()
+    stem_bn, last_bn = model.image_encoder.stages[0][1], model.image_encoder.stages[-1].bn1
+    before = stem_bn.running_mean.clone(), last_bn.running_mean.clone()
+    model(model.collate(items(64)))
+    assert torch.equal(stem_bn.running_mean, before[0]), "a frozen block's batch norm must not update"
+    assert not torch.equal(last_bn.running_mean, before[1]), "a trained block's batch norm updates"
+
+
+def test_cached_features_give_the_encoders_outputs():
+    torch.manual_seed(0)
+    model = ResNetBert.build(replace(TINY, image_training="frozen"), ANSWERS).eval()
+    batch_items = items(64)
+    images = torch.stack([item["image"] for item in batch_items]).numpy()
+    questions = [item["question"] for item in batch_items]
+    tensors, fingerprints = compute_features(model, images, questions, batch_size=1, device=torch.device("cpu"))
+    assert set(fingerprints) == {"image", "question"} and tensors["image"].dtype == torch.float16
+    cache = CachedFeatures(fingerprints, image=tensors["image"], question=tensors["question"],
+                           question_row={q: i for i, q in enumerate(questions)})
+    cache.check(model, where="test")
+    cached_items = [{**item, **cache.item_features(item["question"], row)} for row, item in enumerate(batch_items)]
+    cached_batch = model.collate(cached_items)
+    assert "pixel_values" not in cached_batch and "input_ids" not in cached_batch
     with torch.no_grad():
-        direct = unfrozen.encode_questions(batch["input_ids"], batch["attention_mask"])
-    assert torch.allclose(cached, direct, atol=1e-5) and torch.equal(cached, again)
+        direct, cached = model(model.collate(batch_items)).logits, model(cached_batch).logits
+    assert torch.allclose(direct, cached, atol=1e-3)  # features are stored as float16
+
+    torch.manual_seed(1)  # another random-init image encoder
+    other = ResNetBert.build(replace(TINY, image_training="frozen"), ANSWERS)
+    with pytest.raises(ValueError, match="rerun the features stage"):
+        cache.check(other, where="test")
+
+
+def test_gradient_checkpointing_gives_the_same_gradients():
+    def gradients(checkpointing):
+        torch.manual_seed(0)
+        model = ResNetBert.build(replace(TINY, text_training="full", gradient_checkpointing=checkpointing, dropout=0.0), ANSWERS)
+        model(model.collate(items(64))).loss.backward()
+        return {n: p.grad for n, p in model.named_parameters() if p.grad is not None}
+
+    plain, checkpointed = gradients(False), gradients(True)
+    assert plain.keys() == checkpointed.keys() and any(n.startswith("text_encoder.encoder") for n in plain)
+    assert all(torch.allclose(plain[n], checkpointed[n], atol=1e-5) for n in plain)
+
+
+def test_efficientnet_lite0_loads_its_packaged_imagenet_weights():
+    config = replace(TINY, image_encoder="efficientnet_lite0", image_weights="imagenet")
+    pretrained = ResNetBert.build(config, ANSWERS)
+    random_init = ResNetBert.build(replace(config, image_weights=None), ANSWERS)
+    first = "stages.0.conv.weight"
+    assert not torch.equal(pretrained.image_encoder.state_dict()[first], random_init.image_encoder.state_dict()[first])
+    assert pretrained.image_encoder(torch.zeros(1, 3, 64, 64)).shape == (1, 4, 1280)  # a 2 x 2 grid of tokens
+    assert ResNetBert.pixel_stats(config) == ((0.5,) * 3, (0.5,) * 3)
 
 
 def test_questions_outside_the_vocabulary_give_no_loss():
@@ -79,7 +150,7 @@ def test_paper_architecture_builds_through_the_hub_code_path(tmp_path):
     from transformers import AutoTokenizer
     AutoTokenizer.from_pretrained(tokenizer_source).save_pretrained(bert_dir)
     config = ResNetBertConfig(image_size=224, image_encoder="resnet50", image_weights=None,
-                              text_encoder=str(bert_dir), freeze_text_encoder=False, hidden_size=512)
+                              text_encoder=str(bert_dir), hidden_size=512)
     model = ResNetBert.build(config, ANSWERS)
     assert model.text_encoder.config.hidden_size == 768 and model.text_encoder.config.num_hidden_layers == 12
     counts = model.parameter_counts()

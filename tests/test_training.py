@@ -1,5 +1,6 @@
 """The training loop: determinism on the CPU and model selection on validation."""
 
+import math
 from dataclasses import replace
 
 import numpy as np
@@ -15,7 +16,7 @@ from vqalab.training.device import library_versions, seed_everything
 from vqalab.training.loop import fit
 
 CONFIG = ResNetBertConfig(image_size=32, image_encoder="resnet_small", image_widths=(8, 8, 16, 16),
-                          text_encoder="packaged:all-MiniLM-L6-v2", freeze_text_encoder=True, hidden_size=16)
+                          text_encoder="packaged:all-MiniLM-L6-v2", text_training="frozen", hidden_size=16)
 PARAMS = TrainParams(max_epochs=2, patience=2, batch_size=8)
 
 
@@ -48,10 +49,15 @@ def train_once(seed=0):
     return result, model.state_dict()
 
 
+def without_timings(history: list[dict]) -> list[dict]:
+    return [{k: v for k, v in h.items() if k not in ("elapsed_s", "train_samples_per_s")} for h in history]
+
+
 def test_same_seed_same_run_on_cpu():
     (first, first_state), (second, second_state) = train_once(), train_once()
-    strip = [{k: v for k, v in h.items() if k != "elapsed_s"} for h in first.history]
-    assert strip == [{k: v for k, v in h.items() if k != "elapsed_s"} for h in second.history]
+    timings = ("elapsed_s", "train_samples_per_s")
+    strip = [{k: v for k, v in h.items() if k not in timings} for h in first.history]
+    assert strip == [{k: v for k, v in h.items() if k not in timings} for h in second.history]
     assert all(torch.equal(first_state[k], second_state[k]) for k in first_state)
     other, _ = train_once(seed=1)
     assert [h["train_loss"] for h in other.history] != [h["train_loss"] for h in first.history]
@@ -106,8 +112,7 @@ def test_interrupted_run_resumes_to_the_same_result(tmp_path):
     resumed = fit(model, train, val, params=params, device=torch.device("cpu"), seed=0,
                   on_epoch_end=lambda epoch, metrics: seen.append(epoch), state_path=state)
     assert seen == [1, 2, 3]  # the restored epoch is replayed to the logger, then 2 and 3 run
-    strip = lambda history: [{k: v for k, v in h.items() if k != "elapsed_s"} for h in history]  # noqa: E731
-    assert strip(resumed.history) == strip(uninterrupted.history)
+    assert without_timings(resumed.history) == without_timings(uninterrupted.history)
     assert all(torch.equal(expected_state[k], model.state_dict()[k]) for k in expected_state)
 
 
@@ -120,3 +125,16 @@ def test_without_resume_a_stale_state_is_discarded(tmp_path):
     result = fit(model, train, val, params=replace(PARAMS, max_epochs=1), device=torch.device("cpu"), seed=0,
                  state_path=state)
     assert result.epochs_run == 1
+
+
+@pytest.mark.parametrize("precision", ["bf16", "fp16"])
+def test_mixed_precision_trains_with_finite_losses(precision):
+    """bf16 autocast, and fp16 with its gradient scaler, on the CPU: the same loop, finite losses."""
+    train, val = datasets()
+    seed_everything(0)
+    model = ResNetBert.build(CONFIG, train.vocab.answers)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    result = fit(model, train, val, params=replace(PARAMS, max_epochs=2, patience=2, precision=precision),
+                 device=torch.device("cpu"), seed=0)
+    assert all(math.isfinite(h["train_loss"]) for h in result.history)
+    assert any(not torch.equal(before[k], v) for k, v in model.state_dict().items()), "the weights must change"

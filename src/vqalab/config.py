@@ -122,6 +122,8 @@ class TrainParams:
     target_val_accuracy: float | None = None
     # Continue an interrupted run from its last completed epoch (its saved training state).
     resume: bool = False
+    # auto | fp32 | bf16 | fp16: mixed precision (autocast; fp16 adds a gradient scaler).
+    precision: str = "auto"
 
     def __post_init__(self) -> None:
         _require(self.max_epochs >= 1, f"max_epochs must be >= 1, got {self.max_epochs}")
@@ -132,6 +134,8 @@ class TrainParams:
         _require(self.grad_clip is None or self.grad_clip > 0, f"grad_clip must be > 0 or null, got {self.grad_clip}")
         _require(self.device == "auto" or self.device == "cpu" or self.device.startswith("cuda"),
                  f"device must be auto, cpu or cuda[:N], got {self.device!r}")
+        _require(self.precision in ("auto", "fp32", "bf16", "fp16"),
+                 f"precision must be auto, fp32, bf16 or fp16, got {self.precision!r}")
         _require(self.target_val_accuracy is None or 0 < self.target_val_accuracy <= 1,
                  f"target_val_accuracy must be in (0, 1] or null, got {self.target_val_accuracy}")
 

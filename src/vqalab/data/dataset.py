@@ -9,6 +9,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from vqalab.data.features import CachedFeatures
 from vqalab.data.preprocess import ANSWERS_FILE, IMAGE_INDEX_FILE, IMAGES_FILE
 from vqalab.data.schema import RECORDS_FILE, Record, read_records
 from vqalab.data.vocab import AnswerVocab
@@ -19,13 +20,18 @@ class VQADataset(Dataset):
     """Items are ``{"image": uint8 3xHxW tensor, "question": str, "answer": str, "answer_type": str,
     "label": int}``.
 
+    With ``features`` (cached outputs of frozen encoders), items also carry ``image_features``
+    and/or ``question_features``, which the family's collator uses instead of pixels and text.
+
     Family collators turn a list of items into model inputs: classifiers read ``label`` (the
     answer's index in the vocabulary, or ``IGNORE_INDEX`` when it is outside), generative
     families the ``answer`` text.
     """
 
-    def __init__(self, records: list[Record], images: np.ndarray, image_row: dict[str, int], vocab: AnswerVocab):
+    def __init__(self, records: list[Record], images: np.ndarray, image_row: dict[str, int], vocab: AnswerVocab,
+                 features: CachedFeatures | None = None):
         self.records = records
+        self.features = features
         self.images = images
         self.image_row = image_row
         self.vocab = vocab
@@ -35,13 +41,18 @@ class VQADataset(Dataset):
 
     def __getitem__(self, index: int) -> dict:
         record = self.records[index]
-        return {
-            "image": torch.from_numpy(np.array(self.images[self.image_row[record.image]])),  # copy out of the memory map
+        row = self.image_row[record.image]
+        item = {
             "question": record.question,
             "answer": record.answer,
             "answer_type": record.answer_type,
             "label": self.vocab.label(record.answer),
         }
+        if self.features:
+            item.update(self.features.item_features(record.question, row))
+        if "image_features" not in item:
+            item["image"] = torch.from_numpy(np.array(self.images[row]))  # copy out of the memory map
+        return item
 
 
 @dataclass
@@ -67,8 +78,8 @@ class ProcessedData:
     def image_size(self) -> int:
         return int(self.images.shape[-1])
 
-    def split(self, name: str) -> VQADataset:
+    def split(self, name: str, features: CachedFeatures | None = None) -> VQADataset:
         records = [r for r in self.records if r.split == name]
         if not records:
             raise ValueError(f"the processed data holds no {name!r} records")
-        return VQADataset(records, self.images, self.image_row, self.vocab)
+        return VQADataset(records, self.images, self.image_row, self.vocab, features)

@@ -30,6 +30,11 @@ class VQAModel(nn.Module):
     - ``save_extra(directory)`` / ``from_saved(directory, config, answers)``: what a checkpoint
       needs beyond the state dict to rebuild the architecture without network.
     - ``checkpoint_state()`` / ``load_checkpoint_state(state)``: the weights a checkpoint holds.
+    - Cached features (families with frozen encoders): ``feature_spec(config, seed=)`` says what
+      the frozen encoders' outputs depend on ({} when nothing is frozen), ``feature_fingerprints()``
+      hashes their weights, and ``encode_image_features(uint8 pixels)`` /
+      ``encode_question_features(questions)`` compute them; ``collate`` then takes items that carry
+      ``image_features`` / ``question_features`` instead of pixels / text.
     """
 
     family: str
@@ -67,6 +72,19 @@ class VQAModel(nn.Module):
     @classmethod
     def from_saved(cls, directory: Path, config, answers: list[str]) -> "VQAModel":
         raise NotImplementedError
+
+    @classmethod
+    def feature_spec(cls, config, *, seed: int) -> dict:
+        return {}
+
+    def feature_fingerprints(self) -> dict[str, str]:
+        return {}
+
+    def encode_image_features(self, pixels: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError(f"{self.family} caches no image features")
+
+    def encode_question_features(self, questions: list[str]) -> torch.Tensor:
+        raise NotImplementedError(f"{self.family} caches no question features")
 
     def parameter_counts(self) -> dict[str, int]:
         return {

@@ -2,10 +2,19 @@
 
 A family subclasses ``FusionClassifier`` and supplies only its image encoder (how to build it
 from its sources, how to rebuild it from a checkpoint) and its pixel normalisation.
+
+How each encoder trains is a parameter (``image_training``, ``text_training``):
+
+- ``full``: every weight trains;
+- ``partial``: only the last ``trainable_blocks`` blocks train (CNN stages, transformer layers);
+- ``frozen``: nothing trains, and the features stage computes its outputs once, so training runs
+  only the fusion and the head on cached features;
+- ``lora`` (text only): LoRA adapters (``text_lora``) on a frozen text encoder.
 """
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import torch
@@ -15,20 +24,29 @@ from transformers import AutoConfig, AutoModel, AutoTokenizer
 
 from vqalab.data.vocab import IGNORE_INDEX
 from vqalab.models.base import ModelOutput, VQAModel
+from vqalab.models.lora import apply_lora
 from vqalab.models.pretrained import from_pretrained
 
 TEXT_ENCODER_DIR = "text_encoder"
+IMAGE_TRAINING = ("full", "partial", "frozen")
+TEXT_TRAINING = ("full", "partial", "frozen", "lora")
 
 
 def check_fusion_settings(config) -> None:
     """Validation every fusion-classifier config shares (called from its ``__post_init__``)."""
-    for name in ("max_question_tokens", "hidden_size"):
+    for name in ("max_question_tokens", "hidden_size", "trainable_blocks"):
         if getattr(config, name) < 1:
             raise ValueError(f"{name} must be >= 1, got {getattr(config, name)}")
     if not 0.0 <= config.dropout < 1.0:
         raise ValueError(f"dropout must be in [0, 1), got {config.dropout}")
     if config.lr <= 0 or config.encoder_lr <= 0:
         raise ValueError(f"lr and encoder_lr must be > 0, got {config.lr} and {config.encoder_lr}")
+    if config.image_training not in IMAGE_TRAINING:
+        raise ValueError(f"image_training must be one of {IMAGE_TRAINING}, got {config.image_training!r}")
+    if config.text_training not in TEXT_TRAINING:
+        raise ValueError(f"text_training must be one of {TEXT_TRAINING}, got {config.text_training!r}")
+    if config.text_training == "lora" and config.text_lora is None:
+        raise ValueError("text_training is lora but text_lora is null: give its r, alpha, dropout, target_modules")
 
 
 def mean_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -36,10 +54,50 @@ def mean_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
 
 
+def text_blocks(text_encoder: nn.Module) -> list[nn.Module]:
+    """The transformer layers of a BERT-family encoder, embeddings first (for ``partial``)."""
+    if not hasattr(text_encoder, "encoder") or not hasattr(text_encoder.encoder, "layer"):
+        raise ValueError(f"text_training: partial needs a BERT-family text encoder with encoder.layer; "
+                         f"{type(text_encoder).__name__} has none (use full, frozen or lora)")
+    return [text_encoder.embeddings, *text_encoder.encoder.layer]
+
+
+def set_trainable(encoder: nn.Module, blocks: list[nn.Module], mode: str, trainable_blocks: int) -> list[nn.Module]:
+    """Apply ``full`` / ``partial`` / ``frozen`` to an encoder whose ordered blocks are ``blocks``;
+    returns the frozen blocks (they stay in eval mode, so batch-norm statistics do not drift).
+    Under ``partial``, parts outside the blocks (such as an unused pooler) are frozen too."""
+    if mode == "full":
+        return []
+    encoder.requires_grad_(False)
+    if mode == "frozen":
+        return [encoder]
+    for block in blocks[-trainable_blocks:]:
+        block.requires_grad_(True)
+    return list(blocks[:-trainable_blocks])
+
+
+def enable_activation_checkpointing(model: nn.Module) -> None:
+    """transformers 5.x renamed gradient_checkpointing_enable; use the new name where it exists."""
+    enable = getattr(model, "activation_checkpointing_enable", None) or model.gradient_checkpointing_enable
+    enable()
+
+
+def fingerprint(module: nn.Module) -> str:
+    """A hash of a module's weights: cached features are only used with the weights that made them."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(module.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
 class FusionClassifier(VQAModel):
-    """Needs a config with ``text_encoder``, ``freeze_text_encoder``, ``max_question_tokens``,
+    """Needs a config with ``text_encoder``, ``image_training``, ``text_training``,
+    ``trainable_blocks``, ``text_lora``, ``gradient_checkpointing``, ``max_question_tokens``,
     ``hidden_size``, ``dropout``, ``lr`` and ``encoder_lr``. Subclasses implement
-    ``build_image_encoder``, ``image_encoder_is_pretrained`` and ``save_image_encoder``."""
+    ``build_image_encoder``, ``image_encoder_is_pretrained`` and ``save_image_encoder``; their
+    image encoder returns tokens ``(batch, tokens, features)`` and has ``blocks()`` and
+    ``enable_gradient_checkpointing()``."""
 
     pixel_mean: tuple[float, float, float]
     pixel_std: tuple[float, float, float]
@@ -50,11 +108,25 @@ class FusionClassifier(VQAModel):
         self.config = config
         self.answers = list(answers)
         self.image_encoder = image_encoder
+        text_size = text_encoder.config.hidden_size
+        self._frozen_blocks = set_trainable(image_encoder, image_encoder.blocks(), config.image_training,
+                                            config.trainable_blocks)
+        if config.text_training == "lora":
+            text_encoder = apply_lora(text_encoder, config.text_lora)
+        elif config.text_training != "full":
+            blocks = text_blocks(text_encoder) if config.text_training == "partial" else []
+            self._frozen_blocks += set_trainable(text_encoder, blocks, config.text_training, config.trainable_blocks)
         self.text_encoder = text_encoder
         self.tokenizer = tokenizer
+        if config.gradient_checkpointing:
+            image_encoder.enable_gradient_checkpointing()
+            if config.text_training != "frozen":
+                enable_activation_checkpointing(self.text_encoder)
         hidden = config.hidden_size
         self.image_proj = nn.Linear(image_features, hidden)
-        self.text_proj = nn.Linear(text_encoder.config.hidden_size, hidden)
+        self.text_proj = nn.Linear(text_size, hidden)
+        # The question chooses which image tokens to look at (one attention head).
+        self.image_query = nn.Linear(hidden, hidden)
         # Concatenation keeps each modality; the product term lets the head condition one on the other.
         self.classifier = nn.Sequential(
             nn.Linear(3 * hidden, hidden),
@@ -62,22 +134,25 @@ class FusionClassifier(VQAModel):
             nn.Dropout(config.dropout),
             nn.Linear(hidden, len(self.answers)),
         )
-        self.register_buffer("image_mean", torch.tensor(self.pixel_mean).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("image_std", torch.tensor(self.pixel_std).view(1, 3, 1, 1), persistent=False)
-        self._question_cache: dict[tuple[int, ...], torch.Tensor] = {}
-        if config.freeze_text_encoder:
-            self.text_encoder.requires_grad_(False)
+        mean, std = self.pixel_stats(config)
+        self.register_buffer("image_mean", torch.tensor(mean).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("image_std", torch.tensor(std).view(1, 3, 1, 1), persistent=False)
 
     # Family hooks ---------------------------------------------------------------------------
     @classmethod
     def build_image_encoder(cls, config, *, saved: Path | None) -> tuple[nn.Module, int]:
-        """(encoder returning pooled features, feature size); ``saved`` is a checkpoint folder to
+        """(encoder returning feature tokens, feature size); ``saved`` is a checkpoint folder to
         rebuild the architecture from, or None to load pretrained weights from their source."""
         raise NotImplementedError
 
     @classmethod
     def image_encoder_is_pretrained(cls, config) -> bool:
         raise NotImplementedError
+
+    @classmethod
+    def pixel_stats(cls, config) -> tuple[tuple[float, ...], tuple[float, ...]]:
+        """(mean, std) the image encoder's pixels are normalised with."""
+        return cls.pixel_mean, cls.pixel_std
 
     def save_image_encoder(self, directory: Path) -> None:
         """Write what ``build_image_encoder(saved=directory)`` needs (nothing for torchvision)."""
@@ -105,9 +180,38 @@ class FusionClassifier(VQAModel):
         self.tokenizer.save_pretrained(directory / TEXT_ENCODER_DIR)
         self.save_image_encoder(directory)
 
+    # Cached features ------------------------------------------------------------------------
+    @classmethod
+    def feature_spec(cls, config, *, seed: int) -> dict:
+        frozen = {}
+        if config.image_training == "frozen":
+            encoder = {k: v for k, v in vars(config).items() if k in cls.image_encoder_fields}
+            if not cls.image_encoder_is_pretrained(config):
+                encoder["seed"] = seed  # a random-init encoder's weights come from the seed
+            frozen["image"] = encoder
+        if config.text_training == "frozen":
+            frozen["question"] = {"text_encoder": config.text_encoder, "max_question_tokens": config.max_question_tokens}
+        return frozen
+
+    def feature_fingerprints(self) -> dict[str, str]:
+        encoders = {"image": self.image_encoder, "question": self.text_encoder}
+        frozen = {"image": self.config.image_training == "frozen", "question": self.config.text_training == "frozen"}
+        return {name: fingerprint(encoders[name]) for name in encoders if frozen[name]}
+
+    @torch.no_grad()
+    def encode_image_features(self, pixels: torch.Tensor) -> torch.Tensor:
+        return self.image_encoder(self.normalise(pixels))
+
+    @torch.no_grad()
+    def encode_question_features(self, questions: list[str]) -> torch.Tensor:
+        tokens = self.tokenize(questions)
+        device = self.image_mean.device
+        return self.encode_questions(tokens["input_ids"].to(device), tokens["attention_mask"].to(device))
+
     # Training -----------------------------------------------------------------------------
     def param_groups(self) -> list[dict]:
-        pretrained = [p for p in self.text_encoder.parameters() if p.requires_grad]
+        # LoRA adapters are new weights: they take the new parts' learning rate.
+        pretrained = [] if self.config.text_training == "lora" else [p for p in self.text_encoder.parameters() if p.requires_grad]
         if self.image_encoder_is_pretrained(self.config):
             pretrained += [p for p in self.image_encoder.parameters() if p.requires_grad]
         pretrained_ids = {id(p) for p in pretrained}
@@ -119,49 +223,51 @@ class FusionClassifier(VQAModel):
 
     def train(self, mode: bool = True):
         super().train(mode)
-        if self.config.freeze_text_encoder:
-            self.text_encoder.eval()  # a frozen encoder also keeps dropout off
+        for block in self._frozen_blocks:
+            block.eval()  # frozen weights also keep dropout off and batch-norm statistics fixed
         return self
 
-    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
-        self._question_cache.clear()  # cached embeddings belong to the old text-encoder weights
-        return super().load_state_dict(state_dict, strict=strict, assign=assign)
+    def tokenize(self, questions: list[str]) -> dict:
+        return self.tokenizer(questions, padding=True, truncation=True, max_length=self.config.max_question_tokens,
+                              return_tensors="pt")
 
     def collate(self, items: list[dict]) -> dict:
-        tokens = self.tokenizer([item["question"] for item in items], padding=True, truncation=True,
-                                max_length=self.config.max_question_tokens, return_tensors="pt")
-        return {
-            "pixel_values": torch.stack([item["image"] for item in items]),
-            "input_ids": tokens["input_ids"],
-            "attention_mask": tokens["attention_mask"],
-            "labels": torch.tensor([item["label"] for item in items], dtype=torch.long),
-        }
+        """Items with cached features (``image_features``, ``question_features``) skip the encoder
+        inputs they replace: no pixels are stacked and no questions tokenised for them."""
+        batch = {"labels": torch.tensor([item["label"] for item in items], dtype=torch.long)}
+        if "image_features" in items[0]:
+            batch["image_features"] = torch.stack([item["image_features"] for item in items])
+        else:
+            batch["pixel_values"] = torch.stack([item["image"] for item in items])
+        if "question_features" in items[0]:
+            batch["question_features"] = torch.stack([item["question_features"] for item in items])
+        else:
+            tokens = self.tokenize([item["question"] for item in items])
+            batch["input_ids"], batch["attention_mask"] = tokens["input_ids"], tokens["attention_mask"]
+        return batch
 
     # Inference ----------------------------------------------------------------------------
+    def normalise(self, pixels: torch.Tensor) -> torch.Tensor:
+        return (pixels.float() / 255.0 - self.image_mean) / self.image_std
+
     def encode_questions(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        if not self.config.freeze_text_encoder:
-            hidden = self.text_encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-            return mean_pool(hidden, attention_mask)
-        # A frozen encoder maps a question to the same vector every epoch: encode each distinct
-        # question once. The cache is bounded by the number of distinct questions in the data.
-        keys = [tuple(ids[mask.bool()].tolist()) for ids, mask in zip(input_ids, attention_mask)]
-        first_row = {}
-        for row, key in enumerate(keys):
-            if key not in self._question_cache:
-                first_row.setdefault(key, row)
-        if first_row:
-            rows = torch.tensor(list(first_row.values()), device=input_ids.device)
-            with torch.no_grad():
-                hidden = self.text_encoder(input_ids=input_ids[rows], attention_mask=attention_mask[rows]).last_hidden_state
-                pooled = mean_pool(hidden, attention_mask[rows])
-            self._question_cache.update(zip(first_row, pooled))
-        return torch.stack([self._question_cache[key] for key in keys])
+        hidden = self.text_encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        return mean_pool(hidden, attention_mask)
 
     def forward(self, batch: dict) -> ModelOutput:
-        pixels = (batch["pixel_values"].float() / 255.0 - self.image_mean) / self.image_std
-        image = self.image_proj(self.image_encoder(pixels))
-        text = self.text_proj(self.encode_questions(batch["input_ids"], batch["attention_mask"]))
-        logits = self.classifier(torch.cat([image, text, image * text], dim=-1))
+        if "image_features" in batch:
+            tokens = batch["image_features"]
+        else:
+            tokens = self.image_encoder(self.normalise(batch["pixel_values"]))
+        if "question_features" in batch:
+            question = batch["question_features"]
+        else:
+            question = self.encode_questions(batch["input_ids"], batch["attention_mask"])
+        image = self.image_proj(tokens.to(self.image_proj.weight.dtype))
+        text = self.text_proj(question.to(self.text_proj.weight.dtype))
+        scores = torch.einsum("bnh,bh->bn", image, self.image_query(text)) / image.shape[-1] ** 0.5
+        attended = torch.einsum("bn,bnh->bh", scores.softmax(-1), image)
+        logits = self.classifier(torch.cat([attended, text, attended * text], dim=-1))
         return ModelOutput(logits=logits, loss=classification_loss(logits, batch.get("labels")))
 
     @torch.no_grad()

@@ -15,7 +15,8 @@ from torch import nn
 from transformers import CLIPVisionConfig, CLIPVisionModel
 
 from vqalab.data.preprocess import check_resize
-from vqalab.models.fusion import FusionClassifier, check_fusion_settings
+from vqalab.models.fusion import FusionClassifier, check_fusion_settings, enable_activation_checkpointing
+from vqalab.models.lora import LoraSettings
 from vqalab.models.pretrained import from_pretrained
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
@@ -37,8 +38,11 @@ class PubMedClipConfig:
     vision_heads: int = 12
     vision_intermediate_size: int = 3072
     patch_size: int = 32
-    freeze_vision: bool = False
-    freeze_text_encoder: bool = False
+    image_training: str = "full"  # full | partial | frozen (see vqalab.models.fusion)
+    text_training: str = "full"  # full | partial | frozen | lora
+    trainable_blocks: int = 1  # partial: how many of an encoder's last blocks train
+    text_lora: LoraSettings | None = None
+    gradient_checkpointing: bool = False
     max_question_tokens: int = 32
     hidden_size: int = 512
     dropout: float = 0.1
@@ -58,22 +62,38 @@ class PubMedClipConfig:
 
 
 class ClipImageEncoder(nn.Module):
-    """A CLIP vision tower returning its pooled (post-layer-norm class token) features."""
+    """A CLIP vision tower returning all its tokens (class token and patches) after the final layer norm."""
 
     def __init__(self, vision: CLIPVisionModel):
         super().__init__()
         self.vision = vision
 
+    @property
+    def tower(self) -> nn.Module:
+        """The module holding embeddings, encoder and layer norms (transformers 5 dropped the
+        ``vision_model`` wrapper that 4.x had)."""
+        return getattr(self.vision, "vision_model", self.vision)
+
+    def blocks(self) -> list[nn.Module]:
+        model = self.tower
+        return [nn.ModuleList([model.embeddings, model.pre_layrnorm]), *model.encoder.layers, model.post_layernorm]
+
+    def enable_gradient_checkpointing(self) -> None:
+        enable_activation_checkpointing(self.vision)
+
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
         # A resolution other than the tower's own interpolates its position embeddings.
         interpolate = pixels.shape[-1] != self.vision.config.image_size
-        return self.vision(pixel_values=pixels, interpolate_pos_encoding=interpolate).pooler_output
+        hidden = self.vision(pixel_values=pixels, interpolate_pos_encoding=interpolate).last_hidden_state
+        return self.tower.post_layernorm(hidden)
 
 
 class PubMedClip(FusionClassifier):
     family = "pubmedclip"
     pixel_mean = CLIP_MEAN
     pixel_std = CLIP_STD
+    image_encoder_fields = ("vision_model", "vision_hidden_size", "vision_layers", "vision_heads",
+                            "vision_intermediate_size", "patch_size", "image_size")
 
     @classmethod
     def build_image_encoder(cls, config: PubMedClipConfig, *, saved: Path | None) -> tuple[nn.Module, int]:
@@ -87,8 +107,6 @@ class PubMedClip(FusionClassifier):
                 hidden_size=config.vision_hidden_size, num_hidden_layers=config.vision_layers,
                 num_attention_heads=config.vision_heads, intermediate_size=config.vision_intermediate_size,
                 image_size=config.image_size, patch_size=config.patch_size))
-        if config.freeze_vision:
-            vision.requires_grad_(False)
         return ClipImageEncoder(vision), vision.config.hidden_size
 
     @classmethod

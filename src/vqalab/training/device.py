@@ -14,6 +14,24 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+
+
+def resolve_precision(name: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype of ``train.precision`` on ``device``; None for plain fp32.
+
+    auto: bf16 on a GPU that supports it, fp16 (with a gradient scaler) on an older GPU, fp32 on
+    the CPU, where bf16 autocast is only faster on CPUs with bf16 matrix units (bench/ measures it).
+    """
+    if name == "auto":
+        if device.type != "cuda":
+            return None
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    if name == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        raise ValueError("params: train.precision = bf16 but this GPU has no bf16 support; use fp16 or auto")
+    return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[name]
+
+
 def library_versions() -> dict[str, str]:
     """The versions a run depended on, recorded beside its results."""
     import platform

@@ -25,7 +25,7 @@ from vqalab.evaluation.metrics import accuracy
 from vqalab.evaluation.predict import predict_dataset
 from vqalab.io import atomic_path
 from vqalab.models.base import VQAModel
-from vqalab.training.device import to_device
+from vqalab.training.device import resolve_precision, to_device
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +56,9 @@ def fit(model: VQAModel, train_set: VQADataset, val_set: VQADataset, *, params: 
     for the epochs a resumed run restores, so loggers see the whole history.
     """
     model.to(device)
+    amp_dtype = resolve_precision(params.precision, device)
+    # fp16 gradients underflow without loss scaling; bf16 has fp32's exponent range and needs none.
+    scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
     generator = torch.Generator().manual_seed(seed)
     loader = DataLoader(train_set, batch_size=params.batch_size, shuffle=True, collate_fn=model.collate,
                         generator=generator)
@@ -67,7 +70,7 @@ def fit(model: VQAModel, train_set: VQADataset, val_set: VQADataset, *, params: 
                       "stop_reason": None, "elapsed_s": 0.0}
     if state_path is not None and state_path.is_file():
         if params.resume:
-            progress_state = load_training_state(state_path, model, optimizer, scheduler, generator)
+            progress_state = load_training_state(state_path, model, optimizer, scheduler, scaler, generator)
             log.info("resuming after epoch %d from %s", progress_state["epoch"], state_path)
             for past in progress_state["history"]:
                 if on_epoch_end is not None:
@@ -83,26 +86,33 @@ def fit(model: VQAModel, train_set: VQADataset, val_set: VQADataset, *, params: 
         if stop_reason is not None:
             break
         model.train()
-        loss_sum, loss_batches = 0.0, 0
+        loss_sum, loss_batches, samples = 0.0, 0, 0
+        epoch_start = time.perf_counter()
         progress = tqdm(loader, desc=f"epoch {epoch}/{params.max_epochs}", unit="batch")
         for batch in progress:
-            output = model(to_device(batch, device))
+            with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+                output = model(to_device(batch, device))
             if output.loss is None:  # every answer in the batch is outside the vocabulary
                 continue
-            output.loss.backward()
+            scaler.scale(output.loss).backward()
             if params.grad_clip is not None:
+                scaler.unscale_(optimizer)  # clip the true gradients, not the scaled ones
                 torch.nn.utils.clip_grad_norm_(model.parameters(), params.grad_clip)
-            optimizer.step()
+            scaler.step(optimizer)
+            scaler.update()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
             loss_sum += output.loss.item()
             loss_batches += 1
+            samples += len(batch["labels"])
             progress.set_postfix(loss=f"{loss_sum / loss_batches:.4f}")
+        train_samples_per_s = samples / (time.perf_counter() - epoch_start)
         val_acc = validation_accuracy(model, val_set, batch_size=params.batch_size * 2, device=device)
         metrics = {
             "train_loss": loss_sum / max(loss_batches, 1),
             "val_accuracy": val_acc,
             "lr": scheduler.get_last_lr()[0],
+            "train_samples_per_s": train_samples_per_s,
             "elapsed_s": time.perf_counter() - start,
         }
         history.append({"epoch": epoch, **metrics})
@@ -115,7 +125,7 @@ def fit(model: VQAModel, train_set: VQADataset, val_set: VQADataset, *, params: 
         elif epoch - best_epoch >= params.patience:
             stop_reason = "early_stopping"
         if state_path is not None:
-            save_training_state(state_path, model, optimizer, scheduler, generator, {
+            save_training_state(state_path, model, optimizer, scheduler, scaler, generator, {
                 "epoch": epoch, "best_state": best_state, "best_epoch": best_epoch, "best_acc": best_acc,
                 "history": history, "stop_reason": stop_reason, "elapsed_s": time.perf_counter() - start})
         if on_epoch_end is not None:
@@ -126,20 +136,22 @@ def fit(model: VQAModel, train_set: VQADataset, val_set: VQADataset, *, params: 
                        stop_reason=stop_reason or "max_epochs", train_time_s=train_time, history=history)
 
 
-def save_training_state(path: Path, model, optimizer, scheduler, generator, progress: dict) -> None:
+def save_training_state(path: Path, model, optimizer, scheduler, scaler, generator, progress: dict) -> None:
     with atomic_path(path) as tmp:
         torch.save({
             "model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+            "scaler": scaler.state_dict(),
             "generator": generator.get_state(), "torch_rng": torch.get_rng_state(),
             "numpy_rng": np.random.get_state(), "python_rng": random.getstate(), "progress": progress,
         }, tmp)
 
 
-def load_training_state(path: Path, model, optimizer, scheduler, generator) -> dict:
+def load_training_state(path: Path, model, optimizer, scheduler, scaler, generator) -> dict:
     state = torch.load(path, map_location="cpu", weights_only=False)  # our own file: it holds RNG states
     model.load_state_dict(state["model"])
     optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])
+    scaler.load_state_dict(state["scaler"])
     generator.set_state(state["generator"])
     torch.set_rng_state(state["torch_rng"])
     np.random.set_state(state["numpy_rng"])
