@@ -49,20 +49,18 @@ def prepare_data(dataset: str, *, image_size: int, resize: str, source: str | No
                  work: Path, seed: int) -> Path:
     """Download (from the package or a local copy) and preprocess once per data set and image geometry."""
     from vqalab.config import from_mapping
-    from vqalab.data.collect import RecordCollector
     from vqalab.data.preprocess import preprocess
-    from vqalab.data.registry import get_dataset
+    from vqalab.data.registry import download, get_dataset
+    from vqalab.io import atomic_path
 
     raw = work / f"{dataset}-raw-{max_images}"
     if not raw.exists():
-        spec = get_dataset(dataset)
-        config = from_mapping(spec.config_class, {"source": source} if source else {}, f"datasets.{dataset}")
-        collector = RecordCollector(raw, on_bad_record="error")
-        spec.materialize(config, collector=collector, downloads=work / "downloads")
-        collector.finish(max_images_per_split=max_images)
+        config = from_mapping(get_dataset(dataset).config_class, {"source": source} if source else {}, f"datasets.{dataset}")
+        download(dataset, config, out=raw, downloads=work / "downloads", max_images_per_split=max_images)
     processed = work / f"{dataset}-{image_size}-{resize}-{max_images}"
     if not processed.exists():
-        preprocess(raw, processed, image_size=image_size, resize=resize, seed=seed, val_fraction=0.1, min_answer_count=1)
+        with atomic_path(processed, is_dir=True) as tmp:
+            preprocess(raw, tmp, image_size=image_size, resize=resize, seed=seed, val_fraction=0.1, min_answer_count=1)
     return processed
 
 

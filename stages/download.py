@@ -1,12 +1,9 @@
 """Stage download: read the chosen data set from its source into the common record schema."""
 
-from dataclasses import asdict
 from pathlib import Path
 
 from vqalab.config import load_params
-from vqalab.data.collect import MANIFEST_FILE, RecordCollector
-from vqalab.data.registry import get_dataset
-from vqalab.io import atomic_path, write_json
+from vqalab.data.registry import download
 from vqalab.stage import stage_parser
 
 
@@ -17,11 +14,8 @@ def main(argv=None) -> None:
                         help="folder that keeps downloaded and unpacked source files between runs")
     args = parser.parse_args(argv)
     params = load_params(args.params)
-    with atomic_path(args.out, is_dir=True) as tmp:
-        collector = RecordCollector(tmp, on_bad_record=params.download.on_bad_record)
-        get_dataset(params.dataset).materialize(params.dataset_config, collector=collector, downloads=args.downloads)
-        counts = collector.finish(max_images_per_split=params.download.max_images_per_split)
-        write_json(tmp / MANIFEST_FILE, {"dataset": params.dataset, "config": asdict(params.dataset_config), **counts})
+    download(params.dataset, params.dataset_config, out=args.out, downloads=args.downloads,
+             on_bad_record=params.download.on_bad_record, max_images_per_split=params.download.max_images_per_split)
 
 
 if __name__ == "__main__":

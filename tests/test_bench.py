@@ -56,5 +56,5 @@ def test_paper_gpu_benchmark_smoke_run_on_cpu(tmp_path):
     assert set(rows) == {"full", "lora_text", "frozen_cached"}
     # The study's ResNet50 + BERT-base: ~135M parameters, all trained in full fine-tuning.
     assert 130e6 < rows["full"]["total_params"] < 140e6 and rows["full"]["trainable_params"] == rows["full"]["total_params"]
-    assert rows["frozen_cached"]["trainable_params"] < rows["lora_text"]["trainable_params"] < rows["full"]["trainable_params"] / 50
+    assert rows["frozen_cached"]["trainable_params"] < rows["lora_text"]["trainable_params"] < rows["full"]["trainable_params"] / 20
     assert all(r["train_samples_per_s"] > 0 for r in rows.values())

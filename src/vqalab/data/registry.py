@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from pathlib import Path
 
 from vqalab.data import daquar, easy_vqa, folder, path_vqa, slake, vqa_rad
+from vqalab.data.collect import MANIFEST_FILE, RecordCollector
+from vqalab.io import atomic_path, write_json
 
 
 @dataclass(frozen=True)
@@ -30,3 +33,15 @@ def get_dataset(name: str) -> DatasetSpec:
         return DATASETS[name]
     except KeyError:
         raise ValueError(f"unknown dataset {name!r}; choices: {sorted(DATASETS)}") from None
+
+
+def download(name: str, config, *, out: Path, downloads: Path, on_bad_record: str = "error",
+             max_images_per_split: int | None = None) -> dict:
+    """Read data set ``name`` from its source into ``out`` (records, images, manifest), atomically."""
+    with atomic_path(out, is_dir=True) as tmp:
+        collector = RecordCollector(tmp, on_bad_record=on_bad_record)
+        get_dataset(name).materialize(config, collector=collector, downloads=downloads)
+        counts = collector.finish(max_images_per_split=max_images_per_split)
+        manifest = {"dataset": name, "config": asdict(config), **counts}
+        write_json(tmp / MANIFEST_FILE, manifest)
+    return manifest
