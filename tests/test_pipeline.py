@@ -2,57 +2,22 @@
 
 import json
 import os
-import shutil
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
-import yaml
-
-ROOT = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
+from conftest import BIN, DVC, ROOT, init_project, run, set_params
 
 pytestmark = pytest.mark.slow
-
-
-def run(args, cwd, env):
-    result = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True)
-    assert result.returncode == 0, f"{' '.join(args)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
-    return result.stdout
-
-
-def set_params(root: Path, **changes):
-    path = root / "params.yaml"
-    params = yaml.safe_load(path.read_text())
-    for dotted, value in changes.items():
-        *parents, key = dotted.split(".")
-        node = params
-        for parent in parents:
-            node = node[parent]
-        node[key] = value
-    path.write_text(yaml.safe_dump(params, sort_keys=False))
 
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory):
     root = tmp_path_factory.mktemp("project")
-    for name in ("dvc.yaml", "params.yaml"):
-        shutil.copy(ROOT / name, root / name)
-    for name in ("stages", "src"):
-        shutil.copytree(ROOT / name, root / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
-    set_params(root, **{"download.max_images_per_split": 30, "train.max_epochs": 2, "evaluate.batch_size": 64})
-    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "HF_HUB_OFFLINE": "1",
-           "DVC_NO_ANALYTICS": "1", "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
-           "GIT_COMMITTER_EMAIL": "t@t"}
-    run(["git", "init", "-q"], root, env)
-    run([str(BIN / "dvc"), "init", "-q"], root, env)
-    # As in a clone: DVCLive and `dvc exp` need a repository with at least one commit.
-    run(["git", "add", "-A"], root, env)
-    run(["git", "commit", "-qm", "project"], root, env)
-    run([str(BIN / "dvc"), "repro"], root, env)
+    env = init_project(root, **{"download.max_images_per_split": 30, "train.max_epochs": 2, "evaluate.batch_size": 64})
+    run([DVC, "repro"], root, env)
     run(["git", "add", "-A"], root, env)
     run(["git", "commit", "-qm", "baseline"], root, env)
     return root, env
@@ -86,13 +51,13 @@ def test_repro_writes_every_output(project):
         assert (root / f"plots/{plot}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "## Accuracy by answer frequency in train" in report
     assert json.loads((root / "models/resnet_bert/checkpoint.json").read_text())["epochs_run"] <= 2
-    assert "Data and pipelines are up to date" in run([str(BIN / "dvc"), "status"], root, env)
+    assert "Data and pipelines are up to date" in run([DVC, "status"], root, env)
 
 
 def stages_to_run(root, env) -> set[str]:
     """Stages that `dvc repro` would rerun because their own params or deps changed (their
     downstream stages then rerun only if the outputs change)."""
-    out = run([str(BIN / "dvc"), "repro", "--dry"], root, env)
+    out = run([DVC, "repro", "--dry"], root, env)
     return {line.split("'")[1] for line in out.splitlines() if line.startswith("Running stage")}
 
 
@@ -114,8 +79,8 @@ def test_param_changes_rerun_exactly_the_stages_that_read_them(project):
 
 def test_exp_run_and_metrics_diff(project):
     root, env = project
-    run([str(BIN / "dvc"), "exp", "run", "-S", "train.max_epochs=1"], root, env)
-    diff = json.loads(run([str(BIN / "dvc"), "metrics", "diff", "--all", "--json", "HEAD"], root, env))
+    run([DVC, "exp", "run", "-S", "train.max_epochs=1"], root, env)
+    diff = json.loads(run([DVC, "metrics", "diff", "--all", "--json", "HEAD"], root, env))
     eval_diff = diff["metrics/eval.json"]
     assert {"accuracy", "sbert_similarity"} <= set(eval_diff)
     assert set(eval_diff["accuracy"]) >= {"old", "new"}
@@ -142,7 +107,7 @@ def test_pull_request_script_posts_the_metrics_diff(project, tmp_path):
     run(["git", "commit", "-qm", "one epoch"], root, env)
     clone = tmp_path / "clone"
     run(["git", "clone", "-q", str(root), str(clone)], tmp_path, env)
-    run([str(BIN / "dvc"), "cache", "dir", "--local", str(root / ".dvc" / "cache")], clone, env)
+    run([DVC, "cache", "dir", "--local", str(root / ".dvc" / "cache")], clone, env)
     out = tmp_path / "diff.md"
     run(["bash", str(ROOT / "scripts/pr_metrics.sh"), "HEAD~1", str(out)], clone, env)
     markdown = out.read_text()
@@ -157,7 +122,7 @@ def test_killed_train_stage_is_not_taken_as_complete_and_resumes(project):
     root, env = project
     set_params(root, **{"train.max_epochs": 12, "train.patience": 12, "train.resume": True})
     state = root / ".training_state/resnet_bert.pt"
-    process = subprocess.Popen([str(BIN / "dvc"), "repro"], cwd=root, env=env, start_new_session=True,
+    process = subprocess.Popen([DVC, "repro"], cwd=root, env=env, start_new_session=True,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.time() + 300
@@ -167,10 +132,10 @@ def test_killed_train_stage_is_not_taken_as_complete_and_resumes(project):
     finally:
         os.killpg(process.pid, signal.SIGKILL)  # as a killed job: no chance to clean up
         process.wait()
-    status = run([str(BIN / "dvc"), "status", "train"], root, env)
+    status = run([DVC, "status", "train"], root, env)
     assert "train:" in status and "changed" in status  # DVC does not take the half-run stage as done
     assert not (root / "models/resnet_bert/checkpoint.json").exists()
-    out = subprocess.run([str(BIN / "dvc"), "repro"], cwd=root, env=env, capture_output=True, text=True)
+    out = subprocess.run([DVC, "repro"], cwd=root, env=env, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr[-2000:]
     assert "resuming after epoch" in out.stdout + out.stderr
     checkpoint = json.loads((root / "models/resnet_bert/checkpoint.json").read_text())
