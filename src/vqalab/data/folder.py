@@ -37,12 +37,13 @@ class FolderConfig:
             raise ValueError(f"test_fraction must be in (0, 1), got {self.test_fraction}")
 
 
-def read_rows(path: Path) -> list[tuple[str, dict]]:
-    """(where, row) for each record of a .jsonl or .csv file."""
+def read_rows(path: Path, *, required: tuple[str, ...] = REQUIRED) -> list[tuple[str, dict]]:
+    """(where, row) for each record of a .jsonl or .csv file; a CSV header must hold ``required``
+    (``vqalab predict`` reads questions without answers)."""
     if path.suffix.lower() == ".csv":
         with path.open(newline="", encoding="utf-8") as fh:
             reader = csv.DictReader(fh)
-            missing = set(REQUIRED) - set(reader.fieldnames or [])
+            missing = set(required) - set(reader.fieldnames or [])
             if missing:
                 raise ValueError(f"{path}: the header lacks the column(s) {sorted(missing)}; found {reader.fieldnames}")
             return [(f"{path.name}:{reader.line_num}", {k: v for k, v in row.items() if k is not None}) for row in reader]

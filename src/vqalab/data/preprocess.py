@@ -74,6 +74,20 @@ def to_square(img: Image.Image, size: int, mode: str) -> Image.Image:
     return canvas
 
 
+IMAGE_READ_ERRORS = (FileNotFoundError, UnidentifiedImageError, OSError)
+
+
+def read_square(path: Path, size: int, mode: str) -> np.ndarray:
+    """One image as the pipeline feeds it to a model: RGB, made square by ``mode``, uint8 3 x size x size.
+
+    Training (through ``resize_images``) and ``vqalab predict`` both read images here, so a model
+    never sees an image prepared differently from those it learned from. Raises one of
+    ``IMAGE_READ_ERRORS`` for a missing or undecodable file.
+    """
+    with Image.open(path) as img:
+        return np.asarray(to_square(img.convert("RGB"), size, mode)).transpose(2, 0, 1)
+
+
 def resize_images(raw_dir: Path, image_paths: list[str], size: int, mode: str = "squash") -> np.ndarray:
     """Decode and resize every image once, to a uint8 array of shape N x 3 x size x size."""
     check_resize(mode)
@@ -81,11 +95,9 @@ def resize_images(raw_dir: Path, image_paths: list[str], size: int, mode: str = 
     for row, rel in enumerate(tqdm(image_paths, desc=f"resize to {size}px ({mode})", unit="img")):
         path = raw_dir / rel
         try:
-            with Image.open(path) as img:
-                img = to_square(img.convert("RGB"), size, mode)
-        except (FileNotFoundError, UnidentifiedImageError, OSError) as err:
+            out[row] = read_square(path, size, mode)
+        except IMAGE_READ_ERRORS as err:
             raise ValueError(f"cannot read image {path} ({err}); fix or remove it and rerun download") from None
-        out[row] = np.asarray(img).transpose(2, 0, 1)
     return out
 
 

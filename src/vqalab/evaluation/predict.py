@@ -3,22 +3,22 @@
 from __future__ import annotations
 
 import torch
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-from vqalab.data.dataset import VQADataset
 from vqalab.models.base import VQAModel
 from vqalab.training.device import to_device
 
 
 @torch.no_grad()
-def predict_dataset(model: VQAModel, dataset: VQADataset, *, batch_size: int, device: torch.device,
-                    top_k: int = 1, mode: str | None = None, desc: str = "predict") -> list[list[tuple[str, float]]]:
-    """Return, for every item of ``dataset`` in order, its ``top_k`` (answer, score) pairs
-    (``mode``: one of the model's prediction modes; its default when None)."""
+def predict_dataset(model: VQAModel, dataset: Dataset, *, batch_size: int, device: torch.device,
+                    top_k: int = 1, mode: str | None = None, desc: str = "predict",
+                    progress: bool = True) -> list[list[tuple[str, float]]]:
+    """Return, for every item of ``dataset`` (items as ``VQADataset`` makes them) in order, its
+    ``top_k`` (answer, score) pairs (``mode``: one of the model's prediction modes; its default when None)."""
     model.eval()
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=model.collate)
     outputs: list[list[tuple[str, float]]] = []
-    for batch in tqdm(loader, desc=desc, unit="batch", leave=False):
+    for batch in tqdm(loader, desc=desc, unit="batch", leave=False, disable=not progress):
         outputs.extend(model.predict(to_device(batch, device), top_k=top_k, mode=mode))
     return outputs

@@ -94,8 +94,8 @@ def read_exp_show(json_path: Path | None, all_commits: bool) -> list[dict]:
     return json.loads(result.stdout)
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def main(argv: list[str] | None = None, *, prog: str | None = None) -> None:
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--json", type=Path, help="read this `dvc exp show --json` output instead of running it")
     parser.add_argument("--all-commits", action="store_true", help="include the experiments of every commit")
     parser.add_argument("--out-md", type=Path, help="also write the table here")

@@ -6,11 +6,12 @@ import numpy as np
 import torch
 
 
-def resolve_device(name: str) -> torch.device:
+def resolve_device(name: str, *, setting: str = "params: train.device") -> torch.device:
+    """``setting`` names where ``name`` came from, for the error message."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"params: train.device = {name!r} but no CUDA device is available; use auto or cpu")
+        raise ValueError(f"{setting} = {name!r} but no CUDA device is available; use auto or cpu")
     return torch.device(name)
 
 
