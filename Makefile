@@ -10,7 +10,7 @@ export DVC_NO_ANALYTICS := 1
 # Stages run `python ...`: the venv must come first on PATH even if it is not activated.
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: install wordnet repro test clean
+.PHONY: install wordnet chromium repro test clean
 
 install: $(VENV)/.installed
 
@@ -19,6 +19,7 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m pip install $(TORCH_SPEC)
 	$(BIN)/python -m pip install -e ".[dev]"
 	$(MAKE) wordnet
+	$(MAKE) chromium
 	touch $@
 
 # WUPS needs WordNet offline: NLTK's data if present, else Debian's wordnet-base (installed here
@@ -31,6 +32,18 @@ wordnet:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wordnet-base; \
 	else \
 		echo "WordNet not found: run 'sudo apt-get install wordnet-base' or '$(BIN)/python -m nltk.downloader wordnet' for WUPS"; \
+	fi
+
+# The error gallery's browser test (tests/test_gallery.py) drives headless Chromium: Debian's
+# package, installed here when running as root with apt; otherwise the command to run is printed
+# and the test is skipped.
+chromium:
+	@if [ -x /usr/bin/chromium ]; then \
+		echo "Chromium: available"; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	else \
+		echo "Chromium not found: run 'sudo apt-get install chromium' for the gallery's browser test"; \
 	fi
 
 repro: install

@@ -1,8 +1,11 @@
-"""Stage report: metrics/report.md and PNG plots from the evaluate and train stages' outputs."""
+"""Stage report: metrics/report.md, PNG plots and the HTML error gallery from the earlier stages' outputs."""
 
 from pathlib import Path
 
-from vqalab.io import atomic_path, read_json
+from vqalab.config import load_params
+from vqalab.data.dataset import ProcessedData
+from vqalab.io import atomic_path, read_json, read_jsonl
+from vqalab.report.gallery import write_gallery
 from vqalab.report.report import FREQUENCY_ORDER, plot_accuracy_bars, plot_training_curves, read_curves, render_report
 from vqalab.stage import stage_parser
 
@@ -14,7 +17,11 @@ def main(argv=None) -> None:
     parser.add_argument("--curves", type=Path, required=True, help="DVCLive plots folder of the train stage")
     parser.add_argument("--report", type=Path, required=True, help="Markdown report to write")
     parser.add_argument("--plots", type=Path, required=True, help="folder for the PNG plots")
+    parser.add_argument("--predictions", type=Path, required=True, help="the evaluate stage's predictions JSONL")
+    parser.add_argument("--data", type=Path, required=True, help="the preprocess stage's folder")
+    parser.add_argument("--gallery", type=Path, required=True, help="HTML error gallery to write")
     args = parser.parse_args(argv)
+    params = load_params(args.params)
     metrics, stats = read_json(args.metrics), read_json(args.stats)
     title = f"{metrics['model']} on {metrics['dataset']}"
     answer_types = {t: {"accuracy": metrics[f"accuracy_{t}"], "n": metrics[f"n_{t}"]}
@@ -30,6 +37,8 @@ def main(argv=None) -> None:
             draw(tmp)
     with atomic_path(args.report) as tmp:
         tmp.write_text(render_report(metrics, stats, plot_names=list(plots)), encoding="utf-8")
+    write_gallery(args.gallery, read_jsonl(args.predictions), ProcessedData.load(args.data), title=title,
+                  max_rows=params.report.gallery_max_rows)
 
 
 if __name__ == "__main__":

@@ -55,6 +55,7 @@ def test_paper_profile_loads(tmp_path):
         ({"resnet_bert__tiny__image_encoder": "vgg"}, r"resnet_bert.tiny: image_encoder 'vgg' is not one of"),
         ({"resnet_bert__tiny__image_size": 16}, r"image_size must be >= 32"),
         ({"seed": -1}, r"seed must be a non-negative integer"),
+        ({"report__gallery_max_rows": 0}, r"report: gallery_max_rows must be >= 1, got 0"),
         ({"dataset": "vqa_rad", "datasets__vqa_rad__variant": "big"}, r"datasets.vqa_rad: variant must be one of"),
         ({"dataset": "daquar", "datasets__daquar__answers": 37}, r"datasets.daquar.answers = 37 should be of type str"),
         ({"dataset": "folder"}, r"needs datasets.folder.records"),

@@ -43,6 +43,8 @@ def test_repro_writes_every_output(project):
     assert len(predictions) == stats["test"]["questions"] == metrics["n"]
     assert set(predictions[0]) == {"id", "question", "gold", "prediction", "score", "answer_type", "correct"}
     assert sum(p["correct"] for p in predictions) == round(metrics["accuracy"] * metrics["n"])
+    gallery = (root / "metrics/gallery.html").read_text()
+    assert gallery.count('<tr class="row') == len(predictions)  # under report.gallery_max_rows: every question
 
     report = (root / "metrics/report.md").read_text()
     assert "| model | test accuracy | SBERT similarity | training time |" in report

@@ -153,6 +153,15 @@ class EvaluateParams:
 
 
 @dataclass(frozen=True)
+class ReportParams:
+    # The error gallery's row cap: wrong answers first; keeps the page a few MB on large test sets.
+    gallery_max_rows: int = 2000
+
+    def __post_init__(self) -> None:
+        _require(self.gallery_max_rows >= 1, f"gallery_max_rows must be >= 1, got {self.gallery_max_rows}")
+
+
+@dataclass(frozen=True)
 class Params:
     dataset: str
     model: str
@@ -162,6 +171,7 @@ class Params:
     preprocess: PreprocessParams
     train: TrainParams
     evaluate: EvaluateParams
+    report: ReportParams
     dataset_config: Any  # the chosen data set's config (a dataclass of the data set module)
     family: Any  # the chosen family's config for the chosen profile (a dataclass of the family)
 
@@ -209,6 +219,7 @@ def load_params(path: str | Path = "params.yaml") -> Params:
         preprocess=from_mapping(PreprocessParams, raw.get("preprocess", {}), "preprocess"),
         train=from_mapping(TrainParams, raw.get("train", {}), "train"),
         evaluate=from_mapping(EvaluateParams, raw.get("evaluate", {}), "evaluate"),
+        report=from_mapping(ReportParams, raw.get("report", {}), "report"),
         dataset_config=from_mapping(get_dataset(dataset).config_class, dataset_sections.get(dataset) or {},
                                     f"datasets.{dataset}"),
         family=from_mapping(family.config_class, section[profile], f"{model}.{profile}"),
