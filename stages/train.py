@@ -12,6 +12,7 @@ from vqalab.models.checkpoint import save_checkpoint
 from vqalab.models.registry import get_family
 from vqalab.stage import stage_parser
 from vqalab.training.device import library_versions, resolve_device, seed_everything
+from vqalab.training.distributed import is_main_process
 from vqalab.training.loop import fit
 
 
@@ -37,13 +38,17 @@ def main(argv=None) -> None:
     features.check(model, where=args.features)
     train_set, val_set = data.split("train", features), data.split("val", features)
 
+    args.state.parent.mkdir(parents=True, exist_ok=True)
+    if not is_main_process():
+        # The other processes of a multi-process launch train their share of each batch and write nothing.
+        fit(model, train_set, val_set, params=params.train, device=device, seed=params.seed, state_path=args.state)
+        return
     with Live(dir=str(args.live), save_dvc_exp=False, dvcyaml=None, report=None) as live:
         def log_epoch(epoch: int, metrics: dict) -> None:
             for name, value in metrics.items():
                 live.log_metric(name, value)
             live.next_step()
 
-        args.state.parent.mkdir(parents=True, exist_ok=True)
         result = fit(model, train_set, val_set, params=params.train, device=device, seed=params.seed,
                      on_epoch_end=log_epoch, state_path=args.state)
 

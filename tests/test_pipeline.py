@@ -71,12 +71,19 @@ def test_param_changes_rerun_exactly_the_stages_that_read_them(project):
         assert stages_to_run(root, env) == {"train"}
         (root / "params.yaml").write_text(original)
         set_params(root, **{"resnet_bert.tiny.image_size": 48})
-        assert stages_to_run(root, env) == {"preprocess", "train"}
+        assert stages_to_run(root, env) == {"preprocess", "feature_spec", "train"}
         (root / "params.yaml").write_text(original)
         set_params(root, **{"evaluate.batch_size": 32})
         assert stages_to_run(root, env) == {"evaluate"}
+        (root / "params.yaml").write_text(original)
+        # A new learning rate rewrites an identical feature spec: the cached features are kept.
+        set_params(root, **{"resnet_bert.tiny.lr": 0.001})
+        assert stages_to_run(root, env) == {"feature_spec", "train"}
+        out = run([DVC, "repro"], root, env)
+        assert "Stage 'features' didn't change, skipping" in out and "Running stage 'train'" in out
     finally:
         (root / "params.yaml").write_text(original)
+        run([DVC, "repro"], root, env)
 
 
 def test_exp_run_and_metrics_diff(project):

@@ -124,6 +124,9 @@ class TrainParams:
     resume: bool = False
     # auto | fp32 | bf16 | fp16: mixed precision (autocast; fp16 adds a gradient scaler).
     precision: str = "auto"
+    # The command that starts the train stage (dvc.yaml's cmd): python, or e.g.
+    # "accelerate launch --num_processes 4" for data-parallel training on 4 GPUs.
+    launcher: str = "python"
 
     def __post_init__(self) -> None:
         _require(self.max_epochs >= 1, f"max_epochs must be >= 1, got {self.max_epochs}")
@@ -134,6 +137,7 @@ class TrainParams:
         _require(self.grad_clip is None or self.grad_clip > 0, f"grad_clip must be > 0 or null, got {self.grad_clip}")
         _require(self.device == "auto" or self.device == "cpu" or self.device.startswith("cuda"),
                  f"device must be auto, cpu or cuda[:N], got {self.device!r}")
+        _require(bool(self.launcher.strip()), "launcher must be a command, e.g. python or accelerate launch ...")
         _require(self.precision in ("auto", "fp32", "bf16", "fp16"),
                  f"precision must be auto, fp32, bf16 or fp16, got {self.precision!r}")
         _require(self.target_val_accuracy is None or 0 < self.target_val_accuracy <= 1,

@@ -26,6 +26,7 @@ from vqalab.evaluation.predict import predict_dataset
 from vqalab.io import atomic_path
 from vqalab.models.base import VQAModel
 from vqalab.training.device import resolve_precision, to_device
+from vqalab.training.distributed import is_main_process, launched_processes, prepare_data_parallel
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +38,8 @@ class TrainResult:
     epochs_run: int
     stop_reason: str
     train_time_s: float
+    processes: int = 1
+    global_batch_size: int = 0  # measured: the questions of the first optimiser step, over all processes
     history: list[dict] = field(default_factory=list)
 
 
@@ -54,6 +57,11 @@ def fit(model: VQAModel, train_set: VQADataset, val_set: VQADataset, *, params: 
     states, history) is saved there after every epoch, and a run started with ``params.resume``
     continues from it: the result equals an uninterrupted run's. ``on_epoch_end`` is also called
     for the epochs a resumed run restores, so loggers see the whole history.
+
+    Launched as several processes (``accelerate launch``), the model trains under DDP with the
+    global batch ``params.batch_size`` split across them; every process validates on the whole
+    validation split, so all take the same early-stopping decisions, and only the main one calls
+    ``on_epoch_end`` and saves the state file.
     """
     model.to(device)
     amp_dtype = resolve_precision(params.precision, device)
@@ -62,6 +70,12 @@ def fit(model: VQAModel, train_set: VQADataset, val_set: VQADataset, *, params: 
     generator = torch.Generator().manual_seed(seed)
     loader = DataLoader(train_set, batch_size=params.batch_size, shuffle=True, collate_fn=model.collate,
                         generator=generator)
+    processes, main = launched_processes(), is_main_process()
+    train_model, accelerator = model, None
+    if processes > 1:
+        accelerator, train_model, loader = prepare_data_parallel(model, loader, device=device,
+                                                                  global_batch_size=params.batch_size)
+        device = accelerator.device
     optimizer = torch.optim.AdamW(model.param_groups(), weight_decay=params.weight_decay)
     total_steps = len(loader) * params.max_epochs
     scheduler = get_linear_schedule_with_warmup(optimizer, int(params.warmup_ratio * total_steps), total_steps)
@@ -73,14 +87,15 @@ def fit(model: VQAModel, train_set: VQADataset, val_set: VQADataset, *, params: 
             progress_state = load_training_state(state_path, model, optimizer, scheduler, scaler, generator)
             log.info("resuming after epoch %d from %s", progress_state["epoch"], state_path)
             for past in progress_state["history"]:
-                if on_epoch_end is not None:
+                if on_epoch_end is not None and main:
                     on_epoch_end(past["epoch"], {k: v for k, v in past.items() if k != "epoch"})
         else:
             log.info("train.resume is off: starting afresh (discarding %s)", state_path)
-            state_path.unlink()
+            state_path.unlink(missing_ok=True)  # every process of a multi-process run gets here
     history = progress_state["history"]
     best_state, best_epoch, best_acc = progress_state["best_state"], progress_state["best_epoch"], progress_state["best_acc"]
     stop_reason = progress_state["stop_reason"]
+    global_batch_size = 0
     start = time.perf_counter() - progress_state["elapsed_s"]
     for epoch in range(progress_state["epoch"] + 1, params.max_epochs + 1):
         if stop_reason is not None:
@@ -88,10 +103,10 @@ def fit(model: VQAModel, train_set: VQADataset, val_set: VQADataset, *, params: 
         model.train()
         loss_sum, loss_batches, samples = 0.0, 0, 0
         epoch_start = time.perf_counter()
-        progress = tqdm(loader, desc=f"epoch {epoch}/{params.max_epochs}", unit="batch")
+        progress = tqdm(loader, desc=f"epoch {epoch}/{params.max_epochs}", unit="batch", disable=not main)
         for batch in progress:
             with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
-                output = model(to_device(batch, device))
+                output = train_model(to_device(batch, device))
             if output.loss is None:  # every answer in the batch is outside the vocabulary
                 continue
             scaler.scale(output.loss).backward()
@@ -104,7 +119,11 @@ def fit(model: VQAModel, train_set: VQADataset, val_set: VQADataset, *, params: 
             optimizer.zero_grad(set_to_none=True)
             loss_sum += output.loss.item()
             loss_batches += 1
-            samples += len(batch["labels"])
+            batch_questions = len(batch["labels"])
+            if not global_batch_size:
+                global_batch_size = (int(accelerator.reduce(torch.tensor(batch_questions, device=device), "sum"))
+                                     if accelerator else batch_questions)
+            samples += batch_questions * processes  # split_batches: every process holds an equal share
             progress.set_postfix(loss=f"{loss_sum / loss_batches:.4f}")
         train_samples_per_s = samples / (time.perf_counter() - epoch_start)
         val_acc = validation_accuracy(model, val_set, batch_size=params.batch_size * 2, device=device)
@@ -124,16 +143,17 @@ def fit(model: VQAModel, train_set: VQADataset, val_set: VQADataset, *, params: 
             stop_reason = "target_val_accuracy"
         elif epoch - best_epoch >= params.patience:
             stop_reason = "early_stopping"
-        if state_path is not None:
+        if state_path is not None and main:
             save_training_state(state_path, model, optimizer, scheduler, scaler, generator, {
                 "epoch": epoch, "best_state": best_state, "best_epoch": best_epoch, "best_acc": best_acc,
                 "history": history, "stop_reason": stop_reason, "elapsed_s": time.perf_counter() - start})
-        if on_epoch_end is not None:
+        if on_epoch_end is not None and main:
             on_epoch_end(epoch, metrics)
     train_time = time.perf_counter() - start
     model.load_state_dict(best_state)
     return TrainResult(best_epoch=best_epoch, best_val_accuracy=best_acc, epochs_run=len(history),
-                       stop_reason=stop_reason or "max_epochs", train_time_s=train_time, history=history)
+                       stop_reason=stop_reason or "max_epochs", train_time_s=train_time, processes=processes,
+                       global_batch_size=global_batch_size, history=history)
 
 
 def save_training_state(path: Path, model, optimizer, scheduler, scaler, generator, progress: dict) -> None:
