@@ -69,19 +69,12 @@ def staged_resnet(cnn: torchvision.models.ResNet) -> StagedCNN:
     return StagedCNN([stem, cnn.layer1, cnn.layer2, cnn.layer3, cnn.layer4], cnn.fc.in_features)
 
 
-class _EfficientNetStem(nn.Module):
-    def __init__(self, net):
+class _ConvBnAct(nn.Module):
+    """EfficientNet's stem and head: a convolution, its batch norm and the activation."""
+
+    def __init__(self, conv: nn.Module, bn: nn.Module, act: nn.Module):
         super().__init__()
-        self.conv, self.bn, self.act = net._conv_stem, net._bn0, net._swish
-
-    def forward(self, x):
-        return self.act(self.bn(self.conv(x)))
-
-
-class _EfficientNetHead(nn.Module):
-    def __init__(self, net):
-        super().__init__()
-        self.conv, self.bn, self.act = net._conv_head, net._bn1, net._swish
+        self.conv, self.bn, self.act = conv, bn, act
 
     def forward(self, x):
         return self.act(self.bn(self.conv(x)))
@@ -103,4 +96,5 @@ def efficientnet_lite0(*, pretrained: bool) -> StagedCNN:
         net = EfficientNet.from_name("efficientnet-lite0")
     # Its drop-connect rate scales with the block index inside the package's own forward; run as
     # separate stages, the blocks would drop nothing: train without it, deterministically.
-    return StagedCNN([_EfficientNetStem(net), *net._blocks, _EfficientNetHead(net)], net._conv_head.out_channels)
+    stem, head = _ConvBnAct(net._conv_stem, net._bn0, net._swish), _ConvBnAct(net._conv_head, net._bn1, net._swish)
+    return StagedCNN([stem, *net._blocks, head], net._conv_head.out_channels)
