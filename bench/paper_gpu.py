@@ -92,8 +92,7 @@ def measure(cls, config, *, precision: str, device: torch.device, batch_size: in
     start = time.perf_counter()
     questions = sorted(set(QUESTIONS))
     tensors, fingerprints = compute_features(model, images, questions, batch_size=batch_size, device=device)
-    features = CachedFeatures(fingerprints, image=tensors.get("image"), question=tensors.get("question"),
-                              question_row={q: i for i, q in enumerate(questions)})
+    features = CachedFeatures.from_tensors(tensors, fingerprints, questions)
     features_s = time.perf_counter() - start if fingerprints else 0.0
     if device.type == "cuda":
         torch.cuda.synchronize(device)

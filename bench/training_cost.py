@@ -90,8 +90,7 @@ def run_one(spec: dict) -> dict:
     start = time.perf_counter()
     questions = sorted({r.question for r in data.records})
     tensors, fingerprints = compute_features(model, data.images, questions, batch_size=256, device=device)
-    features = CachedFeatures(fingerprints, image=tensors.get("image"), question=tensors.get("question"),
-                              question_row={q: i for i, q in enumerate(questions)})
+    features = CachedFeatures.from_tensors(tensors, fingerprints, questions)
     features_s = time.perf_counter() - start if fingerprints else 0.0
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)

@@ -41,8 +41,14 @@ class CachedFeatures:
             raise FileNotFoundError(f"{directory} holds no cached features ({INFO_FILE} is missing): run the features stage")
         info = read_json(directory / INFO_FILE)
         tensors = load_file(directory / TENSORS_FILE) if info["fingerprints"] else {}
-        return cls(fingerprints=info["fingerprints"], image=tensors.get("image"), question=tensors.get("question"),
-                   question_row={q: i for i, q in enumerate(info["questions"])})
+        return cls.from_tensors(tensors, info["fingerprints"], info["questions"])
+
+    @classmethod
+    def from_tensors(cls, tensors: dict[str, torch.Tensor], fingerprints: dict[str, str],
+                     questions: list[str]) -> "CachedFeatures":
+        """From ``compute_features``' output (``questions`` in the order it was given them)."""
+        return cls(fingerprints=fingerprints, image=tensors.get("image"), question=tensors.get("question"),
+                   question_row={q: i for i, q in enumerate(questions)})
 
     def check(self, model, *, where: str | Path) -> None:
         """Fail unless these are exactly the features of ``model``'s frozen encoders."""

@@ -15,9 +15,6 @@ def resolve_device(name: str, *, setting: str = "params: train.device") -> torch
     return torch.device(name)
 
 
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
-
-
 def resolve_precision(name: str, device: torch.device) -> torch.dtype | None:
     """The autocast dtype of ``train.precision`` on ``device``; None for plain fp32.
 
