@@ -13,7 +13,9 @@ import torch
 
 from vqalab.config import load_params
 from vqalab.data.dataset import ProcessedData
+from vqalab.data.registry import data_setting
 from vqalab.data.features import CachedFeatures
+from vqalab.evaluation.blind import blind_baseline
 from vqalab.evaluation.metrics import exact_match, score_predictions
 from vqalab.evaluation.predict import predict_dataset
 from vqalab.io import write_json, write_jsonl
@@ -55,6 +57,11 @@ def main(argv=None) -> None:
             "test_samples_per_s": round(len(test) / elapsed, 2),
         }
     primary = model.prediction_modes[0]
+    # The question-only baseline of the same data: how much the image added.
+    blind = blind_baseline(data.split("train").records, data.split("val").records, test.records,
+                           answers=data.vocab.answers, sbert_model=params.sbert_model)
+    for mode in modes.values():
+        mode["image_gain"] = mode["accuracy"] - blind["blind_accuracy"]
     memory = {"peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}  # Linux: KiB
     if device.type == "cuda":
         memory["peak_gpu_mb"] = round(torch.cuda.max_memory_allocated(device) / 2**20, 1)
@@ -71,10 +78,12 @@ def main(argv=None) -> None:
     write_jsonl(args.predictions, (prediction_row(i, r) for i, r in enumerate(test.records)))
     write_json(args.metrics, {
         "dataset": checkpoint["dataset"],
+        "data_setting": data_setting(params.dataset_config, max_images_per_split=params.download.max_images_per_split),
         "model": checkpoint["family"],
         "profile": checkpoint["profile"],
         "seed": checkpoint["seed"],
         **modes[primary],
+        **blind,
         **memory,
         "sbert_model": params.sbert_model,
         "train_time_s": round(checkpoint["train_time_s"], 2),

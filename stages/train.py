@@ -37,6 +37,8 @@ def main(argv=None) -> None:
     features = CachedFeatures.load(args.features)
     features.check(model, where=args.features)
     train_set, val_set = data.split("train", features), data.split("val", features)
+    # Closed-form parts (a question prior, candidate answers) come from train, chosen on validation.
+    prepared = model.prepare_for_training(train_set, val_set)
 
     args.state.parent.mkdir(parents=True, exist_ok=True)
     if not is_main_process():
@@ -65,6 +67,7 @@ def main(argv=None) -> None:
         "n_train": len(train_set),
         "n_val": len(val_set),
         **summary,
+        **prepared,
         **model.parameter_counts(),
     })
     args.state.unlink(missing_ok=True)  # the run is complete: a rerun starts afresh

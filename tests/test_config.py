@@ -53,7 +53,11 @@ def test_paper_profile_loads(tmp_path):
         ({"train__epochs": 3}, r"unknown key\(s\) train.epochs"),
         ({"preprocess__val_fraction": 1.5}, r"val_fraction must be in \(0, 1\)"),
         ({"resnet_bert__tiny__image_encoder": "vgg"}, r"resnet_bert.tiny: image_encoder 'vgg' is not one of"),
-        ({"resnet_bert__tiny__image_size": 16}, r"image_size must be >= 32"),
+        ({"dataset": "vqa_rad", "resnet_bert__tiny__image_size": 16}, r"image_size must be >= 32"),
+        ({"recipes__easy_vqa__resnet_bert__tiny__image_size": 16}, r"resnet_bert.tiny: image_size must be >= 32"),
+        ({"recipes__easy_vqa__train__epochs": 3}, r"recipes.easy_vqa.train.epochs sets train.epochs, which is not a parameter"),
+        ({"recipes__easy_vqa__dataset": "vqa_rad"}, r"recipes.easy_vqa.dataset cannot be set by a recipe"),
+        ({"model": "pubmedclip", "pubmedclip__tiny__text_training": "full"}, r"question_prior .* needs text_training frozen"),
         ({"seed": -1}, r"seed must be a non-negative integer"),
         ({"report__gallery_max_rows": 0}, r"report: gallery_max_rows must be >= 1, got 0"),
         ({"dataset": "vqa_rad", "datasets__vqa_rad__variant": "big"}, r"datasets.vqa_rad: variant must be one of"),
@@ -69,3 +73,23 @@ def test_paper_profile_loads(tmp_path):
 def test_bad_params_fail_with_the_parameter_name(tmp_path, change, message):
     with pytest.raises(ValueError, match=message):
         load_params(write_params(tmp_path, **change))
+
+
+def test_a_data_sets_recipe_is_merged_over_the_defaults(tmp_path):
+    easy = load_params(write_params(tmp_path, resnet_bert__tiny__hidden_size=128))
+    rad = load_params(write_params(tmp_path, dataset="vqa_rad", resnet_bert__tiny__hidden_size=128))
+    defaults = yaml.safe_load((ROOT / "params.yaml").read_text())
+    recipe = defaults["recipes"]["easy_vqa"]
+    assert easy.family.image_size == recipe["resnet_bert"]["tiny"]["image_size"] == 64
+    assert easy.train.max_epochs == recipe["train"]["max_epochs"]
+    assert rad.family.image_size == defaults["resnet_bert"]["tiny"]["image_size"] == 224
+    assert rad.train.max_epochs == defaults["train"]["max_epochs"]
+    # What the recipe does not set comes from the section, for every data set.
+    assert easy.family.hidden_size == rad.family.hidden_size == 128
+
+
+def test_every_data_set_has_a_recipe_entry_for_dvc():
+    """dvc.yaml's stages read recipes.${dataset}: DVC fails on a missing key, so each needs one."""
+    from vqalab.data.registry import DATASETS
+
+    assert set(yaml.safe_load((ROOT / "params.yaml").read_text())["recipes"]) == set(DATASETS)

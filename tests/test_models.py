@@ -57,7 +57,7 @@ def test_training_modes_choose_what_trains():
     frozen = ResNetBert.build(replace(TINY, image_training="frozen"), ANSWERS)
     assert not trainable(frozen.image_encoder) and not trainable(frozen.text_encoder)
     assert trainable(frozen) == {n for n, _ in frozen.named_parameters()
-                                 if n.split(".")[0] in ("image_proj", "text_proj", "image_query", "classifier")}
+                                 if n.split(".")[0] in ("image_norm", "image_proj", "text_proj", "image_query", "classifier")}
 
     lora = ResNetBert.build(replace(TINY, text_training="lora", text_lora=LoraSettings(r=4)), ANSWERS)
     assert trainable(lora.text_encoder) and all("lora_" in n for n in trainable(lora.text_encoder))

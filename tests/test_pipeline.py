@@ -28,7 +28,8 @@ def test_repro_writes_every_output(project):
     metrics = json.loads((root / "metrics/eval.json").read_text())
     for key in ("accuracy", "accuracy_closed", "accuracy_open", "sbert_similarity", "sbert_model", "train_time_s",
                 "eval_time_s", "trainable_params", "total_params", "answer_coverage", "by_frequency",
-                "latency_ms_per_question", "test_samples_per_s", "peak_rss_mb"):
+                "latency_ms_per_question", "test_samples_per_s", "peak_rss_mb", "blind_accuracy",
+                "blind_accuracy_closed", "blind_accuracy_open", "blind_C", "image_gain", "data_setting"):
         assert key in metrics, key
     assert ("wups_09" in metrics and 0 <= metrics["wups_00"] <= 1) or "wups_unavailable" in metrics
     assert sum(group["n"] for group in metrics["by_frequency"].values()) == metrics["n"]
@@ -47,8 +48,10 @@ def test_repro_writes_every_output(project):
     assert gallery.count('<tr class="row') == len(predictions)  # under report.gallery_max_rows: every question
 
     report = (root / "metrics/report.md").read_text()
-    assert "| model | test accuracy | SBERT similarity | training time |" in report
-    assert f"| resnet_bert | {100 * metrics['accuracy']:.2f}% |" in report
+    assert metrics["image_gain"] == pytest.approx(metrics["accuracy"] - metrics["blind_accuracy"])
+    assert "| model | test accuracy | blind baseline | image gain | SBERT similarity | training time |" in report
+    assert f"| resnet_bert | {100 * metrics['accuracy']:.2f}% | {100 * metrics['blind_accuracy']:.2f}% |" in report
+    assert "The blind baseline answers from the question alone" in report
     for plot in ("training_curves", "accuracy_by_frequency", "accuracy_by_answer_type"):
         assert (root / f"plots/{plot}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "## Accuracy by answer frequency in train" in report

@@ -1,9 +1,12 @@
 """The generative family: loss masking, learning, generation, and the LoRA adapter checkpoint."""
 
+from types import SimpleNamespace
+
 import pytest
 import torch
 from safetensors.torch import load_file
 
+from vqalab.data.schema import Record
 from vqalab.models.checkpoint import WEIGHTS_FILE, load_checkpoint, save_checkpoint
 from vqalab.models.lora import LoraSettings
 from vqalab.models.qwen2vl import IGNORE, Qwen2VL, Qwen2VLFamilyConfig
@@ -61,9 +64,8 @@ def test_generation_and_candidate_ranking_return_answers():
     batch = model.collate(items())
     generated = model.predict(batch, mode="generate")
     assert len(generated) == 2 and all(isinstance(a, str) for (a, _), in generated)
-    ranked = model.predict(batch, top_k=2, mode="candidates")
-    assert {a for a, _ in ranked[0]} == {"yes", "no"}  # a closed question ranks yes/no only
-    assert {a for a, _ in ranked[1]} <= set(ANSWERS)
+    ranked = model.predict(batch, top_k=len(ANSWERS), mode="candidates")
+    assert {a for a, _ in ranked[1]} == set(ANSWERS)  # an open question ranks every training answer
     assert abs(sum(p for _, p in ranked[0]) - 1.0) < 1e-5
     with pytest.raises(ValueError, match="predicts in modes"):
         model.predict(batch, mode="classify")
@@ -108,3 +110,26 @@ def test_candidate_ranking_follows_the_answer_likelihood():
     expected = torch.tensor(log_likelihoods).softmax(0)
     for answer, probability in zip(ANSWERS, expected.tolist()):
         assert ranked[answer] == pytest.approx(probability, abs=1e-4)
+
+
+def records(rows):
+    return [Record(id=str(i), image=f"{i}.png", question=q, answer=a, answer_raw=a, split="train", answer_type=t)
+            for i, (q, a, t) in enumerate(rows)]
+
+
+def test_closed_questions_rank_the_answers_closed_questions_take_in_train(tmp_path):
+    """Not only yes/no: VQA-RAD's closed questions also answer "left" or "diffuse"."""
+    model = build()
+    train = SimpleNamespace(records=records([("is it a circle?", "yes", "closed"), ("is it left or right?", "blue", "closed"),
+                                             ("is it round?", "no", "closed"), ("what colour?", "red circle", "open")]))
+    assert model.prepare_for_training(train, None) == {"closed_candidates": 3}
+    model.eval()
+    batch = model.collate(items())
+    ranked = model.predict(batch, top_k=len(ANSWERS), mode="candidates")
+    assert {a for a, _ in ranked[0]} == {"yes", "no", "blue"}
+    assert abs(sum(p for _, p in ranked[0]) - 1.0) < 1e-5
+    save_checkpoint(model, tmp_path / "ckpt", info={})
+    loaded, _ = load_checkpoint(tmp_path / "ckpt")
+    assert loaded.closed_answers == ["blue", "no", "yes"]
+    reloaded = loaded.predict(batch, top_k=len(ANSWERS), mode="candidates")[0]
+    assert [a for a, _ in reloaded] == [a for a, _ in ranked[0]]

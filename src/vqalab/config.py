@@ -7,6 +7,7 @@ with the parameter's name and the allowed values, before any data is read or mod
 from __future__ import annotations
 
 import dataclasses
+import logging
 import types
 import typing
 from dataclasses import dataclass, field
@@ -16,6 +17,8 @@ from typing import Any
 import yaml
 
 PROFILES = ("tiny", "paper")
+
+log = logging.getLogger(__name__)
 
 
 def from_mapping(cls: type, mapping: Any, where: str):
@@ -184,6 +187,58 @@ class Params:
         return self.evaluate.sbert_model[self.profile]
 
 
+# Sections a data set's recipe may set (``recipes.<dataset>``): everything but the run's choices.
+RECIPE_SECTIONS = ("preprocess", "train", "evaluate")
+
+
+def apply_recipe(raw: dict, dataset: str, families) -> dict:
+    """``raw`` with ``recipes.<dataset>`` merged over it, key by key.
+
+    A recipe holds the settings a kind of data needs (image size, schedule, regularisation), so
+    ``dvc exp run -S dataset=vqa_rad`` takes them with no other change. It may only set parameters
+    that exist in the sections above it, so a typo fails instead of being ignored.
+    """
+    recipes = raw.get("recipes") or {}
+    if not isinstance(recipes, dict):
+        raise ValueError("params: recipes must be a mapping of data set -> settings")
+    recipe = recipes.get(dataset) or {}
+    if not isinstance(recipe, dict):
+        raise ValueError(f"params: recipes.{dataset} must be a mapping of settings, got {recipe!r}")
+    allowed = (*RECIPE_SECTIONS, *families)
+    for section in recipe:
+        if section not in allowed:
+            raise ValueError(f"params: recipes.{dataset}.{section} cannot be set by a recipe; it may set {sorted(allowed)}")
+    merged = _merge(raw, recipe, f"recipes.{dataset}")
+    if recipe:
+        log.info("recipes.%s sets %s (they win over the sections' values for this data set)", dataset,
+                 ", ".join(f"{k} = {v!r}" for k, v in _flatten(recipe)))
+    return merged
+
+
+def _flatten(mapping: dict, prefix: str = "") -> list[tuple[str, Any]]:
+    items = []
+    for key, value in mapping.items():
+        if isinstance(value, dict) and value:
+            items += _flatten(value, f"{prefix}{key}.")
+        else:
+            items.append((f"{prefix}{key}", value))
+    return items
+
+
+def _merge(base: dict, override: dict, where: str, section: str = "") -> dict:
+    merged = dict(base)
+    for key, value in override.items():
+        target = f"{section}.{key}" if section else key
+        if key not in base:
+            raise ValueError(f"params: {where}.{key} sets {target}, which is not a parameter; "
+                             f"{section or 'params.yaml'} holds {sorted(base)}")
+        if isinstance(value, dict) and isinstance(base[key], dict):
+            merged[key] = _merge(base[key], value, f"{where}.{key}", target)
+        else:
+            merged[key] = value
+    return merged
+
+
 def load_params(path: str | Path = "params.yaml") -> Params:
     # Imported here so that importing vqalab.config stays light for tools that only read params.
     from vqalab.data.registry import DATASETS, get_dataset
@@ -205,6 +260,7 @@ def load_params(path: str | Path = "params.yaml") -> Params:
 
     dataset = choice("dataset", DATASETS)
     model = choice("model", FAMILIES)
+    raw = apply_recipe(raw, dataset, FAMILIES)
     profile = choice("profile", PROFILES)
     seed = raw.get("seed")
     if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:

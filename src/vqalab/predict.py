@@ -73,8 +73,7 @@ class Questions(Dataset):
         return {
             "image": torch.tensor(pixels),  # a copy: PIL's pixel buffer is read-only
             "question": question.question,
-            # No gold answer: the label is ignored, a generative collator appends an empty answer, and
-            # an unknown answer type lets a generative model rank every candidate, not only yes/no.
+            # No gold answer: the label is ignored and a generative collator appends an empty answer.
             "answer": "",
             "answer_type": "",
             "label": IGNORE_INDEX,

@@ -54,6 +54,12 @@ class VQADataset(Dataset):
             item["image"] = torch.from_numpy(np.array(self.images[row]))  # copy out of the memory map
         return item
 
+    def question_features(self) -> torch.Tensor:
+        """The cached question features of every record, in order (for closed-form fits)."""
+        if not self.features or self.features.question is None:
+            raise ValueError("these records have no cached question features: the text encoder is not frozen")
+        return self.features.question[[self.features.question_row[r.question] for r in self.records]]
+
 
 @dataclass
 class ProcessedData:

@@ -46,6 +46,8 @@ class PubMedClipConfig:
     max_question_tokens: int = 32
     hidden_size: int = 512
     dropout: float = 0.1
+    # Start from the blind baseline's answer scores (needs text_training frozen; see vqalab.models.fusion).
+    question_prior: bool = False
     lr: float = 1e-3  # new parts: fusion, classifier, a random-init vision tower
     encoder_lr: float = 2e-5  # pretrained encoders that are fine-tuned
 

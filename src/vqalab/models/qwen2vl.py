@@ -10,8 +10,9 @@ chat template of Qwen's form.
 Training: the image and question in the user turn, the answer in the assistant turn; the loss is
 on the answer tokens (and the closing ``<|im_end|>``) only. Prediction has two modes, reported
 side by side: ``generate`` (greedy decoding, the answer read from the text and normalised like
-every other family's) and ``candidates`` (each candidate answer - yes/no for closed questions,
-the training answers otherwise - scored by the model's likelihood, the best one taken).
+every other family's) and ``candidates`` (each candidate answer scored by the model's likelihood,
+the best one taken: for a closed question the answers closed questions have in train - yes and no,
+but also "diffuse" or "left" -, for any other question every training answer).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import torch
 from torch import nn
 
 from vqalab.data.normalize import normalize_answer
+from vqalab.io import read_json, write_json
 from vqalab.data.preprocess import check_resize
 from vqalab.models.base import ModelOutput, VQAModel
 from vqalab.models.lora import LoraSettings, apply_lora
@@ -30,6 +32,7 @@ from vqalab.models.pretrained import from_pretrained
 
 PROCESSOR_DIR = "processor"
 MODEL_CONFIG_DIR = "model_config"
+CLOSED_ANSWERS_FILE = "closed_answers.json"
 IGNORE = -100
 SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>",
                   "<|image_pad|>", "<|video_pad|>"]
@@ -156,6 +159,8 @@ class Qwen2VL(VQAModel):
             model.enable_input_require_grads()  # frozen embeddings: LoRA gradients must still flow through
         self.model = apply_lora(model, config.lora)
         self._end_id = self.tokenizer.convert_tokens_to_ids("<|im_end|>")
+        # The candidates of a closed question: set from the training records, saved with the checkpoint.
+        self.closed_answers: list[str] = []
 
     # Construction -------------------------------------------------------------------------
     @classmethod
@@ -182,11 +187,22 @@ class Qwen2VL(VQAModel):
         else:  # the checkpoint holds only the adapters: the base weights come from their source
             model = from_pretrained(Qwen2VLForConditionalGeneration, config.checkpoint,
                                     param="qwen2vl.<profile>.checkpoint", **load_options(config))
-        return cls(config, answers, model=model, processor=processor)
+        saved = cls(config, answers, model=model, processor=processor)
+        if not (directory / CLOSED_ANSWERS_FILE).is_file():
+            raise FileNotFoundError(f"{directory} lacks {CLOSED_ANSWERS_FILE} (the closed questions' candidate answers): "
+                                    f"it was made by an older vqalab; retrain it (dvc repro)")
+        saved.closed_answers = read_json(directory / CLOSED_ANSWERS_FILE)
+        return saved
 
     def save_extra(self, directory: Path) -> None:
         self.processor.save_pretrained(directory / PROCESSOR_DIR)
         self.model_config.save_pretrained(directory / MODEL_CONFIG_DIR)
+        write_json(directory / CLOSED_ANSWERS_FILE, self.closed_answers)
+
+    def prepare_for_training(self, train_set, val_set) -> dict:
+        answers = set(self.answers)
+        self.closed_answers = sorted({r.answer for r in train_set.records if r.answer_type == "closed"} & answers)
+        return {"closed_candidates": len(self.closed_answers)}
 
     def checkpoint_state(self) -> dict[str, torch.Tensor]:
         """A pretrained base is not copied into every checkpoint: only what was trained is saved."""
@@ -272,12 +288,11 @@ class Qwen2VL(VQAModel):
 
     def rank_candidates(self, batch: dict, top_k: int) -> list[list[tuple[str, float]]]:
         """Score each candidate answer by the log-likelihood of its tokens after the prompt."""
-        open_candidates = self.answers
         results = []
         tokens_per_image = batch["image_grid_thw"].prod(-1)  # rows of pixel_values per image
         offsets = torch.cat([tokens_per_image.new_zeros(1), tokens_per_image.cumsum(0)])
         for row in range(batch["prompt_input_ids"].shape[0]):
-            candidates = ["yes", "no"] if bool(batch["closed"][row]) else open_candidates
+            candidates = self.closed_answers if bool(batch["closed"][row]) and self.closed_answers else self.answers
             keep = batch["prompt_attention_mask"][row].bool()
             prompt_ids = batch["prompt_input_ids"][row][keep]
             prompt_types = batch["prompt_mm_token_type_ids"][row][keep]

@@ -50,6 +50,8 @@ class ResNetBertConfig:
     max_question_tokens: int = 32
     hidden_size: int = 512
     dropout: float = 0.1
+    # Start from the blind baseline's answer scores (needs text_training frozen; see vqalab.models.fusion).
+    question_prior: bool = False
     lr: float = 1e-3  # newly initialised parts: fusion, classifier, a random-init CNN, LoRA adapters
     encoder_lr: float = 2e-5  # pretrained encoders that are fine-tuned
 

@@ -1,10 +1,12 @@
 """``vqalab-compare``: the study's table across experiments, from ``dvc exp show --json``.
 
-One row per data set, model and profile - the most recent run of each (experiments, the
-committed baseline and the workspace alike) - with test accuracy, SBERT similarity and training
-time, plus closed/open accuracy and WUPS where the run has them; and a plot of accuracy against
-training time.
+Runs with the same parameters but for ``seed`` are one setting: its row gives the mean and the
+standard deviation over the seeds (the latest run of each seed), so a headline figure on a small
+test set carries its spread. Rows show test accuracy beside the blind (question-only) baseline and
+the image gain, SBERT similarity, training time, closed/open accuracy and WUPS where the runs have
+them; and a plot of accuracy against training time.
 
+    dvc exp run --queue -S seed=0,1,2 && dvc queue start   # three seeds of one setting
     vqalab-compare                               # experiments of HEAD and the workspace
     vqalab-compare --all-commits --out-md metrics/compare.md --out-png plots/compare.png
     dvc exp show --json > exps.json && vqalab-compare --json exps.json
@@ -14,18 +16,24 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import subprocess
 import sys
 from pathlib import Path
 
 from vqalab.io import atomic_path
-from vqalab.report.report import format_duration, pct, plt
+from vqalab.report.report import format_duration, plt
 
 EVAL_METRICS = "metrics/eval.json"
+PARAMS_FILE = "params.yaml"
+# Figures averaged over seeds, in table order; a column is shown when any row has it.
+AVERAGED = ("accuracy", "blind_accuracy", "image_gain", "accuracy_closed", "accuracy_open", "sbert_similarity",
+            "wups_09", "wups_00", "train_time_s")
 
 
 def experiment_rows(exp_show: list[dict]) -> list[dict]:
-    """Flatten ``dvc exp show --json`` into one dict per run that has evaluation metrics."""
+    """Flatten ``dvc exp show --json`` into one dict per run that has evaluation metrics: the
+    metrics, plus ``run``, ``timestamp`` and ``params`` (params.yaml as the run saw it)."""
     runs = []
     for commit in exp_show:
         runs.append(commit)
@@ -37,41 +45,80 @@ def experiment_rows(exp_show: list[dict]) -> list[dict]:
         metrics = ((data.get("metrics") or {}).get(EVAL_METRICS) or {}).get("data")
         if not metrics or "accuracy" not in metrics:
             continue
+        params = ((data.get("params") or {}).get(PARAMS_FILE) or {}).get("data") or {}
         rows.append({"run": run.get("name") or data.get("rev") or run.get("rev"),
-                     "timestamp": data.get("timestamp") or "", **metrics})
+                     "timestamp": data.get("timestamp") or "", "params": params, **metrics})
     return rows
 
 
-def latest_per_setting(rows: list[dict]) -> list[dict]:
-    """The most recent row for each (dataset, model, profile); runs without a timestamp (the
-    workspace) count as the most recent."""
-    best: dict[tuple, dict] = {}
+def setting_key(row: dict) -> tuple:
+    """Runs that differ only in their seed share a key."""
+    params = {k: v for k, v in row["params"].items() if k != "seed"}
+    return (row["dataset"], row.get("data_setting", ""), row["model"], row["profile"],
+            json.dumps(params, sort_keys=True, default=str))
+
+
+def aggregate_seeds(rows: list[dict]) -> list[dict]:
+    """One row per setting: the latest run of each seed (runs without a timestamp - the workspace -
+    count as the latest), averaged; ``<figure>_sd`` is the standard deviation over seeds (0 for one)."""
+    latest: dict[tuple, dict] = {}
     for row in rows:
-        key = (row["dataset"], row["model"], row["profile"])
-        if key not in best or (row["timestamp"] or "9999") >= (best[key]["timestamp"] or "9999"):
-            best[key] = row
-    return sorted(best.values(), key=lambda r: (r["dataset"], r["model"], r["profile"]))
+        key = (setting_key(row), row.get("seed"))
+        if key not in latest or (row["timestamp"] or "9999") >= (latest[key]["timestamp"] or "9999"):
+            latest[key] = row
+    settings: dict[tuple, list[dict]] = {}
+    for (setting, _), row in latest.items():
+        settings.setdefault(setting, []).append(row)
+    table = []
+    for runs in settings.values():
+        runs.sort(key=lambda r: (r.get("seed") is None, r.get("seed")))
+        first = runs[0]
+        row = {"dataset": first["dataset"], "data_setting": first.get("data_setting", ""), "model": first["model"],
+               "profile": first["profile"], "seeds": [r.get("seed") for r in runs], "runs": [r["run"] for r in runs]}
+        for name in AVERAGED:
+            values = [r[name] for r in runs if name in r]
+            if len(values) == len(runs):
+                row[name] = statistics.fmean(values)
+                row[f"{name}_sd"] = statistics.stdev(values) if len(values) > 1 else 0.0
+        table.append(row)
+    return sorted(table, key=lambda r: (r["dataset"], r["data_setting"], r["model"], r["profile"], r["runs"]))
 
 
 def render_table(rows: list[dict]) -> str:
-    def opt(row, key, fmt):
-        return fmt(row[key]) if key in row else "-"
+    def spread(row, key, scale=100.0, unit="%"):
+        if key not in row:
+            return "-"
+        if len(row["seeds"]) == 1:
+            return f"{scale * row[key]:.2f}{unit}"
+        return f"{scale * row[key]:.2f} ± {scale * row[f'{key}_sd']:.2f}{unit}"
 
-    lines = ["| data set | model | profile | test accuracy | SBERT similarity | training time | closed | open | "
-             "WUPS@0.9 | WUPS@0.0 | run |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    def gain(row):
+        if "image_gain" not in row:
+            return "-"
+        sd = f" ± {100 * row['image_gain_sd']:.2f}" if len(row["seeds"]) > 1 else ""
+        return f"{100 * row['image_gain']:+.2f}{sd} pts"
+
+    lines = ["| data set | model | profile | seeds | test accuracy | blind baseline | image gain | closed | open | "
+             "SBERT similarity | WUPS@0.9 | WUPS@0.0 | training time | runs |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
+        data = f"{r['dataset']} ({r['data_setting']})" if r["data_setting"] else r["dataset"]
+        seeds = ", ".join(str(s) for s in r["seeds"])
         lines.append(
-            f"| {r['dataset']} | {r['model']} | {r['profile']} | {pct(r['accuracy'])} | {pct(r['sbert_similarity'])} | "
-            f"{format_duration(r['train_time_s'])} | {opt(r, 'accuracy_closed', pct)} | {opt(r, 'accuracy_open', pct)} | "
-            f"{opt(r, 'wups_09', lambda v: f'{100 * v:.2f}')} | {opt(r, 'wups_00', lambda v: f'{100 * v:.2f}')} | {r['run']} |")
+            f"| {data} | {r['model']} | {r['profile']} | {seeds} | {spread(r, 'accuracy')} | "
+            f"{spread(r, 'blind_accuracy')} | {gain(r)} | {spread(r, 'accuracy_closed')} | "
+            f"{spread(r, 'accuracy_open')} | {spread(r, 'sbert_similarity')} | {spread(r, 'wups_09', unit='')} | "
+            f"{spread(r, 'wups_00', unit='')} | {format_duration(r['train_time_s'])} | {', '.join(r['runs'])} |")
     return "\n".join(lines) + "\n"
 
 
 def plot_accuracy_vs_time(rows: list[dict], out_png: Path) -> None:
+    """Mean test accuracy against mean training time per setting; bars: the spread over seeds."""
     fig, ax = plt.subplots(figsize=(6, 4))
     for dataset in sorted({r["dataset"] for r in rows}):
         picked = [r for r in rows if r["dataset"] == dataset]
-        ax.scatter([r["train_time_s"] / 60 for r in picked], [100 * r["accuracy"] for r in picked], label=dataset)
+        ax.errorbar([r["train_time_s"] / 60 for r in picked], [100 * r["accuracy"] for r in picked],
+                    yerr=[100 * r["accuracy_sd"] for r in picked], fmt="o", capsize=3, label=dataset)
         for r in picked:
             ax.annotate(r["model"], (r["train_time_s"] / 60, 100 * r["accuracy"]), fontsize=8,
                         xytext=(4, 2), textcoords="offset points")
@@ -101,7 +148,7 @@ def main(argv: list[str] | None = None, *, prog: str | None = None) -> None:
     parser.add_argument("--out-md", type=Path, help="also write the table here")
     parser.add_argument("--out-png", type=Path, help="write the accuracy vs training time plot here")
     args = parser.parse_args(argv)
-    rows = latest_per_setting(experiment_rows(read_exp_show(args.json, args.all_commits)))
+    rows = aggregate_seeds(experiment_rows(read_exp_show(args.json, args.all_commits)))
     if not rows:
         raise SystemExit("no run with metrics/eval.json found: run `dvc repro` or `dvc exp run` first")
     table = render_table(rows)

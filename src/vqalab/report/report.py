@@ -70,14 +70,31 @@ def pct(fraction: float) -> str:
     return f"{100 * fraction:.2f}%"
 
 
+def points(fraction: float) -> str:
+    """A difference of accuracies in percentage points, signed."""
+    return f"{100 * fraction:+.2f} pts"
+
+
+def blind_verdict(metrics: dict) -> str:
+    """What the blind baseline says about the run, in words."""
+    blind = (f"The blind baseline answers from the question alone (logistic regression on the SBERT "
+             f"embedding, C = {metrics['blind_C']:g} chosen on validation)")
+    if metrics["image_gain"] < 0:
+        return (f"**Warning: this model scores {points(-metrics['image_gain'])[1:]} below the blind baseline: it is "
+                f"not using the image.** {blind}.")
+    return f"{blind}; the image adds {points(metrics['image_gain'])}."
+
+
 def render_report(metrics: dict, stats: dict, *, plot_names: list[str]) -> str:
     lines = [
         f"# vqalab report: {metrics['model']} ({metrics['profile']} profile) on {metrics['dataset']}",
         "",
-        "| model | test accuracy | SBERT similarity | training time |",
-        "|---|---|---|---|",
-        f"| {metrics['model']} | {pct(metrics['accuracy'])} | {pct(metrics['sbert_similarity'])} | "
-        f"{format_duration(metrics['train_time_s'])} |",
+        "| model | test accuracy | blind baseline | image gain | SBERT similarity | training time |",
+        "|---|---|---|---|---|---|",
+        f"| {metrics['model']} | {pct(metrics['accuracy'])} | {pct(metrics['blind_accuracy'])} | "
+        f"{points(metrics['image_gain'])} | {pct(metrics['sbert_similarity'])} | {format_duration(metrics['train_time_s'])} |",
+        "",
+        blind_verdict(metrics),
         "",
         f"SBERT scorer: `{metrics['sbert_model']}`. Best validation epoch: {metrics['best_epoch']}. "
         f"Parameters: {metrics['trainable_params']:,} trainable of {metrics['total_params']:,}. "
@@ -85,13 +102,14 @@ def render_report(metrics: dict, stats: dict, *, plot_names: list[str]) -> str:
         "",
         "## Accuracy per answer type",
         "",
-        "| answer type | questions | accuracy |",
-        "|---|---|---|",
+        "| answer type | questions | accuracy | blind baseline |",
+        "|---|---|---|---|",
     ]
     for answer_type in ("closed", "open"):
         if f"n_{answer_type}" in metrics:
-            lines.append(f"| {answer_type} | {metrics[f'n_{answer_type}']:,} | {pct(metrics[f'accuracy_{answer_type}'])} |")
-    lines.append(f"| all | {metrics['n']:,} | {pct(metrics['accuracy'])} |")
+            lines.append(f"| {answer_type} | {metrics[f'n_{answer_type}']:,} | {pct(metrics[f'accuracy_{answer_type}'])} | "
+                         f"{pct(metrics[f'blind_accuracy_{answer_type}'])} |")
+    lines.append(f"| all | {metrics['n']:,} | {pct(metrics['accuracy'])} | {pct(metrics['blind_accuracy'])} |")
     lines += ["", "## Accuracy by answer frequency in train", "",
               "unseen: never a training answer; tail: 1-5 training questions; body: 6-50; head: more. "
               f"Ceiling (test answers seen in train): {pct(metrics['answer_coverage'])}; achieved: {pct(metrics['accuracy'])}.",

@@ -1,0 +1,115 @@
+"""The blind (question-only) baseline and the fusion classifiers' question prior built on it."""
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+from sklearn.linear_model import LogisticRegression
+
+from vqalab.data.dataset import VQADataset
+from vqalab.data.features import CachedFeatures, compute_features
+from vqalab.data.schema import Record
+from vqalab.data.vocab import AnswerVocab
+from vqalab.evaluation.blind import fit_question_classifier, normalise_rows
+from vqalab.models.checkpoint import load_checkpoint, save_checkpoint
+from vqalab.models.resnet_bert import ResNetBert, ResNetBertConfig
+
+
+def noisy_clusters(n, answers, rng, noise):
+    centres = np.eye(len(answers), 8) * 3
+    labels = rng.integers(0, len(answers), n)
+    return centres[labels] + noise * rng.standard_normal((n, 8)), [answers[i] for i in labels]
+
+
+def test_C_is_chosen_on_validation_and_duplicates_merge_into_weights():
+    rng = np.random.default_rng(0)
+    answers = ["a", "b", "c"]
+    x, y = noisy_clusters(60, answers, rng, noise=2.0)
+    x, y = np.concatenate([x, x[:20]]), y + y[:20]  # repeated questions, as templated data sets have
+    x_val, y_val = noisy_clusters(40, answers, rng, noise=2.0)
+    grid = (0.01, 1.0, 100.0)
+    chosen = fit_question_classifier(x, y, x_val, y_val, answers=answers, c_grid=grid)
+    accuracies = {}
+    for c in grid:  # the same fit, on every row without merging
+        plain = LogisticRegression(C=c, max_iter=2000).fit(normalise_rows(x), y)
+        accuracies[c] = np.mean(plain.predict(normalise_rows(x_val)) == np.array(y_val))
+        if c == chosen.C:
+            assert chosen.predict(x_val) == list(plain.predict(normalise_rows(x_val)))
+            np.testing.assert_allclose(chosen.weight, plain.coef_, atol=1e-3)
+    assert chosen.C == min(c for c in grid if accuracies[c] == max(accuracies.values()))
+    assert chosen.val_accuracy == pytest.approx(max(accuracies.values()))
+
+
+def test_two_answers_and_answers_never_seen_in_training():
+    rng = np.random.default_rng(1)
+    x, y = noisy_clusters(40, ["yes", "no"], rng, noise=0.5)
+    clf = fit_question_classifier(x, y, x, y, answers=["yes", "no", "maybe"])
+    assert clf.val_accuracy > 0.9
+    assert clf.predict(x) == y
+    assert (clf.logits(x).argmax(1) != 2).all()  # "maybe" has no training question
+
+
+QUESTIONS = ["is the shape red?", "is the shape blue?", "what colour is the shape?", "how many shapes are there?"]
+
+
+def toy_data(model_config, rng):
+    """Answers follow the question mostly (what a blind classifier can learn), images are noise."""
+    answers = {"is the shape red?": "yes", "is the shape blue?": "no", "what colour is the shape?": "red",
+               "how many shapes are there?": "2"}
+    records = []
+    for split, n in (("train", 40), ("val", 16)):
+        for i in range(n):
+            question = QUESTIONS[i % 4]
+            records.append(Record(id=f"{split}-{i}", image=f"{split}/{i}.png", question=question,
+                                  answer=answers[question], answer_raw="", split=split,
+                                  answer_type="closed" if i % 4 < 2 else "open"))
+    images = rng.integers(0, 256, (len(records), 3, 32, 32), dtype=np.uint8)
+    rows = {r.image: i for i, r in enumerate(records)}
+    vocab = AnswerVocab.build(r.answer for r in records if r.split == "train")
+    model = ResNetBert.build(model_config, vocab.answers)
+    tensors, fingerprints = compute_features(model, images, QUESTIONS, batch_size=8, device=torch.device("cpu"))
+    features = CachedFeatures.from_tensors(tensors, fingerprints, QUESTIONS)
+    split = {s: VQADataset([r for r in records if r.split == s], images, rows, vocab, features) for s in ("train", "val")}
+    return model, split["train"], split["val"]
+
+
+CONFIG = ResNetBertConfig(image_size=32, image_encoder="resnet_small", image_widths=(8, 8, 16, 16),
+                          text_encoder="packaged:all-MiniLM-L6-v2", image_training="frozen", text_training="frozen",
+                          hidden_size=16, question_prior=True)
+
+
+def test_question_prior_starts_at_the_blind_baseline_and_is_kept_fixed(tmp_path):
+    torch.manual_seed(0)
+    model, train, val = toy_data(CONFIG, np.random.default_rng(0))
+    figures = model.prepare_for_training(train, val)
+    assert set(figures) == {"question_prior_C", "question_prior_val_accuracy"} and figures["question_prior_val_accuracy"] == 1.0
+    blind = fit_question_classifier(train.question_features().numpy(), [r.answer for r in train.records],
+                                    val.question_features().numpy(), [r.answer for r in val.records],
+                                    answers=train.vocab.answers)
+    model.eval()
+    batch = model.collate([val[i] for i in range(len(val))])
+    predicted = [top[0][0] for top in model.predict(batch)]
+    assert predicted == blind.predict(val.question_features().numpy())
+    prior_ids = {id(p) for p in model.question_prior.parameters()}
+    assert not prior_ids & {id(p) for group in model.param_groups() for p in group["params"]}
+    save_checkpoint(model, tmp_path / "ckpt", info={})
+    loaded, _ = load_checkpoint(tmp_path / "ckpt")
+    assert torch.equal(loaded.question_prior.weight, model.question_prior.weight)
+    with torch.no_grad():
+        assert torch.allclose(loaded(batch).logits, model(batch).logits)
+
+
+def test_without_question_prior_the_head_is_not_offset():
+    model, train, val = toy_data(replace(CONFIG, question_prior=False), np.random.default_rng(0))
+    assert model.question_prior is None and model.prepare_for_training(train, val) == {}
+
+
+def test_the_report_says_when_a_model_is_below_its_blind_baseline():
+    from vqalab.report.report import blind_verdict
+
+    below = blind_verdict({"image_gain": -0.042, "blind_C": 10.0})
+    assert below.startswith("**Warning: this model scores 4.20 pts below the blind baseline: it is not using the image.**")
+    assert "C = 10 chosen on validation" in below
+    assert "Warning" not in blind_verdict({"image_gain": 0.013, "blind_C": 3.0})
+    assert "+1.30 pts" in blind_verdict({"image_gain": 0.013, "blind_C": 3.0})
