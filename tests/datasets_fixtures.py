@@ -87,3 +87,23 @@ def write_daquar(root: Path) -> Path:
     for i in (1, 2, 3):
         write_image(root / "nyu_depth_images" / f"image{i}.png", (0, 0, 50 * i))
     return root
+
+
+# The official DAQUAR train file's typo: the image id glued to the word before ("th eimage999").
+DAQUAR_GLUED_QUESTION = "how many drawers are visible in th eimage2 ?"
+
+
+def write_daquar_with_glued_id(root: Path) -> Path:
+    """``write_daquar`` plus one question whose image id is glued to the previous word, as in the
+    official train file."""
+    write_daquar(root)
+    with (root / "qa.894.raw.train.txt").open("a") as fh:
+        fh.write(f"{DAQUAR_GLUED_QUESTION}\n3\n")
+    return root
+
+
+def write_lines(path: Path, lines: list[str], *, encoding: str = "utf-8") -> Path:
+    """A text file (CSV or JSONL) written line by line as given, in ``encoding``: hand-made files as they are."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes("".join(line + "\n" for line in lines).encode(encoding))
+    return path

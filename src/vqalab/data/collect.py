@@ -71,22 +71,33 @@ class RecordCollector:
             self.ignored[what] += count
             log.info("ignored %d %s", count, what.replace("_", " "))
 
+    def bad(self, reason: str, where: str, detail: str) -> None:
+        """A bad record (``where`` names its file and record): an error, or with ``on_bad_record:
+        skip`` a skip counted under ``reason``. Loaders call it for records they cannot even read
+        as rows (a malformed line), ``add`` for rows that fail its checks."""
+        if self.on_bad_record == "error":
+            raise BadRecord(f"{where}: {detail}. Fix the record, or set download.on_bad_record: skip "
+                            f"to skip such records (they are counted).")
+        self.skipped[reason] += 1
+        log.warning("skipped %s: %s", where, detail)
+
     def add(self, *, id: str, image: str, question: object, answer: object, split: str, where: str,
             answer_type: str | None = None, question_type: str | None = None) -> None:
         """Validate one row (``where`` names its file and record) and keep it as a ``Record``."""
+        problem = None
         try:
-            self.records.append(self._build(id=id, image=image, question=question, answer=answer, split=split,
-                                            answer_type=answer_type, question_type=question_type))
-            self._ids.add(id)
+            record = self._build(id=id, image=image, question=question, answer=answer, split=split,
+                                 answer_type=answer_type, question_type=question_type)
         except BadRecord as err:
-            reason, detail = err.args
-            if self.on_bad_record == "error":
-                raise BadRecord(f"{where}: {detail}. Fix the record, or set download.on_bad_record: skip "
-                                f"to skip such records (they are counted).") from None
-            self.skipped[reason] += 1
-            log.warning("skipped %s: %s", where, detail)
+            problem = err.args  # (reason, detail); reported outside the handler, without its traceback
         except ValueError as err:  # a value the schema refuses, e.g. an unknown split
             raise ValueError(f"{where}: {err}") from None
+        if problem is not None:
+            reason, detail = problem
+            self.bad(reason, where, detail)
+            return
+        self.records.append(record)
+        self._ids.add(id)
 
     def _build(self, *, id, image, question, answer, split, answer_type, question_type) -> Record:
         if id in self._ids:

@@ -14,12 +14,13 @@ item by item).
 
 from __future__ import annotations
 
+import fnmatch
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from vqalab.data.collect import RecordCollector
-from vqalab.data.fetch import download, extract, local_copy
+from vqalab.data.fetch import download, extract, files_under, local_copy
 
 BASE_URL = "https://datasets.d2.mpi-inf.mpg.de/mateusz14visual-turing/"
 IMAGES_ARCHIVE = "nyu_depth_images.tar"
@@ -28,7 +29,11 @@ QA_FILES = {
     "reduced": {"train": "qa.37.raw.train.txt", "test": "qa.37.raw.reduced.test.txt"},
 }
 PARAM = "datasets.daquar.source"
-_IMAGE_REF = re.compile(r"\b(?:the\s+)?(image\d+)\b", re.IGNORECASE)
+# An image reference with the word before it (``prev``, itself no image id): "in the image12",
+# "in image12", and the official train file's typo "in th eimage999", where letters are glued to
+# the id (``glued``). ``_the_image`` rewrites it.
+_IMAGE_REF = re.compile(r"(?:\b(?P<prev>(?!image\d+\b)\w+)\s+)?(?P<glued>[a-z]*?)(?P<id>image\d+)\b",
+                        re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -50,11 +55,29 @@ def parse_qa_file(text: str, *, where: str) -> list[tuple[int, str, str]]:
     return [(q_no, question, answer) for (q_no, question), (_, answer) in zip(lines[::2], lines[1::2])]
 
 
+def _the_image(match: re.Match) -> str:
+    """The replacement of one image reference: "the image", with the word before it kept.
+
+    Letters glued to the id are a typo. Where they complete the word before into "the" ("th
+    eimage999": the space slipped one letter) or are "the" themselves ("in theimage5"), the
+    reference reads "the image" ("in the image"). Other glued letters are kept as a word of their
+    own ("xyimage5" -> "xy the image"), so no text of the question is lost.
+    """
+    prev, glued = match["prev"] or "", match["glued"]
+    if (prev + glued).lower() == "the":
+        return "the image"
+    words = [prev] if prev else []
+    if glued and glued.lower() != "the":
+        words.append(glued)
+    return " ".join([*words, "the image"])
+
+
 def image_of(question: str) -> tuple[str | None, str]:
-    """The image id named in a question, and the question with it replaced by "the image"."""
-    matches = _IMAGE_REF.findall(question)
-    cleaned = _IMAGE_REF.sub("the image", question)
-    return (matches[-1].lower() if matches else None), re.sub(r"\s+([?.!])", r"\1", cleaned)
+    """The image id named in a question (the last, if several), and the question with each
+    reference replaced by "the image"."""
+    ids = [match["id"].lower() for match in _IMAGE_REF.finditer(question)]
+    cleaned = _IMAGE_REF.sub(_the_image, question)
+    return (ids[-1] if ids else None), re.sub(r"\s+([?.!])", r"\1", cleaned)
 
 
 def materialize(config: DaquarConfig, *, collector: RecordCollector, downloads: Path) -> None:
@@ -80,10 +103,14 @@ def materialize(config: DaquarConfig, *, collector: RecordCollector, downloads: 
 
 
 def index_images(root: Path, downloads: Path) -> dict[str, Path]:
-    """image id -> PNG path, from an unpacked folder or the official tar."""
-    if (root / IMAGES_ARCHIVE).is_file() and not any(root.rglob("image*.png")):
+    """image id -> PNG path, from an unpacked folder (symlinked folders followed) or the official tar."""
+    if (root / IMAGES_ARCHIVE).is_file() and not _image_files(root):
         root = extract(root / IMAGES_ARCHIVE, downloads / "daquar_images")
-    found = {p.stem.lower(): p for p in root.rglob("image*.png")}
+    found = {p.stem.lower(): p for p in _image_files(root)}
     if not found:
         raise FileNotFoundError(f"no image*.png under {root}: put the NYU-Depth images ({IMAGES_ARCHIVE}) beside the QA files")
     return found
+
+
+def _image_files(root: Path) -> list[Path]:
+    return [path for path in files_under(root) if fnmatch.fnmatchcase(path.name, "image*.png")]

@@ -17,6 +17,7 @@ import time
 import urllib.error
 import urllib.request
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 
 from vqalab.io import atomic_path
@@ -104,6 +105,30 @@ def extract(archive: Path, into: Path) -> Path:
         else:
             raise ValueError(f"{archive} is neither a zip nor a tar archive")
     return into
+
+
+def files_under(root: Path) -> Iterator[Path]:
+    """Every file under ``root``, following symlinked folders, which ``Path.rglob`` does not (before
+    Python 3.13): a data set copy whose ``images/`` links elsewhere is read like a real folder.
+
+    A link back to a folder being walked (a loop) is not entered, and is logged; a folder reached
+    twice through different links is walked each time, so every path under ``root`` is listed.
+    """
+    def walk(folder: Path, ancestors: frozenset[str]) -> Iterator[Path]:
+        with os.scandir(folder) as entries:
+            entries = sorted(entries, key=lambda entry: entry.name)
+        for entry in entries:
+            path = folder / entry.name
+            if entry.is_dir():  # follows links
+                real = os.path.realpath(path)
+                if real in ancestors:
+                    log.warning("not following %s: it links back to %s, a folder that holds it", path, real)
+                    continue
+                yield from walk(path, ancestors | {real})
+            elif entry.is_file():
+                yield path
+
+    yield from walk(Path(root), frozenset({os.path.realpath(root)}))
 
 
 def local_source(source: str, *, param: str) -> Path:

@@ -150,7 +150,9 @@ def render_report(metrics: dict, stats: dict, *, plot_names: list[str]) -> str:
         f"Answer vocabulary (from train): {stats['answer_vocabulary']} answers; images at {stats['image_size']} px. "
         f"Test answer coverage, the ceiling of a classifier: {pct(stats['test']['answer_coverage'])}. "
         f"Images shared train/val: {stats['images_shared_train_val']}; test images also in train or val: "
-        f"{stats['test_images_seen_in_train_or_val']} of {stats['test']['images']}.",
+        f"{stats['test_images_seen_in_train_or_val']} of {stats['test']['images']} by path"
+        + (f", {stats['test_images_seen_in_train_or_val_by_content']} by content (the same picture under "
+           f"another name)" if "test_images_seen_in_train_or_val_by_content" in stats else "") + ".",
         "",
         "## Plots",
         "",
