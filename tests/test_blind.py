@@ -113,3 +113,25 @@ def test_the_report_says_when_a_model_is_below_its_blind_baseline():
     assert "C = 10 chosen on validation" in below
     assert "Warning" not in blind_verdict({"image_gain": 0.013, "blind_C": 3.0})
     assert "+1.30 pts" in blind_verdict({"image_gain": 0.013, "blind_C": 3.0})
+
+
+def test_indexed_batches_equal_the_collated_batches_of_cached_items():
+    """The fast path for fully cached data sets gives the batches the family's collator gives."""
+    from torch.utils.data import DataLoader
+
+    from vqalab.data.dataset import IndexedBatches
+
+    model, train, _ = toy_data(CONFIG, np.random.default_rng(0))
+    assert train.fully_cached()
+    fast = list(IndexedBatches(train, batch_size=6))
+    slow = list(DataLoader(train, batch_size=6, shuffle=False, collate_fn=model.collate))
+    assert len(fast) == len(slow) == 7
+    for a, b in zip(fast, slow):
+        assert set(a) == set(b) == {"labels", "image_features", "question_features"}
+        assert all(torch.equal(a[k], b[k]) for k in a)
+    # Shuffled: every item once per epoch, the same order for the same generator seed.
+    epochs = [list(IndexedBatches(train, batch_size=6, shuffle=True, generator=torch.Generator().manual_seed(3)))
+              for _ in range(2)]
+    assert all(torch.equal(a[k], b[k]) for a, b in zip(*epochs) for k in a)
+    rows = torch.cat([batch["question_features"] for batch in epochs[0]])
+    assert sorted(map(tuple, rows.tolist())) == sorted(map(tuple, torch.cat([b["question_features"] for b in fast]).tolist()))

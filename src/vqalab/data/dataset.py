@@ -54,6 +54,11 @@ class VQADataset(Dataset):
             item["image"] = torch.from_numpy(np.array(self.images[row]))  # copy out of the memory map
         return item
 
+    def fully_cached(self) -> bool:
+        """Whether every model input is a cached feature (both encoders frozen): then a batch is
+        the cached rows and the labels, and ``IndexedBatches`` builds it without per-item Python."""
+        return bool(self.features) and self.features.image is not None and self.features.question is not None
+
     def question_features(self) -> torch.Tensor:
         """The cached question features of every record, in order (for closed-form fits)."""
         if not self.features or self.features.question is None:
@@ -89,3 +94,37 @@ class ProcessedData:
         if not records:
             raise ValueError(f"the processed data holds no {name!r} records")
         return VQADataset(records, self.images, self.image_row, self.vocab, features)
+
+
+class IndexedBatches:
+    """The batches of a fully cached data set, by tensor indexing: the feature tables stay on
+    ``device`` whole and a batch is a gather - no DataLoader, no per-item Python, no host copy.
+
+    A batch holds what a fusion classifier's ``collate`` makes of cached items
+    (``image_features``, ``question_features``, ``labels``), in the same order: shuffled batches
+    draw ``torch.randperm`` from ``generator`` as PyTorch's ``RandomSampler`` does.
+    """
+
+    def __init__(self, dataset: VQADataset, *, batch_size: int, shuffle: bool = False,
+                 generator: torch.Generator | None = None, device: torch.device | str = "cpu"):
+        if not dataset.fully_cached():
+            raise ValueError("IndexedBatches needs cached image and question features for every record")
+        features = dataset.features
+        self.batch_size, self.shuffle, self.generator = batch_size, shuffle, generator
+        self.image = features.image.to(device)
+        self.question = features.question.to(device)
+        self.image_rows = torch.tensor([dataset.image_row[r.image] for r in dataset.records], device=device)
+        self.question_rows = torch.tensor([features.question_row[r.question] for r in dataset.records], device=device)
+        self.labels = torch.tensor([dataset.vocab.label(r.answer) for r in dataset.records], device=device)
+
+    def __len__(self) -> int:
+        return -(-len(self.labels) // self.batch_size)
+
+    def __iter__(self):
+        n = len(self.labels)
+        order = torch.randperm(n, generator=self.generator) if self.shuffle else torch.arange(n)
+        order = order.to(self.labels.device)
+        for start in range(0, n, self.batch_size):
+            index = order[start:start + self.batch_size]
+            yield {"labels": self.labels[index], "image_features": self.image[self.image_rows[index]],
+                   "question_features": self.question[self.question_rows[index]]}

@@ -6,6 +6,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
+from vqalab.data.dataset import IndexedBatches, VQADataset
 from vqalab.models.base import VQAModel
 from vqalab.training.device import to_device
 
@@ -17,7 +18,10 @@ def predict_dataset(model: VQAModel, dataset: Dataset, *, batch_size: int, devic
     """Return, for every item of ``dataset`` (items as ``VQADataset`` makes them) in order, its
     ``top_k`` (answer, score) pairs (``mode``: one of the model's prediction modes; its default when None)."""
     model.eval()
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=model.collate)
+    if isinstance(dataset, VQADataset) and dataset.fully_cached():
+        loader = IndexedBatches(dataset, batch_size=batch_size, device=device)
+    else:
+        loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=model.collate)
     outputs: list[list[tuple[str, float]]] = []
     for batch in tqdm(loader, desc=desc, unit="batch", leave=False, disable=not progress):
         outputs.extend(model.predict(to_device(batch, device), top_k=top_k, mode=mode))

@@ -20,7 +20,7 @@ from tqdm import tqdm
 from transformers import get_linear_schedule_with_warmup
 
 from vqalab.config import TrainParams
-from vqalab.data.dataset import VQADataset
+from vqalab.data.dataset import IndexedBatches, VQADataset
 from vqalab.evaluation.metrics import accuracy
 from vqalab.evaluation.predict import predict_dataset
 from vqalab.io import atomic_path
@@ -68,9 +68,13 @@ def fit(model: VQAModel, train_set: VQADataset, val_set: VQADataset, *, params: 
     # fp16 gradients underflow without loss scaling; bf16 has fp32's exponent range and needs none.
     scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
     generator = torch.Generator().manual_seed(seed)
-    loader = DataLoader(train_set, batch_size=params.batch_size, shuffle=True, collate_fn=model.collate,
-                        generator=generator)
     processes, main = launched_processes(), is_main_process()
+    if train_set.fully_cached() and processes == 1:
+        loader = IndexedBatches(train_set, batch_size=params.batch_size, shuffle=True, generator=generator,
+                                device=device)
+    else:
+        loader = DataLoader(train_set, batch_size=params.batch_size, shuffle=True, collate_fn=model.collate,
+                            generator=generator)
     train_model, accelerator = model, None
     if processes > 1:
         accelerator, train_model, loader = prepare_data_parallel(model, loader, device=device,
