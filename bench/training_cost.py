@@ -23,7 +23,6 @@ Selection uses validation only; the test accuracy is reported, never used to cho
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import resource
 import subprocess

@@ -2,20 +2,21 @@
 
 from pathlib import Path
 
-from vqalab.config import load_params
-from vqalab.data.registry import download
+from vqalab.config import StageParams
+from vqalab.data.registry import dataset_config, download
 from vqalab.stage import stage_parser
 
 
 def main(argv=None) -> None:
-    parser = stage_parser(__doc__)
+    parser = stage_parser(__doc__, stage="download")
     parser.add_argument("--out", type=Path, required=True, help="folder for records.jsonl, images/ and manifest.json")
     parser.add_argument("--downloads", type=Path, required=True,
                         help="folder that keeps downloaded and unpacked source files between runs")
     args = parser.parse_args(argv)
-    params = load_params(args.params)
-    download(params.dataset, params.dataset_config, out=args.out, downloads=args.downloads,
-             on_bad_record=params.download.on_bad_record, max_images_per_split=params.download.max_images_per_split)
+    params = StageParams.read(args.params)
+    download(params.dataset, dataset_config(params.dataset, params.section("dataset_config")), out=args.out,
+             downloads=args.downloads, on_bad_record=params.download.on_bad_record,
+             max_images_per_split=params.download.max_images_per_split)
 
 
 if __name__ == "__main__":

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import torch
 
-from vqalab.config import load_params
+from vqalab.config import StageParams
 from vqalab.data.dataset import ProcessedData
-from vqalab.data.registry import data_setting
+from vqalab.data.registry import data_setting, dataset_config
 from vqalab.data.features import CachedFeatures
 from vqalab.evaluation.blind import blind_baseline
 from vqalab.evaluation.metrics import exact_match, score_predictions
@@ -25,14 +25,14 @@ from vqalab.training.device import resolve_device
 
 
 def main(argv=None) -> None:
-    parser = stage_parser(__doc__)
+    parser = stage_parser(__doc__, stage="evaluate")
     parser.add_argument("--model", type=Path, required=True, help="checkpoint folder of the train stage")
     parser.add_argument("--data", type=Path, required=True, help="the preprocess stage's folder")
     parser.add_argument("--features", type=Path, required=True, help="the features stage's folder (cached frozen-encoder outputs)")
     parser.add_argument("--predictions", type=Path, required=True, help="JSONL file for the test predictions")
     parser.add_argument("--metrics", type=Path, required=True, help="JSON file for the test metrics")
     args = parser.parse_args(argv)
-    params = load_params(args.params)
+    params = StageParams.read(args.params)
     device = resolve_device(params.train.device)
     model, checkpoint = load_checkpoint(args.model)
     model.to(device)
@@ -78,7 +78,8 @@ def main(argv=None) -> None:
     write_jsonl(args.predictions, (prediction_row(i, r) for i, r in enumerate(test.records)))
     write_json(args.metrics, {
         "dataset": checkpoint["dataset"],
-        "data_setting": data_setting(params.dataset_config, max_images_per_split=params.download.max_images_per_split),
+        "data_setting": data_setting(dataset_config(params.dataset, params.section("dataset_config")),
+                                     max_images_per_split=params.download.max_images_per_split),
         "model": checkpoint["family"],
         "profile": checkpoint["profile"],
         "seed": checkpoint["seed"],

@@ -2,19 +2,19 @@
 
 from pathlib import Path
 
-from vqalab.config import load_params
+from vqalab.config import StageParams
 from vqalab.data.preprocess import preprocess
 from vqalab.io import atomic_path, write_json
 from vqalab.stage import stage_parser
 
 
 def main(argv=None) -> None:
-    parser = stage_parser(__doc__)
+    parser = stage_parser(__doc__, stage="preprocess")
     parser.add_argument("--raw", type=Path, required=True, help="the download stage's folder")
     parser.add_argument("--out", type=Path, required=True, help="folder for the processed data")
     parser.add_argument("--stats", type=Path, required=True, help="JSON file for the split statistics")
     args = parser.parse_args(argv)
-    params = load_params(args.params)
+    params = StageParams.read(args.params)
     with atomic_path(args.out, is_dir=True) as tmp:
         stats = preprocess(args.raw, tmp, image_size=params.family.image_size, resize=params.family.resize,
                            seed=params.seed,

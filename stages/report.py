@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from vqalab.config import load_params
+from vqalab.config import StageParams
 from vqalab.data.dataset import ProcessedData
 from vqalab.io import atomic_path, read_json, read_jsonl
 from vqalab.report.gallery import write_gallery
@@ -11,7 +11,7 @@ from vqalab.stage import stage_parser
 
 
 def main(argv=None) -> None:
-    parser = stage_parser(__doc__)
+    parser = stage_parser(__doc__, stage="report")
     parser.add_argument("--metrics", type=Path, required=True, help="the evaluate stage's metrics JSON")
     parser.add_argument("--stats", type=Path, required=True, help="the preprocess stage's statistics JSON")
     parser.add_argument("--curves", type=Path, required=True, help="DVCLive plots folder of the train stage")
@@ -21,7 +21,7 @@ def main(argv=None) -> None:
     parser.add_argument("--data", type=Path, required=True, help="the preprocess stage's folder")
     parser.add_argument("--gallery", type=Path, required=True, help="HTML error gallery to write")
     args = parser.parse_args(argv)
-    params = load_params(args.params)
+    params = StageParams.read(args.params)
     metrics, stats = read_json(args.metrics), read_json(args.stats)
     title = f"{metrics['model']} on {metrics['dataset']}"
     answer_types = {t: {"accuracy": metrics[f"accuracy_{t}"], "n": metrics[f"n_{t}"]}

@@ -1,15 +1,24 @@
-"""Stage train: build the chosen family, train it with early stopping on validation, save the best."""
+"""Stage train: build the chosen family, train it with early stopping on validation, save the best.
 
+With ``train.launcher`` other than python (e.g. ``accelerate launch --multi_gpu --num_processes 4``)
+the stage starts itself again under that launcher; the launcher is not in the stage's command, so
+changing it does not make DVC retrain a model that is up to date.
+"""
+
+import os
+import shlex
+import subprocess
+import sys
 from dataclasses import asdict
 from pathlib import Path
 
 from dvclive import Live
 
-from vqalab.config import load_params
+from vqalab.config import StageParams, TrainParams, from_mapping, run_controls
 from vqalab.data.dataset import ProcessedData
 from vqalab.data.features import CachedFeatures
 from vqalab.models.checkpoint import save_checkpoint
-from vqalab.models.registry import get_family
+from vqalab.models.registry import family_config, get_family
 from vqalab.stage import stage_parser
 from vqalab.training.device import library_versions, resolve_device, seed_everything
 from vqalab.training.distributed import is_main_process
@@ -17,23 +26,30 @@ from vqalab.training.loop import fit
 
 
 def main(argv=None) -> None:
-    parser = stage_parser(__doc__)
+    parser = stage_parser(__doc__, stage="train")
     parser.add_argument("--data", type=Path, required=True, help="the preprocess stage's folder")
     parser.add_argument("--features", type=Path, required=True, help="the features stage's folder (cached frozen-encoder outputs)")
     parser.add_argument("--out", type=Path, required=True, help="checkpoint folder")
     parser.add_argument("--live", type=Path, required=True, help="DVCLive folder for the training curves")
     parser.add_argument("--state", type=Path, required=True,
                         help="scratch file with the last completed epoch's training state (train.resume continues from it)")
+    parser.add_argument("--run-controls", type=Path, default=Path("params.yaml"),
+                        help="where train.resume and train.launcher are read (default: params.yaml)")
     args = parser.parse_args(argv)
-    params = load_params(args.params)
-    device = resolve_device(params.train.device)
+    params = StageParams.read(args.params)
+    train_params = from_mapping(TrainParams, {**params.section("train"), **run_controls(args.run_controls)}, "train")
+    if train_params.launcher != "python" and "WORLD_SIZE" not in os.environ:
+        launched = subprocess.run([*shlex.split(train_params.launcher), sys.argv[0], *sys.argv[1:]])
+        sys.exit(launched.returncode)
+    family = family_config(params.model, params.profile, params.section("family"))
+    device = resolve_device(train_params.device)
     data = ProcessedData.load(args.data)
-    if data.image_size != params.family.image_size:
+    if data.image_size != family.image_size:
         raise ValueError(f"{args.data} holds {data.image_size}px images but {params.model}.{params.profile}.image_size "
-                         f"is {params.family.image_size}: rerun the preprocess stage (dvc repro)")
+                         f"is {family.image_size}: rerun the preprocess stage (dvc repro)")
     seed_everything(params.seed)
     model = get_family(params.model).model_class.build(
-        params.family, data.vocab.answers, train_texts=[r.question for r in data.records if r.split == "train"])
+        family, data.vocab.answers, train_texts=[r.question for r in data.records if r.split == "train"])
     features = CachedFeatures.load(args.features)
     features.check(model, where=args.features)
     train_set, val_set = data.split("train", features), data.split("val", features)
@@ -43,7 +59,7 @@ def main(argv=None) -> None:
     args.state.parent.mkdir(parents=True, exist_ok=True)
     if not is_main_process():
         # The other processes of a multi-process launch train their share of each batch and write nothing.
-        fit(model, train_set, val_set, params=params.train, device=device, seed=params.seed, state_path=args.state)
+        fit(model, train_set, val_set, params=train_params, device=device, seed=params.seed, state_path=args.state)
         return
     with Live(dir=str(args.live), save_dvc_exp=False, dvcyaml=None, report=None) as live:
         def log_epoch(epoch: int, metrics: dict) -> None:
@@ -51,7 +67,7 @@ def main(argv=None) -> None:
                 live.log_metric(name, value)
             live.next_step()
 
-        result = fit(model, train_set, val_set, params=params.train, device=device, seed=params.seed,
+        result = fit(model, train_set, val_set, params=train_params, device=device, seed=params.seed,
                      on_epoch_end=log_epoch, state_path=args.state)
 
     summary = asdict(result)
@@ -61,7 +77,8 @@ def main(argv=None) -> None:
         "profile": params.profile,
         "seed": params.seed,
         "device": str(device),
-        "precision": params.train.precision,
+        "precision": train_params.precision,
+        "train_params": asdict(train_params),
         "cached_features": sorted(features.fingerprints),
         "versions": library_versions(),
         "n_train": len(train_set),

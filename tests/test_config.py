@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from vqalab.config import load_params
+from vqalab.params import load_params
 from vqalab.models.resnet_bert import ResNetBertConfig
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -48,7 +48,8 @@ def test_paper_profile_loads(tmp_path):
         ({"model": "resnet_gpt"}, r"model = 'resnet_gpt' is not one of \['pubmedclip', 'qwen2vl', 'resnet_bert', 'vilt'\]"),
         ({"dataset": "coco"}, r"dataset = 'coco' is not one of \['daquar', 'easy_vqa', 'folder', 'path_vqa', 'slake', 'vqa_rad'\]"),
         ({"profile": "huge"}, r"profile = 'huge' is not one of"),
-        ({"train__batch_size": 0}, r"train: batch_size must be >= 1, got 0"),
+        ({"recipes__easy_vqa__train__max_epochs": 0}, r"train: max_epochs must be >= 1, got 0"),
+        ({"dataset": "vqa_rad", "train__batch_size": 0}, r"train: batch_size must be >= 1, got 0"),
         ({"train__batch_size": "64"}, r"train.batch_size = '64' should be of type int"),
         ({"train__epochs": 3}, r"unknown key\(s\) train.epochs"),
         ({"preprocess__val_fraction": 1.5}, r"val_fraction must be in \(0, 1\)"),

@@ -200,7 +200,7 @@ def test_files_under_follows_links_once_per_path_and_stops_at_loops(tmp_path):
 
 # F: the report's shared test images ------------------------------------------------------------
 def report_inputs():
-    metrics = {"model": "m", "profile": "p", "dataset": "d", "accuracy": 0.5, "sbert_similarity": 0.6,
+    metrics = {"model": "m", "profile": "p", "dataset": "d", "accuracy": 0.5, "blind_accuracy": 0.4, "image_gain": 0.1, "blind_C": 1.0, "sbert_similarity": 0.6,
                "train_time_s": 61, "sbert_model": "s", "best_epoch": 1, "trainable_params": 1, "total_params": 2,
                "eval_time_s": 1.0, "n": 8, "answer_coverage": 1.0, "by_frequency": {}, "wups_unavailable": "n/a",
                "latency_ms_per_question": 1.0, "test_samples_per_s": 1.0, "peak_rss_mb": 1.0}

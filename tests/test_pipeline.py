@@ -5,7 +5,6 @@ import os
 import signal
 import subprocess
 import time
-from pathlib import Path
 
 import pytest
 from conftest import BIN, DVC, ROOT, init_project, run, set_params
@@ -59,34 +58,52 @@ def test_repro_writes_every_output(project):
     assert "Data and pipelines are up to date" in run([DVC, "status"], root, env)
 
 
-def stages_to_run(root, env) -> set[str]:
-    """Stages that `dvc repro` would rerun because their own params or deps changed (their
-    downstream stages then rerun only if the outputs change)."""
-    out = run([DVC, "repro", "--dry"], root, env)
+def stages_run(root, env) -> set[str]:
+    """The stages `dvc repro` runs (a stage whose inputs are unchanged is skipped)."""
+    out = run([DVC, "repro"], root, env)
     return {line.split("'")[1] for line in out.splitlines() if line.startswith("Running stage")}
 
 
 def test_param_changes_rerun_exactly_the_stages_that_read_them(project):
     root, env = project
     original = (root / "params.yaml").read_text()
+    downstream_of_train = {"params", "train", "evaluate", "report"}
     try:
-        set_params(root, **{"train.batch_size": 32})
-        assert stages_to_run(root, env) == {"train"}
-        (root / "params.yaml").write_text(original)
-        set_params(root, **{"resnet_bert.tiny.image_size": 48})
-        assert stages_to_run(root, env) == {"preprocess", "feature_spec", "train"}
-        (root / "params.yaml").write_text(original)
-        set_params(root, **{"evaluate.batch_size": 32})
-        assert stages_to_run(root, env) == {"evaluate"}
-        (root / "params.yaml").write_text(original)
-        # A new learning rate rewrites an identical feature spec: the cached features are kept.
-        set_params(root, **{"resnet_bert.tiny.lr": 0.001})
-        assert stages_to_run(root, env) == {"feature_spec", "train"}
-        out = run([DVC, "repro"], root, env)
-        assert "Stage 'features' didn't change, skipping" in out and "Running stage 'train'" in out
+        for change, expected in [
+            ({"train.batch_size": 32}, downstream_of_train),
+            ({"resnet_bert.tiny.image_size": 48}, {"params", "preprocess", "features", *downstream_of_train}),
+            # features reads evaluate.batch_size too, but writes the same features: train is skipped.
+            ({"evaluate.batch_size": 32}, {"params", "features", "evaluate", "report"}),
+            # A new learning rate leaves what the frozen encoders depend on alone: the cache is kept.
+            ({"resnet_bert.tiny.lr": 0.001}, downstream_of_train),
+            # How a run is started is not what it makes: no stage reruns.
+            ({"train.resume": True, "train.launcher": "python -X dev"}, {"params"}),
+            # A value the data set's recipe sets is the recipe's: the section's value changes nothing.
+            ({"resnet_bert.tiny.dropout": 0.5}, {"params"}),
+            ({"recipes.easy_vqa.resnet_bert.tiny.dropout": 0.2}, downstream_of_train),
+        ]:
+            set_params(root, **change)
+            assert stages_run(root, env) == expected, change
+            (root / "params.yaml").write_text(original)
+            run([DVC, "repro"], root, env)
     finally:
         (root / "params.yaml").write_text(original)
         run([DVC, "repro"], root, env)
+
+
+def test_a_failed_exp_run_is_reported_by_vqalab_and_the_next_run_works(project):
+    """An unknown model fails in the params stage with the choices, before DVC looks for
+    `${model}.${profile}`; the value that `-S` wrote is restored with git, and the next run works."""
+    root, env = project
+    for change, message in [("model=foo", "params: model = 'foo' is not one of ['pubmedclip', 'qwen2vl', 'resnet_bert', 'vilt']"),
+                            ("dataset=foo", "params: dataset = 'foo' is not one of"),
+                            ("train.batch_size=0", "train: batch_size must be >= 1, got 0")]:
+        failed = subprocess.run([DVC, "exp", "run", "-S", change], cwd=root, env=env, capture_output=True, text=True)
+        assert failed.returncode != 0 and message in failed.stdout + failed.stderr, failed.stderr[-2000:]
+        assert "Running stage 'download'" not in failed.stdout  # nothing ran after the params stage
+        run(["git", "checkout", "HEAD", "--", "params.yaml"], root, env)  # the README's way back
+        run([DVC, "exp", "run", "-S", "train.max_epochs=2"], root, env)
+    assert json.loads((root / "metrics/eval.json").read_text())["accuracy"] > 0
 
 
 def test_exp_run_and_metrics_diff(project):

@@ -1,13 +1,13 @@
-"""``params.yaml`` validated once into typed objects.
+"""Typed parameter sections, their validation, and how a stage reads its own parameters.
 
-Every stage calls ``load_params`` first, so a typo or an impossible value fails in a second,
-with the parameter's name and the allowed values, before any data is read or model built.
+``vqalab.params.load_params`` validates the whole of params.yaml into these objects; a stage reads
+only its share (``StageParams``, from data/params/<stage>.json). This module imports no model or
+data set, so a stage that needs neither does not depend on them.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import logging
 import types
 import typing
 from dataclasses import dataclass, field
@@ -18,7 +18,6 @@ import yaml
 
 PROFILES = ("tiny", "paper")
 
-log = logging.getLogger(__name__)
 
 
 def from_mapping(cls: type, mapping: Any, where: str):
@@ -38,9 +37,17 @@ def from_mapping(cls: type, mapping: Any, where: str):
             continue
         values[name] = _check_type(mapping[name], hints[name], f"{where}.{name}")
     try:
-        return cls(**values)
+        built = cls(**values)
     except ValueError as err:
         raise ValueError(f"params: {where}: {err}") from None
+    # Where it came from (not a field: it is not a setting), so messages name the real section.
+    object.__setattr__(built, "section", where)
+    return built
+
+
+def param_name(config: Any, field_name: str) -> str:
+    """``<section>.<field>`` of a config built by ``from_mapping`` (e.g. resnet_bert.paper.text_encoder)."""
+    return f"{getattr(config, 'section', type(config).__name__)}.{field_name}"
 
 
 def _check_type(value: Any, hint: Any, where: str) -> Any:
@@ -168,119 +175,46 @@ class ReportParams:
         _require(self.gallery_max_rows >= 1, f"gallery_max_rows must be >= 1, got {self.gallery_max_rows}")
 
 
-@dataclass(frozen=True)
-class Params:
-    dataset: str
-    model: str
-    profile: str
-    seed: int
-    download: DownloadParams
-    preprocess: PreprocessParams
-    train: TrainParams
-    evaluate: EvaluateParams
-    report: ReportParams
-    dataset_config: Any  # the chosen data set's config (a dataclass of the data set module)
-    family: Any  # the chosen family's config for the chosen profile (a dataclass of the family)
-
-    @property
-    def sbert_model(self) -> str:
-        return self.evaluate.sbert_model[self.profile]
+# How the train stage runs, not what it makes, so left out of its params file (the stage reads
+# them from params.yaml): a resumed run ends where an uninterrupted one does, and the launcher only
+# sets how many processes share the work.
+RUN_CONTROLS = ("resume", "launcher")
 
 
-# Sections a data set's recipe may set (``recipes.<dataset>``): everything but the run's choices.
-RECIPE_SECTIONS = ("preprocess", "train", "evaluate")
+class StageParams:
+    """A stage's parameters as the params stage wrote them (data/params/<stage>.json), read by
+    attribute (``p.train.max_epochs``). Only what ``STAGE_PARAMS`` gives the stage is there, so a
+    stage cannot read a parameter its dependencies do not cover."""
 
+    def __init__(self, values: dict, *, where: str):
+        self._values, self._where = values, where
 
-def apply_recipe(raw: dict, dataset: str, families) -> dict:
-    """``raw`` with ``recipes.<dataset>`` merged over it, key by key.
+    @classmethod
+    def read(cls, path: str | Path) -> "StageParams":
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"{path} does not exist: the params stage writes it (dvc repro)")
+        return cls(yaml.safe_load(path.read_text(encoding="utf-8")), where=str(path))
 
-    A recipe holds the settings a kind of data needs (image size, schedule, regularisation), so
-    ``dvc exp run -S dataset=vqa_rad`` takes them with no other change. It may only set parameters
-    that exist in the sections above it, so a typo fails instead of being ignored.
-    """
-    recipes = raw.get("recipes") or {}
-    if not isinstance(recipes, dict):
-        raise ValueError("params: recipes must be a mapping of data set -> settings")
-    recipe = recipes.get(dataset) or {}
-    if not isinstance(recipe, dict):
-        raise ValueError(f"params: recipes.{dataset} must be a mapping of settings, got {recipe!r}")
-    allowed = (*RECIPE_SECTIONS, *families)
-    for section in recipe:
-        if section not in allowed:
-            raise ValueError(f"params: recipes.{dataset}.{section} cannot be set by a recipe; it may set {sorted(allowed)}")
-    merged = _merge(raw, recipe, f"recipes.{dataset}")
-    if recipe:
-        log.info("recipes.%s sets %s (they win over the sections' values for this data set)", dataset,
-                 ", ".join(f"{k} = {v!r}" for k, v in _flatten(recipe)))
-    return merged
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        if name not in self._values:
+            raise AttributeError(f"{self._where} holds no {name!r} (it holds {sorted(self._values)}): a stage reads "
+                                 f"only the parameters vqalab.params.STAGE_PARAMS gives it; add it there")
+        value = self._values[name]
+        return StageParams(value, where=f"{self._where}:{name}") if isinstance(value, dict) else value
 
-
-def _flatten(mapping: dict, prefix: str = "") -> list[tuple[str, Any]]:
-    items = []
-    for key, value in mapping.items():
-        if isinstance(value, dict) and value:
-            items += _flatten(value, f"{prefix}{key}.")
-        else:
-            items.append((f"{prefix}{key}", value))
-    return items
-
-
-def _merge(base: dict, override: dict, where: str, section: str = "") -> dict:
-    merged = dict(base)
-    for key, value in override.items():
-        target = f"{section}.{key}" if section else key
-        if key not in base:
-            raise ValueError(f"params: {where}.{key} sets {target}, which is not a parameter; "
-                             f"{section or 'params.yaml'} holds {sorted(base)}")
-        if isinstance(value, dict) and isinstance(base[key], dict):
-            merged[key] = _merge(base[key], value, f"{where}.{key}", target)
-        else:
-            merged[key] = value
-    return merged
-
-
-def load_params(path: str | Path = "params.yaml") -> Params:
-    # Imported here so that importing vqalab.config stays light for tools that only read params.
-    from vqalab.data.registry import DATASETS, get_dataset
-    from vqalab.models.registry import FAMILIES, get_family
-
-    path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise FileNotFoundError(f"{path} not found: run the stages from the project root") from None
-    if not isinstance(raw, dict):
-        raise ValueError(f"{path} must hold a mapping of parameters")
-
-    def choice(key: str, choices) -> str:
-        value = raw.get(key)
-        if value not in choices:
-            raise ValueError(f"params: {key} = {value!r} is not one of {sorted(choices)}")
+    def section(self, name: str) -> dict:
+        """A whole section as a mapping (to build its typed config)."""
+        value = self._values[name]
+        if not isinstance(value, dict):
+            raise TypeError(f"{self._where}:{name} is not a section")
         return value
 
-    dataset = choice("dataset", DATASETS)
-    model = choice("model", FAMILIES)
-    raw = apply_recipe(raw, dataset, FAMILIES)
-    profile = choice("profile", PROFILES)
-    seed = raw.get("seed")
-    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
-        raise ValueError(f"params: seed must be a non-negative integer, got {seed!r}")
-    family = get_family(model)
-    section = raw.get(model)
-    if not isinstance(section, dict) or profile not in section:
-        raise ValueError(f"params: section {model}.{profile} is missing; it holds the {model} settings for profile {profile}")
-    dataset_sections = raw.get("datasets") or {}
-    return Params(
-        dataset=dataset,
-        model=model,
-        profile=profile,
-        seed=seed,
-        download=from_mapping(DownloadParams, raw.get("download", {}), "download"),
-        preprocess=from_mapping(PreprocessParams, raw.get("preprocess", {}), "preprocess"),
-        train=from_mapping(TrainParams, raw.get("train", {}), "train"),
-        evaluate=from_mapping(EvaluateParams, raw.get("evaluate", {}), "evaluate"),
-        report=from_mapping(ReportParams, raw.get("report", {}), "report"),
-        dataset_config=from_mapping(get_dataset(dataset).config_class, dataset_sections.get(dataset) or {},
-                                    f"datasets.{dataset}"),
-        family=from_mapping(family.config_class, section[profile], f"{model}.{profile}"),
-    )
+
+def run_controls(path: str | Path = "params.yaml") -> dict[str, Any]:
+    """``train.resume`` and ``train.launcher`` from params.yaml, validated (see ``RUN_CONTROLS``)."""
+    train = (yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}).get("train") or {}
+    checked = from_mapping(TrainParams, {k: train[k] for k in RUN_CONTROLS if k in train}, "train")
+    return {k: getattr(checked, k) for k in RUN_CONTROLS}

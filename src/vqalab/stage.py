@@ -6,9 +6,14 @@ import argparse
 import logging
 from pathlib import Path
 
+PARAMS_DIR = Path("data/params")
 
-def stage_parser(description: str) -> argparse.ArgumentParser:
+
+def stage_parser(description: str, *, stage: str) -> argparse.ArgumentParser:
+    """``--params`` defaults to the stage's own parameters, data/params/<stage>.json (the params
+    stage writes them from params.yaml); the params stage itself reads params.yaml."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     parser = argparse.ArgumentParser(description=description)
-    parser.add_argument("--params", type=Path, default=Path("params.yaml"), help="the params file (default: params.yaml)")
+    default = Path("params.yaml") if stage == "params" else PARAMS_DIR / f"{stage}.json"
+    parser.add_argument("--params", type=Path, default=default, help=f"the parameters file (default: {default})")
     return parser

@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from vqalab.io import atomic_path
+from vqalab.models.pretrained import hub_offline
 
 log = logging.getLogger(__name__)
 
@@ -82,8 +83,9 @@ def hf_dataset_snapshot(repo_id: str, *, param: str, allow_patterns: list[str] |
     except Exception as err:  # the hub raises many types for one cause: unreachable or not cached
         raise SourceUnavailable(
             f"could not get the Hugging Face data set {repo_id} ({type(err).__name__}: {err}). With no "
-            f"network, set {param} to a local copy of it (a folder holding its files), or put it in the "
-            f"hub cache and set HF_HUB_OFFLINE=1."
+            f"network, set {param} to a local copy of it (a folder holding its files)"
+            + (", or put it in the hub cache (HF_HUB_OFFLINE=1 is set: only the cache was searched)." if hub_offline()
+               else ", or put it in the hub cache and set HF_HUB_OFFLINE=1.")
         ) from None
 
 

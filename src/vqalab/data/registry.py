@@ -54,3 +54,10 @@ def data_setting(config, *, max_images_per_split: int | None) -> str:
     if max_images_per_split is not None:
         parts.append(f"first {max_images_per_split} images per split")
     return ", ".join(parts)
+
+
+def dataset_config(dataset: str, mapping: dict):
+    """The typed config of ``datasets.<dataset>`` (as a params file holds it)."""
+    from vqalab.config import from_mapping
+
+    return from_mapping(get_dataset(dataset).config_class, mapping, f"datasets.{dataset}")

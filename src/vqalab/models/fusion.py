@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 from transformers import AutoConfig, AutoModel, AutoTokenizer
 
+from vqalab.config import param_name
 from vqalab.data.vocab import IGNORE_INDEX
 from vqalab.evaluation.blind import fit_question_classifier
 from vqalab.models.base import ModelOutput, VQAModel
@@ -175,6 +176,15 @@ class FusionClassifier(VQAModel):
         raise NotImplementedError
 
     @classmethod
+    def image_encoder_sources(cls, config) -> dict[str, str]:
+        """The pretrained sources of the image encoder (see ``VQAModel.pretrained_sources``)."""
+        return {}
+
+    @classmethod
+    def pretrained_sources(cls, config) -> dict[str, str]:
+        return {"text_encoder": config.text_encoder, **cls.image_encoder_sources(config)}
+
+    @classmethod
     def pixel_stats(cls, config) -> tuple[tuple[float, ...], tuple[float, ...]]:
         """(mean, std) the image encoder's pixels are normalised with."""
         return cls.pixel_mean, cls.pixel_std
@@ -186,7 +196,7 @@ class FusionClassifier(VQAModel):
     @classmethod
     def build(cls, config, answers: list[str], *, train_texts: list[str] = ()):
         """Build with pretrained weights from their sources (hub id, local folder, package)."""
-        param = f"{cls.family}.<profile>.text_encoder"
+        param = param_name(config, "text_encoder")
         image_encoder, features = cls.build_image_encoder(config, saved=None)
         return cls(config, answers, image_encoder=image_encoder, image_features=features,
                    text_encoder=from_pretrained(AutoModel, config.text_encoder, param=param),
@@ -217,6 +227,14 @@ class FusionClassifier(VQAModel):
         if config.text_training == "frozen":
             frozen["question"] = {"text_encoder": config.text_encoder, "max_question_tokens": config.max_question_tokens}
         return frozen
+
+    @classmethod
+    def feature_config(cls, config) -> dict:
+        if not cls.feature_spec(config, seed=0):
+            return {}
+        fields = (*cls.image_encoder_fields, "image_training", "text_training", "trainable_blocks", "text_encoder",
+                  "text_lora", "max_question_tokens")
+        return {name: getattr(config, name) for name in fields}
 
     def feature_fingerprints(self) -> dict[str, str]:
         encoders = {"image": self.image_encoder, "question": self.text_encoder}

@@ -64,15 +64,24 @@ def from_pretrained(loader, name: str, *, param: str, **kwargs):
     parameter that chose it and how to use a local copy. A hub id with the hub out of reach is
     read from the local cache only, at once."""
     source = resolve_pretrained(name)
-    offline = os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes")
+    offline = hub_offline()
     if not Path(source).exists() and not offline and not hub_reachable(hub_probe_url()):
         kwargs = {**kwargs, "local_files_only": True}
     try:
         return loader.from_pretrained(source, **kwargs)
     except OSError as err:
         first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise OSError(
-            f"could not load {name!r} (set by {param}): {first_line}. Without network, download it once "
-            f"where there is network and set HF_HUB_OFFLINE=1 to use the Hugging Face cache, or save it with "
-            f"save_pretrained and set {param} to that folder."
-        ) from None
+        raise OSError(f"could not load {name!r} (set by {param}): {first_line}. {how_to_get(name, param)}") from None
+
+
+def hub_offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes")
+
+
+def how_to_get(name: str, param: str) -> str:
+    """What to do when pretrained weights cannot be had here."""
+    cache = ("HF_HUB_OFFLINE=1 is set, so only the Hugging Face cache was searched: download it there once where "
+             "there is network" if hub_offline() else
+             "Without network, download it once where there is network and set HF_HUB_OFFLINE=1 to use the "
+             "Hugging Face cache")
+    return f"{cache}, or save it with save_pretrained and set {param} to that folder."

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 from transformers import CLIPVisionConfig, CLIPVisionModel
 
+from vqalab.config import param_name
 from vqalab.data.preprocess import check_resize
 from vqalab.models.fusion import FusionClassifier, check_fusion_settings, enable_activation_checkpointing
 from vqalab.models.lora import LoraSettings
@@ -103,7 +104,7 @@ class PubMedClip(FusionClassifier):
             vision = CLIPVisionModel(CLIPVisionConfig.from_pretrained(saved / VISION_DIR))
         elif config.vision_model is not None:
             # Takes the vision half of a full CLIP checkpoint (the text half is not needed).
-            vision = from_pretrained(CLIPVisionModel, config.vision_model, param="pubmedclip.<profile>.vision_model")
+            vision = from_pretrained(CLIPVisionModel, config.vision_model, param=param_name(config, "vision_model"))
         else:
             vision = CLIPVisionModel(CLIPVisionConfig(
                 hidden_size=config.vision_hidden_size, num_hidden_layers=config.vision_layers,
@@ -115,5 +116,12 @@ class PubMedClip(FusionClassifier):
     def image_encoder_is_pretrained(cls, config: PubMedClipConfig) -> bool:
         return config.vision_model is not None
 
+    @classmethod
+    def image_encoder_sources(cls, config: PubMedClipConfig) -> dict[str, str]:
+        return {"vision_model": config.vision_model} if config.vision_model is not None else {}
+
     def save_image_encoder(self, directory: Path) -> None:
         self.image_encoder.vision.config.save_pretrained(directory / VISION_DIR)
+
+
+CONFIG_CLASS, MODEL_CLASS = PubMedClipConfig, PubMedClip

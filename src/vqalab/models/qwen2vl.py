@@ -23,6 +23,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from vqalab.config import param_name
 from vqalab.data.normalize import normalize_answer
 from vqalab.io import read_json, write_json
 from vqalab.data.preprocess import check_resize
@@ -164,6 +165,10 @@ class Qwen2VL(VQAModel):
 
     # Construction -------------------------------------------------------------------------
     @classmethod
+    def pretrained_sources(cls, config: Qwen2VLFamilyConfig) -> dict[str, str]:
+        return {"checkpoint": config.checkpoint} if config.checkpoint is not None else {}
+
+    @classmethod
     def build(cls, config: Qwen2VLFamilyConfig, answers: list[str], *, train_texts: list[str] = ()) -> "Qwen2VL":
         from transformers import AutoProcessor, Qwen2VLForConditionalGeneration
 
@@ -171,7 +176,7 @@ class Qwen2VL(VQAModel):
             tokenizer = fit_tokenizer([*train_texts, *answers], config.tokenizer_vocab_size)
             return cls(config, answers, model=Qwen2VLForConditionalGeneration(tiny_model_config(config, tokenizer)),
                        processor=build_processor(tokenizer, config.image_size))
-        param = "qwen2vl.<profile>.checkpoint"
+        param = param_name(config, "checkpoint")
         processor = from_pretrained(AutoProcessor, config.checkpoint, param=param)
         processor.image_processor.size = pixel_budget(config.image_size)
         model = from_pretrained(Qwen2VLForConditionalGeneration, config.checkpoint, param=param, **load_options(config))
@@ -186,7 +191,7 @@ class Qwen2VL(VQAModel):
             model = Qwen2VLForConditionalGeneration(Qwen2VLConfig.from_pretrained(directory / MODEL_CONFIG_DIR))
         else:  # the checkpoint holds only the adapters: the base weights come from their source
             model = from_pretrained(Qwen2VLForConditionalGeneration, config.checkpoint,
-                                    param="qwen2vl.<profile>.checkpoint", **load_options(config))
+                                    param=param_name(config, "checkpoint"), **load_options(config))
         saved = cls(config, answers, model=model, processor=processor)
         if not (directory / CLOSED_ANSWERS_FILE).is_file():
             raise FileNotFoundError(f"{directory} lacks {CLOSED_ANSWERS_FILE} (the closed questions' candidate answers): "
@@ -335,7 +340,7 @@ def load_options(config: Qwen2VLFamilyConfig) -> dict:
     """bf16 on a GPU; 4-bit weights (QLoRA) when asked, which needs CUDA and bitsandbytes."""
     if not torch.cuda.is_available():
         if config.load_in_4bit:
-            raise ValueError("load_in_4bit needs a CUDA GPU; set qwen2vl.<profile>.load_in_4bit: false on the CPU")
+            raise ValueError(f"load_in_4bit needs a CUDA GPU; set {param_name(config, 'load_in_4bit')}: false on the CPU")
         return {}
     options = {"dtype": torch.bfloat16}
     if config.load_in_4bit:
@@ -349,3 +354,6 @@ def load_options(config: Qwen2VLFamilyConfig) -> dict:
                                                             bnb_4bit_compute_dtype=torch.bfloat16)
     return options
 
+
+
+CONFIG_CLASS, MODEL_CLASS = Qwen2VLFamilyConfig, Qwen2VL

@@ -16,6 +16,7 @@ import torch
 import torchvision
 from torch import nn
 
+from vqalab.config import param_name
 from vqalab.data.preprocess import check_resize
 from vqalab.models.fusion import FusionClassifier, check_fusion_settings
 from vqalab.models.image_encoders import TORCHVISION_RESNETS, efficientnet_lite0, small_resnet, staged_resnet
@@ -98,7 +99,7 @@ class ResNetBert(FusionClassifier):
         except (URLError, OSError) as err:
             raise OSError(f"could not get torchvision's ImageNet weights for {config.image_encoder} ({err}). Without "
                           f"network, save its state dict where there is network and set "
-                          f"resnet_bert.<profile>.image_weights to that file.") from None
+                          f"{param_name(config, 'image_weights')} to that file.") from None
         if saved is None and config.image_weights not in (None, "imagenet"):
             path = Path(config.image_weights)
             if not path.is_file():
@@ -111,3 +112,13 @@ class ResNetBert(FusionClassifier):
     def image_encoder_is_pretrained(cls, config: ResNetBertConfig) -> bool:
         return config.image_weights is not None
 
+    @classmethod
+    def image_encoder_sources(cls, config: ResNetBertConfig) -> dict[str, str]:
+        if config.image_weights is None or config.image_encoder == "efficientnet_lite0":
+            return {}  # random init, or EfficientNet-Lite0's weights from its installed package
+        if config.image_weights == "imagenet":
+            return {"image_weights": f"torchvision:{config.image_encoder}"}
+        return {"image_weights": config.image_weights}
+
+
+CONFIG_CLASS, MODEL_CLASS = ResNetBertConfig, ResNetBert

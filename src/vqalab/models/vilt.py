@@ -15,6 +15,7 @@ import torch
 from torch import nn
 from transformers import AutoTokenizer, ViltConfig, ViltForQuestionAnswering, ViltModel
 
+from vqalab.config import param_name
 from vqalab.data.preprocess import check_resize
 from vqalab.models.base import ModelOutput, VQAModel
 from vqalab.models.fusion import classification_loss, top_answers
@@ -76,16 +77,20 @@ class Vilt(VQAModel):
         self.classifier = answer_head(backbone.config.hidden_size, len(self.answers))
 
     @classmethod
+    def pretrained_sources(cls, config: ViltFamilyConfig) -> dict[str, str]:
+        return {"tokenizer": config.tokenizer, **({"backbone": config.backbone} if config.backbone else {})}
+
+    @classmethod
     def build(cls, config: ViltFamilyConfig, answers: list[str], *, train_texts: list[str] = ()) -> "Vilt":
         if config.backbone is not None:
             # The VQA-finetuned checkpoint: keep its backbone (with pooler), replace its answer head.
-            backbone = from_pretrained(ViltForQuestionAnswering, config.backbone, param="vilt.<profile>.backbone").vilt
+            backbone = from_pretrained(ViltForQuestionAnswering, config.backbone, param=param_name(config, "backbone")).vilt
         else:
             backbone = ViltModel(ViltConfig(
                 hidden_size=config.hidden_size, num_hidden_layers=config.layers, num_attention_heads=config.heads,
                 intermediate_size=config.intermediate_size, image_size=config.image_size,
                 patch_size=config.patch_size, max_position_embeddings=VILT_MAX_TEXT_POSITIONS))
-        tokenizer = from_pretrained(AutoTokenizer, config.tokenizer, param="vilt.<profile>.tokenizer")
+        tokenizer = from_pretrained(AutoTokenizer, config.tokenizer, param=param_name(config, "tokenizer"))
         if len(tokenizer) > backbone.config.vocab_size:
             raise ValueError(f"tokenizer {config.tokenizer} has {len(tokenizer)} tokens but the ViLT backbone "
                              f"embeds {backbone.config.vocab_size}: use the backbone's own tokenizer")
@@ -130,3 +135,6 @@ class Vilt(VQAModel):
     def predict(self, batch: dict, top_k: int = 1, mode: str | None = None) -> list[list[tuple[str, float]]]:
         self.check_mode(mode)
         return top_answers(self(batch).logits, self.answers, top_k)
+
+
+CONFIG_CLASS, MODEL_CLASS = ViltFamilyConfig, Vilt

@@ -1,0 +1,196 @@
+"""The whole of params.yaml, validated into typed objects, and what each stage reads of it.
+
+The params stage calls ``load_params`` first: a typo or an impossible value fails in a second, with
+the parameter's name and the allowed values, before any data is read or model built. It merges the
+chosen data set's recipe over the sections, and writes each stage's share (``stage_values``) to
+data/params/<stage>.json, which the stage reads (``vqalab.config.StageParams``) and depends on.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from vqalab.config import (PROFILES, RUN_CONTROLS, DownloadParams, EvaluateParams, PreprocessParams, ReportParams,
+                           TrainParams, from_mapping)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Params:
+    dataset: str
+    model: str
+    profile: str
+    seed: int
+    download: DownloadParams
+    preprocess: PreprocessParams
+    train: TrainParams
+    evaluate: EvaluateParams
+    report: ReportParams
+    dataset_config: Any  # the chosen data set's config (a dataclass of the data set module)
+    family: Any  # the chosen family's config for the chosen profile (a dataclass of the family)
+
+    @property
+    def sbert_model(self) -> str:
+        return self.evaluate.sbert_model[self.profile]
+
+    @property
+    def encoders(self) -> dict:
+        """What the features stage needs: which encoders are frozen and what their cached outputs
+        depend on (``frozen``, with the seed of a random-init one), and the config fields that
+        build them (``config``). A new learning rate changes neither, so features are kept."""
+        from vqalab.models.registry import get_family
+
+        family = get_family(self.model).model_class
+        return {"frozen": family.feature_spec(self.family, seed=self.seed), "config": family.feature_config(self.family)}
+
+
+
+# Sections a data set's recipe may set (``recipes.<dataset>``): everything but the run's choices.
+RECIPE_SECTIONS = ("preprocess", "train", "evaluate")
+
+
+def apply_recipe(raw: dict, dataset: str, families) -> dict:
+    """``raw`` with ``recipes.<dataset>`` merged over it, key by key.
+
+    A recipe holds the settings a kind of data needs (image size, schedule, regularisation), so
+    ``dvc exp run -S dataset=vqa_rad`` takes them with no other change. It may only set parameters
+    that exist in the sections above it, so a typo fails instead of being ignored.
+    """
+    recipes = raw.get("recipes") or {}
+    if not isinstance(recipes, dict):
+        raise ValueError("params: recipes must be a mapping of data set -> settings")
+    recipe = recipes.get(dataset) or {}
+    if not isinstance(recipe, dict):
+        raise ValueError(f"params: recipes.{dataset} must be a mapping of settings, got {recipe!r}")
+    allowed = (*RECIPE_SECTIONS, *families)
+    for section in recipe:
+        if section not in allowed:
+            raise ValueError(f"params: recipes.{dataset}.{section} cannot be set by a recipe; it may set {sorted(allowed)}")
+    merged = _merge(raw, recipe, f"recipes.{dataset}")
+    for key, value in _flatten(recipe):
+        section_value = raw
+        for part in key.split("."):
+            section_value = section_value[part]
+        log.info("recipes.%s sets %s = %r (params.yaml's %s is %r; the recipe wins for this data set)",
+                 dataset, key, value, key, section_value)
+    return merged
+
+
+def _flatten(mapping: dict, prefix: str = "") -> list[tuple[str, Any]]:
+    items = []
+    for key, value in mapping.items():
+        if isinstance(value, dict) and value:
+            items += _flatten(value, f"{prefix}{key}.")
+        else:
+            items.append((f"{prefix}{key}", value))
+    return items
+
+
+def _merge(base: dict, override: dict, where: str, section: str = "") -> dict:
+    merged = dict(base)
+    for key, value in override.items():
+        target = f"{section}.{key}" if section else key
+        if key not in base:
+            raise ValueError(f"params: {where}.{key} sets {target}, which is not a parameter; "
+                             f"{section or 'params.yaml'} holds {sorted(base)}")
+        if isinstance(value, dict) and isinstance(base[key], dict):
+            merged[key] = _merge(base[key], value, f"{where}.{key}", target)
+        else:
+            merged[key] = value
+    return merged
+
+
+def load_params(path: str | Path = "params.yaml") -> Params:
+    # Imported here: a family or data set module is imported only when it is chosen.
+    from vqalab.data.registry import DATASETS, get_dataset
+    from vqalab.models.registry import FAMILIES, get_family
+
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path} not found: run the stages from the project root") from None
+    if not isinstance(raw, dict):
+        raise ValueError(f"{path} must hold a mapping of parameters")
+
+    def choice(key: str, choices) -> str:
+        value = raw.get(key)
+        if value not in choices:
+            raise ValueError(f"params: {key} = {value!r} is not one of {sorted(choices)}")
+        return value
+
+    dataset = choice("dataset", DATASETS)
+    model = choice("model", FAMILIES)
+    raw = apply_recipe(raw, dataset, FAMILIES)
+    profile = choice("profile", PROFILES)
+    seed = raw.get("seed")
+    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+        raise ValueError(f"params: seed must be a non-negative integer, got {seed!r}")
+    family = get_family(model)
+    section = raw.get(model)
+    if not isinstance(section, dict) or profile not in section:
+        raise ValueError(f"params: section {model}.{profile} is missing; it holds the {model} settings for profile {profile}")
+    dataset_sections = raw.get("datasets") or {}
+    return Params(
+        dataset=dataset,
+        model=model,
+        profile=profile,
+        seed=seed,
+        download=from_mapping(DownloadParams, raw.get("download", {}), "download"),
+        preprocess=from_mapping(PreprocessParams, raw.get("preprocess", {}), "preprocess"),
+        train=from_mapping(TrainParams, raw.get("train", {}), "train"),
+        evaluate=from_mapping(EvaluateParams, raw.get("evaluate", {}), "evaluate"),
+        report=from_mapping(ReportParams, raw.get("report", {}), "report"),
+        dataset_config=from_mapping(get_dataset(dataset).config_class, dataset_sections.get(dataset) or {},
+                                    f"datasets.{dataset}"),
+        family=from_mapping(family.config_class, section[profile], f"{model}.{profile}"),
+    )
+
+
+# What each DVC stage reads, as dotted names of ``Params`` (``family`` is the chosen family's
+# section for the chosen profile and ``dataset_config`` the chosen data set's, both after the
+# recipe; ``sbert_model`` the chosen profile's scorer). The params stage writes the values of each
+# stage's parameters to data/params/<stage>.json, which is what that stage depends on in dvc.yaml,
+# and every stage reads its parameters from that file (``StageParams``), so a stage's
+# dependencies cannot miss a parameter it reads.
+STAGE_PARAMS = {
+    "download": ("dataset", "dataset_config", "download"),
+    "preprocess": ("dataset", "seed", "preprocess", "family.image_size", "family.resize"),
+    "features": ("model", "profile", "encoders", "evaluate.batch_size", "train.device"),
+    "train": ("dataset", "model", "profile", "seed", "family", "train"),
+    "evaluate": ("dataset", "profile", "dataset_config", "download.max_images_per_split", "evaluate.batch_size",
+                 "sbert_model", "train.device"),
+    "report": ("report",),
+}
+def stage_values(params: Params, stage: str) -> dict[str, Any]:
+    """The values of the parameters ``stage``'s outputs depend on, nested as in params.yaml
+    (``family.image_size`` -> {"family": {"image_size": ...}}): its data/params/<stage>.json."""
+    values: dict[str, Any] = {}
+    for name in STAGE_PARAMS[stage]:
+        value, node, (*parents, leaf) = params, values, name.split(".")
+        for part in name.split("."):
+            value = getattr(value, part)
+        for parent in parents:
+            node = node.setdefault(parent, {})
+        node[leaf] = plain(value)
+    if "train" in values:
+        values["train"] = {k: v for k, v in values["train"].items() if k not in RUN_CONTROLS}
+    return values
+
+
+def plain(value: Any) -> Any:
+    """``value`` as JSON data: dataclasses become mappings, tuples lists."""
+    if dataclasses.is_dataclass(value):
+        return plain(dataclasses.asdict(value))
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    return value
