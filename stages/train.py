@@ -14,9 +14,11 @@ from pathlib import Path
 
 from dvclive import Live
 
+import vqalab
 from vqalab.config import StageParams, TrainParams, from_mapping, run_controls
 from vqalab.data.dataset import ProcessedData
 from vqalab.data.features import CachedFeatures
+from vqalab.io import digest
 from vqalab.models.checkpoint import save_checkpoint
 from vqalab.models.registry import family_config, get_family
 from vqalab.stage import stage_parser
@@ -56,10 +58,14 @@ def main(argv=None) -> None:
     # Closed-form parts (a question prior, candidate answers) come from train, chosen on validation.
     prepared = model.prepare_for_training(train_set, val_set)
 
+    # What the run depends on: a saved state made from anything else is not resumed.
+    fingerprint = {"params": params.as_dict(), "data": digest(args.data), "features": digest(args.features),
+                   "code": {"vqalab": vqalab.__version__, "source": digest(Path(vqalab.__file__).parent, pattern="*.py")}}
     args.state.parent.mkdir(parents=True, exist_ok=True)
     if not is_main_process():
         # The other processes of a multi-process launch train their share of each batch and write nothing.
-        fit(model, train_set, val_set, params=train_params, device=device, seed=params.seed, state_path=args.state)
+        fit(model, train_set, val_set, params=train_params, device=device, seed=params.seed, state_path=args.state,
+            fingerprint=fingerprint)
         return
     with Live(dir=str(args.live), save_dvc_exp=False, dvcyaml=None, report=None) as live:
         def log_epoch(epoch: int, metrics: dict) -> None:
@@ -68,7 +74,7 @@ def main(argv=None) -> None:
             live.next_step()
 
         result = fit(model, train_set, val_set, params=train_params, device=device, seed=params.seed,
-                     on_epoch_end=log_epoch, state_path=args.state)
+                     on_epoch_end=log_epoch, state_path=args.state, fingerprint=fingerprint)
 
     summary = asdict(result)
     summary.pop("history")  # the curves live in the DVCLive folder

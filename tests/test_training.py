@@ -138,3 +138,71 @@ def test_mixed_precision_trains_with_finite_losses(precision):
                  device=torch.device("cpu"), seed=0)
     assert all(math.isfinite(h["train_loss"]) for h in result.history)
     assert any(not torch.equal(before[k], v) for k, v in model.state_dict().items()), "the weights must change"
+
+
+def test_a_saved_state_made_with_other_inputs_is_not_resumed(tmp_path, caplog):
+    """The issue's case: resuming with another learning rate must not continue the old schedule."""
+    params = replace(PARAMS, max_epochs=3, patience=3, resume=True)
+    train, val = datasets()
+    state = tmp_path / "state.pt"
+    old = {"params": {"family": {"lr": 0.002}}, "data": "d1", "code": {"source": "c1"}}
+
+    def kill_after_first_epoch(epoch, metrics):
+        if epoch == 1:
+            raise Killed
+
+    seed_everything(0)
+    model = ResNetBert.build(CONFIG, train.vocab.answers)
+    with pytest.raises(Killed):
+        fit(model, train, val, params=params, device=torch.device("cpu"), seed=0, on_epoch_end=kill_after_first_epoch,
+            state_path=state, fingerprint=old)
+    new = {**old, "params": {"family": {"lr": 0.0001}}}
+    seen = []
+    seed_everything(0)
+    model = ResNetBert.build(CONFIG, train.vocab.answers)
+    with caplog.at_level("WARNING"):
+        result = fit(model, train, val, params=params, device=torch.device("cpu"), seed=0,
+                     on_epoch_end=lambda epoch, metrics: seen.append(epoch), state_path=state, fingerprint=new)
+    assert "was made with other inputs (params.family.lr: 0.002 -> 0.0001): starting afresh" in caplog.text
+    assert seen == [1, 2, 3] and result.epochs_run == 3  # epoch 1 was trained again, not restored
+    # With the same fingerprint the state is resumed.
+    state.unlink()
+    with pytest.raises(Killed):
+        fit(ResNetBert.build(CONFIG, train.vocab.answers), train, val, params=params, device=torch.device("cpu"),
+            seed=0, on_epoch_end=kill_after_first_epoch, state_path=state, fingerprint=new)
+    caplog.clear()
+    with caplog.at_level("INFO"):
+        fit(ResNetBert.build(CONFIG, train.vocab.answers), train, val, params=params, device=torch.device("cpu"),
+            seed=0, state_path=state, fingerprint=new)
+    assert "resuming after epoch 1" in caplog.text
+
+
+def test_the_model_ends_with_the_weights_of_its_best_validation_epoch(monkeypatch):
+    """Validation accuracy 0.5, 0.9, 0.6: the model must hold epoch 2's weights, not the last."""
+    import vqalab.training.loop as loop
+
+    scores = iter([0.5, 0.9, 0.6])
+    monkeypatch.setattr(loop, "validation_accuracy", lambda *args, **kwargs: next(scores))
+    train, val = datasets()
+    seed_everything(0)
+    model = ResNetBert.build(CONFIG, train.vocab.answers)
+    snapshots = {}
+    result = fit(model, train, val, params=replace(PARAMS, max_epochs=3, patience=3), device=torch.device("cpu"),
+                 seed=0, on_epoch_end=lambda epoch, _: snapshots.update(
+                     {epoch: {k: v.clone() for k, v in model.state_dict().items()}}))
+    assert result.best_epoch == 2 and result.epochs_run == 3
+    final = model.state_dict()
+    assert all(torch.equal(final[k], snapshots[2][k]) for k in final)
+    assert not all(torch.equal(final[k], snapshots[3][k]) for k in final)
+
+
+def test_a_batch_with_every_answer_outside_the_vocabulary_still_takes_part_in_backward():
+    """Under DDP every process must run backward in every step; a None loss would skip it."""
+    from vqalab.data.vocab import IGNORE_INDEX
+    from vqalab.models.base import classification_loss
+
+    logits = torch.randn(3, 4, requires_grad=True)
+    loss = classification_loss(logits, torch.full((3,), IGNORE_INDEX))
+    assert loss.item() == 0.0 and loss.requires_grad
+    loss.backward()
+    assert torch.equal(logits.grad, torch.zeros(3, 4))

@@ -205,6 +205,10 @@ class StageParams:
         value = self._values[name]
         return StageParams(value, where=f"{self._where}:{name}") if isinstance(value, dict) else value
 
+    def as_dict(self) -> dict:
+        """Every value, as the file holds it."""
+        return dict(self._values)
+
     def section(self, name: str) -> dict:
         """A whole section as a mapping (to build its typed config)."""
         value = self._values[name]

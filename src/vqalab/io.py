@@ -85,3 +85,19 @@ def read_jsonl(path: str | os.PathLike) -> list[dict]:
             except json.JSONDecodeError as err:
                 raise ValueError(f"{path}:{line_no} is not valid JSON ({err})") from None
     return rows
+
+
+def digest(*paths: str | os.PathLike, pattern: str = "*") -> str:
+    """sha256 over the files under ``paths`` (names relative to each path, and contents), in a
+    fixed order: what a saved training state was made from."""
+    import hashlib
+
+    hasher = hashlib.sha256()
+    for root in map(Path, paths):
+        files = sorted(p for p in root.rglob(pattern) if p.is_file()) if root.is_dir() else [root]
+        for path in files:
+            hasher.update(str(path.relative_to(root) if root.is_dir() else path.name).encode())
+            with path.open("rb") as fh:
+                for block in iter(lambda: fh.read(1 << 20), b""):
+                    hasher.update(block)
+    return hasher.hexdigest()

@@ -6,7 +6,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from torch import nn
+
+from vqalab.data.vocab import IGNORE_INDEX
 
 
 @dataclass
@@ -110,3 +113,21 @@ class VQAModel(nn.Module):
             "trainable_params": sum(p.numel() for p in self.parameters() if p.requires_grad),
             "total_params": sum(p.numel() for p in self.parameters()),
         }
+
+
+def classification_loss(logits: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor | None:
+    """Cross-entropy over the answers (None without labels). A batch whose answers are all outside
+    the vocabulary gives a zero that keeps the graph: every process of a data-parallel run must
+    take part in each backward pass, where DDP reduces the gradients, or the others wait forever."""
+    if labels is None:
+        return None
+    if not (labels != IGNORE_INDEX).any():
+        return logits.sum() * 0.0
+    return F.cross_entropy(logits, labels, ignore_index=IGNORE_INDEX)
+
+
+def top_answers(logits: torch.Tensor, answers: list[str], top_k: int) -> list[list[tuple[str, float]]]:
+    probs = logits.float().softmax(-1)
+    scores, indices = probs.topk(min(top_k, probs.shape[-1]), dim=-1)
+    return [[(answers[i], float(s)) for s, i in zip(row_s.tolist(), row_i.tolist())]
+            for row_s, row_i in zip(scores, indices)]

@@ -30,9 +30,8 @@ from torch import nn
 from transformers import AutoConfig, AutoModel, AutoTokenizer
 
 from vqalab.config import param_name
-from vqalab.data.vocab import IGNORE_INDEX
 from vqalab.evaluation.blind import fit_question_classifier
-from vqalab.models.base import ModelOutput, VQAModel
+from vqalab.models.base import ModelOutput, VQAModel, classification_loss, top_answers
 from vqalab.models.lora import apply_lora
 from vqalab.models.pretrained import from_pretrained
 
@@ -331,17 +330,3 @@ class FusionClassifier(VQAModel):
     def predict(self, batch: dict, top_k: int = 1, mode: str | None = None) -> list[list[tuple[str, float]]]:
         self.check_mode(mode)
         return top_answers(self(batch).logits, self.answers, top_k)
-
-
-def classification_loss(logits: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor | None:
-    """Cross-entropy over the answers; None when no label in the batch is inside the vocabulary."""
-    if labels is None or not (labels != IGNORE_INDEX).any():
-        return None
-    return F.cross_entropy(logits, labels, ignore_index=IGNORE_INDEX)
-
-
-def top_answers(logits: torch.Tensor, answers: list[str], top_k: int) -> list[list[tuple[str, float]]]:
-    probs = logits.float().softmax(-1)
-    scores, indices = probs.topk(min(top_k, probs.shape[-1]), dim=-1)
-    return [[(answers[i], float(s)) for s, i in zip(row_s.tolist(), row_i.tolist())]
-            for row_s, row_i in zip(scores, indices)]

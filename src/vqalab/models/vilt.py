@@ -17,8 +17,7 @@ from transformers import AutoTokenizer, ViltConfig, ViltForQuestionAnswering, Vi
 
 from vqalab.config import param_name
 from vqalab.data.preprocess import check_resize
-from vqalab.models.base import ModelOutput, VQAModel
-from vqalab.models.fusion import classification_loss, top_answers
+from vqalab.models.base import ModelOutput, VQAModel, classification_loss, top_answers
 from vqalab.models.lora import LoraSettings, apply_lora
 from vqalab.models.pretrained import from_pretrained
 

@@ -50,13 +50,15 @@ def validation_accuracy(model: VQAModel, val_set: VQADataset, *, batch_size: int
 
 def fit(model: VQAModel, train_set: VQADataset, val_set: VQADataset, *, params: TrainParams,
         device: torch.device, seed: int, on_epoch_end: Callable[[int, dict], None] | None = None,
-        state_path: Path | None = None) -> TrainResult:
+        state_path: Path | None = None, fingerprint: dict | None = None) -> TrainResult:
     """Train ``model`` in place and leave it holding the weights of its best validation epoch.
 
     With ``state_path``, everything the next epoch depends on (weights, optimiser, schedule, random
     states, history) is saved there after every epoch, and a run started with ``params.resume``
-    continues from it: the result equals an uninterrupted run's. ``on_epoch_end`` is also called
-    for the epochs a resumed run restores, so loggers see the whole history.
+    continues from it: the result equals an uninterrupted run's. The state carries ``fingerprint``
+    (what the run depends on: parameters, data, features, code); a state made with another one is
+    not resumed - the run starts afresh and the log names what changed. ``on_epoch_end`` is also
+    called for the epochs a resumed run restores, so loggers see the whole history.
 
     Launched as several processes (``accelerate launch``), the model trains under DDP with the
     global batch ``params.batch_size`` split across them; every process validates on the whole
@@ -87,7 +89,13 @@ def fit(model: VQAModel, train_set: VQADataset, val_set: VQADataset, *, params: 
     progress_state = {"epoch": 0, "best_state": None, "best_epoch": 0, "best_acc": -1.0, "history": [],
                       "stop_reason": None, "elapsed_s": 0.0}
     if state_path is not None and state_path.is_file():
-        if params.resume:
+        changed = params.resume and fingerprint_changes(torch.load(state_path, map_location="cpu", weights_only=False)
+                                                        .get("fingerprint"), fingerprint)
+        if changed:
+            log.warning("train.resume: %s was made with other inputs (%s): starting afresh", state_path,
+                        "; ".join(changed))
+            state_path.unlink(missing_ok=True)
+        elif params.resume:
             progress_state = load_training_state(state_path, model, optimizer, scheduler, scaler, generator)
             log.info("resuming after epoch %d from %s", progress_state["epoch"], state_path)
             for past in progress_state["history"]:
@@ -111,8 +119,6 @@ def fit(model: VQAModel, train_set: VQADataset, val_set: VQADataset, *, params: 
         for batch in progress:
             with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
                 output = train_model(to_device(batch, device))
-            if output.loss is None:  # every answer in the batch is outside the vocabulary
-                continue
             scaler.scale(output.loss).backward()
             if params.grad_clip is not None:
                 scaler.unscale_(optimizer)  # clip the true gradients, not the scaled ones
@@ -142,7 +148,8 @@ def fit(model: VQAModel, train_set: VQADataset, val_set: VQADataset, *, params: 
         log.info("epoch %d: %s", epoch, {k: round(v, 5) for k, v in metrics.items()})
         if val_acc > best_acc:
             best_acc, best_epoch = val_acc, epoch
-            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            # What the family saves (LoRA adapters, not a frozen base), on the CPU: a copy per better epoch.
+            best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.checkpoint_state().items()}
         if params.target_val_accuracy is not None and val_acc >= params.target_val_accuracy:
             stop_reason = "target_val_accuracy"
         elif epoch - best_epoch >= params.patience:
@@ -150,20 +157,36 @@ def fit(model: VQAModel, train_set: VQADataset, val_set: VQADataset, *, params: 
         if state_path is not None and main:
             save_training_state(state_path, model, optimizer, scheduler, scaler, generator, {
                 "epoch": epoch, "best_state": best_state, "best_epoch": best_epoch, "best_acc": best_acc,
-                "history": history, "stop_reason": stop_reason, "elapsed_s": time.perf_counter() - start})
+                "history": history, "stop_reason": stop_reason, "elapsed_s": time.perf_counter() - start},
+                fingerprint=fingerprint)
         if on_epoch_end is not None and main:
             on_epoch_end(epoch, metrics)
     train_time = time.perf_counter() - start
-    model.load_state_dict(best_state)
+    model.load_checkpoint_state(best_state)
     return TrainResult(best_epoch=best_epoch, best_val_accuracy=best_acc, epochs_run=len(history),
                        stop_reason=stop_reason or "max_epochs", train_time_s=train_time, processes=processes,
                        global_batch_size=global_batch_size, history=history)
 
 
-def save_training_state(path: Path, model, optimizer, scheduler, scaler, generator, progress: dict) -> None:
+def fingerprint_changes(saved: dict | None, current: dict | None, prefix: str = "") -> list[str]:
+    """What differs between two fingerprints, as ``name: old -> new`` (nested mappings flattened)."""
+    saved, current = saved or {}, current or {}
+    changes = []
+    for key in sorted(set(saved) | set(current)):
+        old, new = saved.get(key), current.get(key)
+        if isinstance(old, dict) and isinstance(new, dict):
+            changes += fingerprint_changes(old, new, f"{prefix}{key}.")
+        elif old != new:
+            changes.append(f"{prefix}{key}: {old!r} -> {new!r}")
+    return changes
+
+
+def save_training_state(path: Path, model, optimizer, scheduler, scaler, generator, progress: dict, *,
+                        fingerprint: dict | None = None) -> None:
     with atomic_path(path) as tmp:
         torch.save({
-            "model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+            "fingerprint": fingerprint,
+            "model": model.checkpoint_state(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
             "scaler": scaler.state_dict(),
             "generator": generator.get_state(), "torch_rng": torch.get_rng_state(),
             "numpy_rng": np.random.get_state(), "python_rng": random.getstate(), "progress": progress,
@@ -172,7 +195,7 @@ def save_training_state(path: Path, model, optimizer, scheduler, scaler, generat
 
 def load_training_state(path: Path, model, optimizer, scheduler, scaler, generator) -> dict:
     state = torch.load(path, map_location="cpu", weights_only=False)  # our own file: it holds RNG states
-    model.load_state_dict(state["model"])
+    model.load_checkpoint_state(state["model"])
     optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])
     scaler.load_state_dict(state["scaler"])
