@@ -4,7 +4,7 @@ from pathlib import Path
 
 from vqalab.config import StageParams
 from vqalab.data.registry import dataset_config, download
-from vqalab.stage import stage_parser
+from vqalab.stage import run_stage, stage_parser
 
 
 def main(argv=None) -> None:
@@ -20,4 +20,4 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_stage(main)

@@ -20,7 +20,7 @@ from vqalab.evaluation.metrics import exact_match, score_predictions
 from vqalab.evaluation.predict import predict_dataset
 from vqalab.io import write_json, write_jsonl
 from vqalab.models.checkpoint import load_checkpoint
-from vqalab.stage import stage_parser
+from vqalab.stage import run_stage, stage_parser
 from vqalab.training.device import resolve_device
 
 
@@ -97,4 +97,4 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_stage(main)

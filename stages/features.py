@@ -12,7 +12,7 @@ from vqalab.config import StageParams
 from vqalab.data.dataset import ProcessedData
 from vqalab.data.features import compute_features, save_features
 from vqalab.models.registry import family_config, get_family
-from vqalab.stage import stage_parser
+from vqalab.stage import run_stage, stage_parser
 from vqalab.training.device import resolve_device, seed_everything
 
 log = logging.getLogger("features")
@@ -44,4 +44,4 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_stage(main)

@@ -11,7 +11,7 @@ from pathlib import Path
 from vqalab.params import STAGE_PARAMS, load_params, stage_values
 from vqalab.io import write_json
 from vqalab.models.sources import check_pretrained_sources
-from vqalab.stage import stage_parser
+from vqalab.stage import run_stage, stage_parser
 
 
 def main(argv=None) -> None:
@@ -26,4 +26,4 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_stage(main)

@@ -5,7 +5,7 @@ from pathlib import Path
 from vqalab.config import StageParams
 from vqalab.data.preprocess import preprocess
 from vqalab.io import atomic_path, write_json
-from vqalab.stage import stage_parser
+from vqalab.stage import run_stage, stage_parser
 
 
 def main(argv=None) -> None:
@@ -24,4 +24,4 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_stage(main)

@@ -7,7 +7,7 @@ from vqalab.data.dataset import ProcessedData
 from vqalab.io import atomic_path, read_json, read_jsonl
 from vqalab.report.gallery import write_gallery
 from vqalab.report.report import FREQUENCY_ORDER, plot_accuracy_bars, plot_training_curves, read_curves, render_report
-from vqalab.stage import stage_parser
+from vqalab.stage import run_stage, stage_parser
 
 
 def main(argv=None) -> None:
@@ -42,4 +42,4 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_stage(main)

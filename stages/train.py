@@ -21,7 +21,7 @@ from vqalab.data.features import CachedFeatures
 from vqalab.io import digest
 from vqalab.models.checkpoint import save_checkpoint
 from vqalab.models.registry import family_config, get_family
-from vqalab.stage import stage_parser
+from vqalab.stage import run_stage, stage_parser
 from vqalab.training.device import library_versions, resolve_device, seed_everything
 from vqalab.training.distributed import is_main_process
 from vqalab.training.loop import fit
@@ -97,4 +97,4 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_stage(main)

@@ -30,10 +30,13 @@ class BadRecord(ValueError):
 
 
 class RecordCollector:
-    def __init__(self, out_dir: Path, *, on_bad_record: str = "error"):
+    def __init__(self, out_dir: Path, *, on_bad_record: str = "error", final_dir: Path | None = None):
+        """``out_dir``: where to write (a staging folder); ``final_dir``: where it will be once
+        complete, the name messages give (the staging folder is gone by the time they are read)."""
         if on_bad_record not in ON_BAD_RECORD:
             raise ValueError(f"on_bad_record must be one of {ON_BAD_RECORD}, got {on_bad_record!r}")
         self.out_dir = out_dir
+        self.final_dir = final_dir or out_dir
         self.on_bad_record = on_bad_record
         self.records: list[Record] = []
         self.skipped: Counter = Counter()
@@ -132,7 +135,7 @@ class RecordCollector:
             if rel not in used:
                 (self.out_dir / rel).unlink(missing_ok=True)
         if not records:
-            raise ValueError(f"no usable records were read into {self.out_dir} (skipped: {dict(self.skipped)})")
+            raise ValueError(f"no usable records were read into {self.final_dir} (skipped: {dict(self.skipped)})")
         write_jsonl(self.out_dir / RECORDS_FILE, (r.to_dict() for r in records))
         counts = {}
         for split in sorted({r.split for r in records}):

@@ -18,9 +18,9 @@ from pathlib import Path
 import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
-from tqdm import tqdm
 
 from vqalab.io import atomic_path, read_json, write_json
+from vqalab.progress import progress
 
 INFO_FILE = "features.json"
 TENSORS_FILE = "features.safetensors"
@@ -82,11 +82,11 @@ def compute_features(model, images: np.ndarray, questions: list[str], *, batch_s
     if "image" in fingerprints:
         rows = [model.encode_image_features(torch.from_numpy(np.array(images[start:start + batch_size])).to(device))
                 .to(STORAGE_DTYPE).cpu()
-                for start in tqdm(range(0, len(images), batch_size), desc="image features", unit="batch")]
+                for start in progress(range(0, len(images), batch_size), desc="image features", unit="batch")]
         tensors["image"] = torch.cat(rows)
     if "question" in fingerprints:
         rows = [model.encode_question_features(questions[start:start + batch_size]).to(STORAGE_DTYPE).cpu()
-                for start in tqdm(range(0, len(questions), batch_size), desc="question features", unit="batch")]
+                for start in progress(range(0, len(questions), batch_size), desc="question features", unit="batch")]
         tensors["question"] = torch.cat(rows)
     return tensors, fingerprints
 

@@ -16,12 +16,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 from sklearn.model_selection import GroupShuffleSplit
-from tqdm import tqdm
 
 from vqalab.data.collect import MANIFEST_FILE
 from vqalab.data.schema import RECORDS_FILE, Record, read_records
 from vqalab.data.vocab import AnswerVocab
 from vqalab.io import read_json, write_json, write_jsonl
+from vqalab.progress import progress
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +92,7 @@ def resize_images(raw_dir: Path, image_paths: list[str], size: int, mode: str = 
     """Decode and resize every image once, to a uint8 array of shape N x 3 x size x size."""
     check_resize(mode)
     out = np.empty((len(image_paths), 3, size, size), dtype=np.uint8)
-    for row, rel in enumerate(tqdm(image_paths, desc=f"resize to {size}px ({mode})", unit="img")):
+    for row, rel in enumerate(progress(image_paths, desc=f"resize to {size}px ({mode})", unit="img")):
         path = raw_dir / rel
         try:
             out[row] = read_square(path, size, mode)

@@ -39,7 +39,7 @@ def download(name: str, config, *, out: Path, downloads: Path, on_bad_record: st
              max_images_per_split: int | None = None) -> dict:
     """Read data set ``name`` from its source into ``out`` (records, images, manifest), atomically."""
     with atomic_path(out, is_dir=True) as tmp:
-        collector = RecordCollector(tmp, on_bad_record=on_bad_record)
+        collector = RecordCollector(tmp, on_bad_record=on_bad_record, final_dir=out)
         get_dataset(name).materialize(config, collector=collector, downloads=downloads)
         counts = collector.finish(max_images_per_split=max_images_per_split)
         manifest = {"dataset": name, "config": asdict(config), **counts}

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import torch
 from torch.utils.data import DataLoader, Dataset
-from tqdm import tqdm
 
 from vqalab.data.dataset import IndexedBatches, VQADataset
 from vqalab.models.base import VQAModel
+from vqalab.progress import progress as progress_bar
 from vqalab.training.device import to_device
 
 
@@ -23,6 +23,6 @@ def predict_dataset(model: VQAModel, dataset: Dataset, *, batch_size: int, devic
     else:
         loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=model.collate)
     outputs: list[list[tuple[str, float]]] = []
-    for batch in tqdm(loader, desc=desc, unit="batch", leave=False, disable=not progress):
+    for batch in progress_bar(loader, desc=desc, unit="batch", leave=False, enabled=progress):
         outputs.extend(model.predict(to_device(batch, device), top_k=top_k, mode=mode))
     return outputs

@@ -13,10 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-
 import torch
 from torch.utils.data import DataLoader
-from tqdm import tqdm
 from transformers import get_linear_schedule_with_warmup
 
 from vqalab.config import TrainParams
@@ -25,8 +23,13 @@ from vqalab.evaluation.metrics import accuracy
 from vqalab.evaluation.predict import predict_dataset
 from vqalab.io import atomic_path
 from vqalab.models.base import VQAModel
+from vqalab.progress import progress
 from vqalab.training.device import resolve_precision, to_device
-from vqalab.training.distributed import is_main_process, launched_processes, prepare_data_parallel
+from vqalab.training.distributed import (
+    is_main_process,
+    launched_processes,
+    prepare_data_parallel,
+)
 
 log = logging.getLogger(__name__)
 
@@ -115,7 +118,7 @@ def fit(model: VQAModel, train_set: VQADataset, val_set: VQADataset, *, params: 
         model.train()
         loss_sum, loss_batches, samples = 0.0, 0, 0
         epoch_start = time.perf_counter()
-        progress = tqdm(loader, desc=f"epoch {epoch}/{params.max_epochs}", unit="batch", disable=not main)
+        progress = progress(loader, desc=f"epoch {epoch}/{params.max_epochs}", unit="batch", enabled=main)
         for batch in progress:
             with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
                 output = train_model(to_device(batch, device))

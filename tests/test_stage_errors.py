@@ -1,0 +1,50 @@
+"""A stage's error is one line naming what to fix; an interrupt exits 2; VQALAB_DEBUG=1 shows the traceback."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from conftest import ROOT
+
+
+def stage(args, tmp_path, **env):
+    return subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True,
+                          env={**os.environ, **env}, timeout=120)
+
+
+def test_a_user_error_is_one_line_and_exit_code_1(tmp_path):
+    missing = tmp_path / "preprocess.json"
+    out = stage(["stages/preprocess.py", "--params", str(missing), "--raw", str(tmp_path), "--out",
+                 str(tmp_path / "out"), "--stats", str(tmp_path / "stats.json")], tmp_path)
+    assert out.returncode == 1
+    lines = out.stderr.strip().splitlines()
+    assert lines == [f"error: {missing} does not exist: the params stage writes it (dvc repro)  "
+                     f"(VQALAB_DEBUG=1 shows the traceback)"]
+    debug = stage(["stages/preprocess.py", "--params", str(missing), "--raw", str(tmp_path), "--out",
+                   str(tmp_path / "out"), "--stats", str(tmp_path / "stats.json")], tmp_path, VQALAB_DEBUG="1")
+    assert debug.returncode == 1 and "Traceback (most recent call last)" in debug.stderr
+
+
+def test_a_bad_parameter_is_one_line_naming_it(tmp_path):
+    params = tmp_path / "params.yaml"
+    params.write_text((ROOT / "params.yaml").read_text().replace("model: resnet_bert", "model: resnet_gpt", 1))
+    out = stage(["stages/params.py", "--params", str(params), "--out", str(tmp_path / "p")], tmp_path)
+    assert out.returncode == 1
+    assert out.stderr.strip().splitlines()[-1].startswith(
+        "error: params: model = 'resnet_gpt' is not one of ['pubmedclip', 'qwen2vl', 'resnet_bert', 'vilt']")
+    assert "Traceback" not in out.stderr
+    assert not (tmp_path / "p").exists()
+
+
+def test_an_interrupt_exits_2_without_a_traceback(tmp_path):
+    fifo = tmp_path / "params.yaml"
+    os.mkfifo(fifo)  # reading it blocks until a writer comes: the stage waits there
+    process = subprocess.Popen([sys.executable, "stages/params.py", "--params", str(fifo), "--out", str(tmp_path / "p")],
+                               cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(3)  # past the imports, into the read
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 2
+    assert stderr.strip().splitlines()[-1] == "interrupted" and "Traceback" not in stderr
