@@ -118,8 +118,8 @@ def fit(model: VQAModel, train_set: VQADataset, val_set: VQADataset, *, params: 
         model.train()
         loss_sum, loss_batches, samples = 0.0, 0, 0
         epoch_start = time.perf_counter()
-        progress = progress(loader, desc=f"epoch {epoch}/{params.max_epochs}", unit="batch", enabled=main)
-        for batch in progress:
+        bar = progress(loader, desc=f"epoch {epoch}/{params.max_epochs}", unit="batch", enabled=main)
+        for batch in bar:
             with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
                 output = train_model(to_device(batch, device))
             scaler.scale(output.loss).backward()
@@ -137,7 +137,7 @@ def fit(model: VQAModel, train_set: VQADataset, val_set: VQADataset, *, params: 
                 global_batch_size = (int(accelerator.reduce(torch.tensor(batch_questions, device=device), "sum"))
                                      if accelerator else batch_questions)
             samples += batch_questions * processes  # split_batches: every process holds an equal share
-            progress.set_postfix(loss=f"{loss_sum / loss_batches:.4f}")
+            bar.set_postfix(loss=f"{loss_sum / loss_batches:.4f}")
         train_samples_per_s = samples / (time.perf_counter() - epoch_start)
         val_acc = validation_accuracy(model, val_set, batch_size=params.batch_size * 2, device=device)
         metrics = {
