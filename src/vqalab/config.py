@@ -96,6 +96,15 @@ def _require(condition: bool, message: str) -> None:
         raise ValueError(message)
 
 
+# How preprocess makes images square (``vqalab.data.preprocess.to_square``). Every family's config
+# names one, so the check lives here, where a config can use it without importing the data code.
+RESIZE_MODES = ("squash", "crop", "pad")
+
+
+def check_resize(mode: str) -> None:
+    _require(mode in RESIZE_MODES, f"resize must be one of {RESIZE_MODES}, got {mode!r}")
+
+
 # The sections below have no defaults: params.yaml gives every value, so a value left out of it
 # fails, naming it, instead of silently taking one that may differ from the documented one.
 
