@@ -25,9 +25,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import yaml
 from transformers import AutoTokenizer, BertConfig, BertModel, CLIPVisionConfig, CLIPVisionModel, ViltConfig, ViltForQuestionAnswering
 
-from vqalab.config import TrainParams
+from vqalab.config import TrainParams, from_mapping
 from vqalab.data.dataset import VQADataset
 from vqalab.data.features import CachedFeatures, compute_features
 from vqalab.data.schema import Record
@@ -40,6 +41,7 @@ from vqalab.models.vilt import Vilt, ViltFamilyConfig
 from vqalab.training.device import resolve_device, seed_everything
 from vqalab.training.loop import fit
 
+ROOT = Path(__file__).resolve().parents[1]
 QUESTIONS = ["is there a fracture in the left femur?", "what organ system is shown?", "is this an mri?",
              "where is the lesion located?", "are the lungs hyperinflated?", "what abnormality is seen?"]
 ANSWERS = [f"answer {i}" for i in range(500)]  # about VQA-RAD's vocabulary size
@@ -97,7 +99,10 @@ def measure(cls, config, *, precision: str, device: torch.device, batch_size: in
     if device.type == "cuda":
         torch.cuda.synchronize(device)
         torch.cuda.reset_peak_memory_stats(device)
-    params = TrainParams(max_epochs=1, batch_size=batch_size, precision=precision, device=str(device))
+    # params.yaml's training settings (gradient clipping, warm-up), for one epoch of this variant.
+    train = yaml.safe_load((ROOT / "params.yaml").read_text())["train"]
+    params = from_mapping(TrainParams, {**train, "max_epochs": 1, "batch_size": batch_size, "precision": precision,
+                                        "device": str(device)}, "train")
     result = fit(model, VQADataset(train_records, images, rows, vocab, features),
                  VQADataset(val_records, images, rows, vocab, features), params=params, device=device, seed=0)
     return {

@@ -1,8 +1,11 @@
+from dataclasses import fields
 from pathlib import Path
 
 import pytest
 import yaml
 
+from vqalab.config import (DownloadParams, EvaluateParams, PreprocessParams, ReportParams, TrainParams, from_mapping,
+                           run_controls)
 from vqalab.params import load_params
 from vqalab.models.resnet_bert import ResNetBertConfig
 
@@ -94,3 +97,31 @@ def test_every_data_set_has_a_recipe_entry_for_dvc():
     from vqalab.data.registry import DATASETS
 
     assert set(yaml.safe_load((ROOT / "params.yaml").read_text())["recipes"]) == set(DATASETS)
+
+
+SECTIONS = {"download": DownloadParams, "preprocess": PreprocessParams, "train": TrainParams,
+            "evaluate": EvaluateParams, "report": ReportParams}
+
+
+@pytest.mark.parametrize("section", sorted(SECTIONS))
+def test_params_yaml_is_the_one_source_of_every_section_value(section):
+    """A section's dataclass has no defaults that could disagree with params.yaml: params.yaml sets
+    every field, and a value left out of it fails, naming it."""
+    given = yaml.safe_load((ROOT / "params.yaml").read_text())[section]
+    assert set(given) == {f.name for f in fields(SECTIONS[section])}
+    for key in given:
+        with pytest.raises(ValueError, match=rf"params: {section}\.{key} is missing"):
+            from_mapping(SECTIONS[section], {k: v for k, v in given.items() if k != key}, section)
+
+
+def test_run_controls_reads_and_checks_only_resume_and_launcher(tmp_path):
+    assert run_controls(ROOT / "params.yaml") == {"resume": False, "launcher": "python"}
+    controls = tmp_path / "controls.yaml"
+    controls.write_text(yaml.safe_dump({"train": {"resume": True, "launcher": "accelerate launch --num_processes 2"}}))
+    assert run_controls(controls) == {"resume": True, "launcher": "accelerate launch --num_processes 2"}
+    controls.write_text(yaml.safe_dump({"train": {"resume": True, "launcher": " "}}))
+    with pytest.raises(ValueError, match="params: train: launcher must be a command"):
+        run_controls(controls)
+    controls.write_text(yaml.safe_dump({"train": {"resume": "yes", "launcher": "python"}}))
+    with pytest.raises(ValueError, match="params: train.resume = 'yes' should be of type bool"):
+        run_controls(controls)

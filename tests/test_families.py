@@ -1,6 +1,7 @@
 """Every registered family, built offline: tiny profiles from the project's params, paper
 architectures from config objects saved with save_pretrained and loaded through the hub-id path."""
 
+from dataclasses import fields, replace
 from pathlib import Path
 
 import pytest
@@ -11,11 +12,13 @@ from transformers import (AutoTokenizer, BertConfig, BertModel, CLIPConfig, CLIP
 
 from vqalab.config import from_mapping
 from vqalab.models.checkpoint import load_checkpoint, save_checkpoint
+from vqalab.models.fusion import FusionConfig
 from vqalab.models.lora import LoraSettings
 from vqalab.models.pretrained import resolve_pretrained
 from vqalab.models.pubmedclip import PubMedClip, PubMedClipConfig
 from vqalab.models.registry import FAMILIES, get_family
 from vqalab.models.vilt import Vilt, ViltFamilyConfig
+from vqalab.params import plain
 
 ROOT = Path(__file__).resolve().parents[1]
 ANSWERS = ["yes", "no", "red", "circle", "square"]
@@ -66,6 +69,35 @@ def test_tiny_family_trains_and_round_trips(name, tmp_path):
         predictions = loaded.predict(batch, top_k=1, mode=mode)
         assert len(predictions) == 2
         assert all(isinstance(answer, str) and 0.0 <= score <= 1.0 for (answer, score), in predictions)
+
+
+FUSION_FIELDS = {"image_size", "text_encoder", "resize", "image_training", "text_training", "trainable_blocks",
+                 "text_lora", "gradient_checkpointing", "max_question_tokens", "hidden_size", "dropout",
+                 "question_prior", "lr", "encoder_lr"}
+
+
+@pytest.mark.parametrize(("name", "own_fields", "resize"), [
+    ("resnet_bert", {"image_encoder", "image_weights", "image_widths"}, "squash"),
+    ("pubmedclip", {"vision_model", "vision_hidden_size", "vision_layers", "vision_heads", "vision_intermediate_size",
+                    "patch_size"}, "crop"),
+])
+def test_fusion_families_share_one_config_base(name, own_fields, resize):
+    """The fusion settings and their checks are declared once (FusionConfig); each family adds only
+    its image encoder's fields. A checkpoint stores every field, so the set must not change."""
+    config_class = get_family(name).config_class
+    assert issubclass(config_class, FusionConfig) and {f.name for f in fields(FusionConfig)} == FUSION_FIELDS
+    assert {f.name for f in fields(config_class)} == FUSION_FIELDS | own_fields
+    tiny = tiny_config(name)
+    with pytest.raises(ValueError, match=r"dropout must be in \[0, 1\), got 1.0"):
+        replace(tiny, dropout=1.0)
+    with pytest.raises(ValueError, match=r"resize must be one of \('squash', 'crop', 'pad'\), got 'fit'"):
+        replace(tiny, resize="fit")
+    # The features stage builds the family from the fields of its frozen encoders alone, as its
+    # params file holds them: the others (resize among them, the family's own default) keep their defaults.
+    encoder_fields = get_family(name).model_class.feature_config(tiny)
+    built = from_mapping(config_class, plain(encoder_fields), f"{name}.tiny")
+    assert "resize" not in encoder_fields and built.resize == resize
+    assert all(getattr(built, k) == v for k, v in encoder_fields.items())
 
 
 def test_unknown_family_lists_the_choices():

@@ -6,6 +6,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from collections import defaultdict
 from dataclasses import fields
 from pathlib import Path
@@ -244,6 +245,52 @@ def test_user_error_exits_non_zero_without_traceback(tmp_path):
     assert result.stderr.strip().splitlines() == [
         f"vqalab predict: error: model folder {tmp_path / 'nothing'} does not exist; pass --model the checkpoint folder "
         "the train stage wrote (e.g. models/resnet_bert)"]
+
+
+def fake_checkpoint_folder(path: Path) -> Path:
+    """Enough of a checkpoint for the argument checks, which only look for its checkpoint.json."""
+    path.mkdir(parents=True)
+    (path / CHECKPOINT_FILE).write_text("{}")
+    return path
+
+
+def test_a_missing_image_is_reported_at_once_by_the_console_command(tmp_path):
+    """Issue 15.9: the real `vqalab` command, as a shell runs it, reports a bad argument before it
+    imports torch and transformers (which took 8-10 s)."""
+    command = Path(sys.executable).parent / "vqalab"
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "HF_HUB_OFFLINE": "1"}
+    missing = tmp_path / "missing.png"
+    start = time.perf_counter()
+    result = subprocess.run([str(command), "predict", "--model", str(fake_checkpoint_folder(tmp_path / "model")),
+                             "--image", str(missing), "--question", "what shape is it?"],
+                            env=env, capture_output=True, text=True)
+    seconds = time.perf_counter() - start
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        f"vqalab predict: error: --image: image {missing} does not exist; pass an existing image file"]
+    assert seconds < 3, f"the error took {seconds:.1f} s"
+
+
+CHECK_ARGUMENTS = """
+import sys
+from vqalab.predict import build_parser, check_arguments
+questions = check_arguments(build_parser("vqalab predict").parse_args(sys.argv[1:]))
+print(len(questions), sorted(m for m in ("torch", "transformers", "sklearn") if m in sys.modules))
+"""
+
+
+@pytest.mark.parametrize("form", ["image", "records"])
+def test_arguments_are_checked_before_torch_is_imported(form, tmp_path):
+    model = fake_checkpoint_folder(tmp_path / "model")
+    if form == "image":
+        argv = ["--image", str(write_png(tmp_path / "p.png")), "--question", "what colour?"]
+    else:
+        argv = ["--records", str(write_batch(tmp_path, suffix=".csv"))]
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "HF_HUB_OFFLINE": "1"}
+    result = subprocess.run([sys.executable, "-c", CHECK_ARGUMENTS, "--model", str(model), *argv],
+                            env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split(maxsplit=1) == ["1" if form == "image" else "3", "[]\n"]
 
 
 def test_console_scripts_keep_compare_and_add_vqalab(capsys):

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from vqalab.models.registry import FAMILIES
 from vqalab.params import STAGE_PARAMS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -97,3 +98,10 @@ def test_the_params_stage_tracks_all_of_params_yaml_and_writes_every_stage_file(
     written = {next(iter(o)) for o in spec["outs"]}
     assert written == {f"data/params/{s}.json" for s in STAGE_PARAMS}
     assert set(stages()) == {"params", *STAGE_PARAMS}
+
+
+@pytest.mark.parametrize("module", sorted(FAMILIES.values()))
+def test_model_code_does_not_import_the_preprocessing_code(module):
+    """A family's config checks its resize mode with vqalab.config.check_resize: a stage that builds
+    a model does not depend on (nor import scikit-learn through) the preprocess stage's code."""
+    assert Path("src/vqalab/data/preprocess.py") not in import_closure(module_file(module))

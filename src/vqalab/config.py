@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -96,12 +96,25 @@ def _require(condition: bool, message: str) -> None:
         raise ValueError(message)
 
 
+# How preprocess makes images square (``vqalab.data.preprocess.to_square``). Every family's config
+# names one, so the check lives here, where a config can use it without importing the data code.
+RESIZE_MODES = ("squash", "crop", "pad")
+
+
+def check_resize(mode: str) -> None:
+    _require(mode in RESIZE_MODES, f"resize must be one of {RESIZE_MODES}, got {mode!r}")
+
+
+# The sections below have no defaults: params.yaml gives every value, so a value left out of it
+# fails, naming it, instead of silently taking one that may differ from the documented one.
+
+
 @dataclass(frozen=True)
 class DownloadParams:
     # Keep only the first N images of each split (and their questions): for smoke runs.
-    max_images_per_split: int | None = None
+    max_images_per_split: int | None
     # error: stop at the first bad record, naming it; skip: skip bad records and count them.
-    on_bad_record: str = "error"
+    on_bad_record: str
 
     def __post_init__(self) -> None:
         _require(self.max_images_per_split is None or self.max_images_per_split > 0,
@@ -111,34 +124,50 @@ class DownloadParams:
 
 @dataclass(frozen=True)
 class PreprocessParams:
-    val_fraction: float = 0.1
-    min_answer_count: int = 1
+    val_fraction: float
+    min_answer_count: int
 
     def __post_init__(self) -> None:
         _require(0.0 < self.val_fraction < 1.0, f"val_fraction must be in (0, 1), got {self.val_fraction}")
         _require(self.min_answer_count >= 1, f"min_answer_count must be >= 1, got {self.min_answer_count}")
 
 
+# How the train stage runs, not what it makes, so left out of its params file (the stage reads
+# them from params.yaml, ``run_controls``): a resumed run ends where an uninterrupted one does,
+# and the launcher only sets how many processes share the work.
 @dataclass(frozen=True)
-class TrainParams:
-    max_epochs: int = 10
-    patience: int = 2
-    batch_size: int = 64
-    weight_decay: float = 0.01
-    warmup_ratio: float = 0.05
-    grad_clip: float | None = 1.0
-    device: str = "auto"
-    # Stop once validation accuracy reaches this (null: run until patience or max_epochs).
-    target_val_accuracy: float | None = None
+class RunControls:
     # Continue an interrupted run from its last completed epoch (its saved training state).
-    resume: bool = False
-    # auto | fp32 | bf16 | fp16: mixed precision (autocast; fp16 adds a gradient scaler).
-    precision: str = "auto"
+    resume: bool
     # The command that starts the train stage (dvc.yaml's cmd): python, or e.g.
     # "accelerate launch --num_processes 4" for data-parallel training on 4 GPUs.
-    launcher: str = "python"
+    launcher: str
 
     def __post_init__(self) -> None:
+        _require(bool(self.launcher.strip()), "launcher must be a command, e.g. python or accelerate launch ...")
+
+
+RUN_CONTROLS = tuple(f.name for f in dataclasses.fields(RunControls))
+
+
+@dataclass(frozen=True)
+class TrainParams(RunControls):
+    """The train section: how the stage runs (``RunControls``) and the settings of what it trains."""
+
+    max_epochs: int
+    patience: int
+    batch_size: int
+    weight_decay: float
+    warmup_ratio: float
+    grad_clip: float | None
+    device: str
+    # Stop once validation accuracy reaches this (null: run until patience or max_epochs).
+    target_val_accuracy: float | None
+    # auto | fp32 | bf16 | fp16: mixed precision (autocast; fp16 adds a gradient scaler).
+    precision: str
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
         _require(self.max_epochs >= 1, f"max_epochs must be >= 1, got {self.max_epochs}")
         _require(self.patience >= 1, f"patience must be >= 1, got {self.patience}")
         _require(self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}")
@@ -147,7 +176,6 @@ class TrainParams:
         _require(self.grad_clip is None or self.grad_clip > 0, f"grad_clip must be > 0 or null, got {self.grad_clip}")
         _require(self.device == "auto" or self.device == "cpu" or self.device.startswith("cuda"),
                  f"device must be auto, cpu or cuda[:N], got {self.device!r}")
-        _require(bool(self.launcher.strip()), "launcher must be a command, e.g. python or accelerate launch ...")
         _require(self.precision in ("auto", "fp32", "bf16", "fp16"),
                  f"precision must be auto, fp32, bf16 or fp16, got {self.precision!r}")
         _require(self.target_val_accuracy is None or 0 < self.target_val_accuracy <= 1,
@@ -156,9 +184,9 @@ class TrainParams:
 
 @dataclass(frozen=True)
 class EvaluateParams:
-    batch_size: int = 256
+    batch_size: int
     # SBERT scorer per profile: a hub id, a local folder, or packaged:<name>.
-    sbert_model: dict[str, str] = field(default_factory=dict)
+    sbert_model: dict[str, str]
 
     def __post_init__(self) -> None:
         _require(self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}")
@@ -169,16 +197,10 @@ class EvaluateParams:
 @dataclass(frozen=True)
 class ReportParams:
     # The error gallery's row cap: wrong answers first; keeps the page a few MB on large test sets.
-    gallery_max_rows: int = 2000
+    gallery_max_rows: int
 
     def __post_init__(self) -> None:
         _require(self.gallery_max_rows >= 1, f"gallery_max_rows must be >= 1, got {self.gallery_max_rows}")
-
-
-# How the train stage runs, not what it makes, so left out of its params file (the stage reads
-# them from params.yaml): a resumed run ends where an uninterrupted one does, and the launcher only
-# sets how many processes share the work.
-RUN_CONTROLS = ("resume", "launcher")
 
 
 class StageParams:
@@ -220,5 +242,4 @@ class StageParams:
 def run_controls(path: str | Path = "params.yaml") -> dict[str, Any]:
     """``train.resume`` and ``train.launcher`` from params.yaml, validated (see ``RUN_CONTROLS``)."""
     train = (yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}).get("train") or {}
-    checked = from_mapping(TrainParams, {k: train[k] for k in RUN_CONTROLS if k in train}, "train")
-    return {k: getattr(checked, k) for k in RUN_CONTROLS}
+    return dataclasses.asdict(from_mapping(RunControls, {k: train[k] for k in RUN_CONTROLS if k in train}, "train"))

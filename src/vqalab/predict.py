@@ -22,18 +22,20 @@ import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-
-import torch
-from torch.utils.data import Dataset
+from typing import TYPE_CHECKING
 
 from vqalab.data.folder import read_rows
-from vqalab.data.preprocess import IMAGE_READ_ERRORS, read_square
 from vqalab.data.vocab import IGNORE_INDEX
-from vqalab.evaluation.predict import predict_dataset
 from vqalab.io import write_jsonl
-from vqalab.models.base import VQAModel
-from vqalab.models.checkpoint import CHECKPOINT_FILE, load_checkpoint
-from vqalab.training.device import resolve_device
+from vqalab.models.checkpoint import CHECKPOINT_FILE
+
+# torch, transformers and the model families take seconds to import, so they are imported inside
+# the functions that run after the arguments are checked (``check_arguments``): a mistyped path or
+# an empty question is reported at once. The imports here are only for annotations.
+if TYPE_CHECKING:
+    import torch
+
+    from vqalab.models.base import VQAModel
 
 COLUMNS = ("image", "question")
 
@@ -51,9 +53,9 @@ class Question:
     id: str | None = None
 
 
-class Questions(Dataset):
-    """``VQADataset``-style items for ``model.collate``; each image is read when its batch is made,
-    so a large records file never holds all its images in memory."""
+class Questions:
+    """``VQADataset``-style items for ``model.collate`` (a map-style data set for a DataLoader); each
+    image is read when its batch is made, so a large records file never holds all its images in memory."""
 
     def __init__(self, questions: list[Question], *, image_size: int, resize: str):
         self.questions = questions
@@ -64,6 +66,10 @@ class Questions(Dataset):
         return len(self.questions)
 
     def __getitem__(self, index: int) -> dict:
+        import torch
+
+        from vqalab.data.preprocess import IMAGE_READ_ERRORS, read_square
+
         question = self.questions[index]
         try:
             pixels = read_square(question.image, self.image_size, self.resize)
@@ -125,13 +131,18 @@ def read_questions(records: Path, *, images_root: Path) -> list[Question]:
     return [question_from_row(where, row, images_root=images_root) for where, row in rows]
 
 
-def open_model(directory: Path, *, device: torch.device) -> VQAModel:
+def check_model_folder(directory: Path) -> None:
     if not directory.is_dir():
         raise PredictInputError(f"model folder {directory} does not exist; pass --model the checkpoint folder "
                                 f"the train stage wrote (e.g. models/resnet_bert)")
     if not (directory / CHECKPOINT_FILE).is_file():
         raise PredictInputError(f"{directory} holds no {CHECKPOINT_FILE}, so it is not a vqalab checkpoint; pass "
                                 f"--model the folder the train stage wrote (e.g. models/resnet_bert)")
+
+
+def load_model(directory: Path, *, device: torch.device) -> VQAModel:
+    from vqalab.models.checkpoint import load_checkpoint
+
     try:
         model, _ = load_checkpoint(directory)
     except (FileNotFoundError, ValueError) as err:  # a damaged or incomplete checkpoint folder
@@ -154,6 +165,8 @@ def prediction_row(question: Question, ranked: list[tuple[str, float]]) -> dict:
 def predict_questions(model: VQAModel, questions: list[Question], *, top_k: int, mode: str | None,
                       device: torch.device, batch_size: int) -> list[dict]:
     """One prediction row per question, in order: the best answer, its score and the ``top_k`` ranking."""
+    from vqalab.evaluation.predict import predict_dataset
+
     try:
         mode = model.check_mode(mode)
     except ValueError as err:
@@ -207,17 +220,27 @@ def check_argument_combinations(parser: argparse.ArgumentParser, args: argparse.
         parser.error("--out and --images-root go with --records")
 
 
-def run(args: argparse.Namespace) -> None:
+def check_arguments(args: argparse.Namespace) -> list[Question]:
+    """The questions to answer, with every path, question and record checked, and the model folder:
+    what a user may have mistyped, checked before anything heavy is imported."""
     if args.image is not None:
         questions = [Question(image=existing_image(args.image, where="--image", hint="pass an existing image file"),
                               question=checked_question(args.question, where="--question"), where="--image")]
     else:
         questions = read_questions(args.records, images_root=args.images_root or args.records.parent)
+    check_model_folder(args.model)
+    return questions
+
+
+def run(args: argparse.Namespace) -> None:
+    questions = check_arguments(args)
+    from vqalab.training.device import resolve_device
+
     try:
         device = resolve_device(args.device, setting="--device")
     except ValueError as err:
         raise PredictInputError(str(err)) from None
-    model = open_model(args.model, device=device)
+    model = load_model(args.model, device=device)
     rows = predict_questions(model, questions, top_k=args.top_k, mode=args.mode, device=device,
                              batch_size=args.batch_size)
     if args.image is not None:

@@ -19,8 +19,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from sklearn.model_selection import GroupShuffleSplit
-
 from vqalab.data.collect import RecordCollector
 from vqalab.data.fetch import files_under, local_source
 
@@ -161,6 +159,10 @@ def materialize(config: FolderConfig, *, collector: RecordCollector, downloads: 
 
 
 def carve_test_split(images: list[str], config: FolderConfig) -> list[str]:
+    # Imported here: `vqalab predict` reads its records with read_rows, and scikit-learn takes a
+    # second to import that a user with a wrong column name should not wait for.
+    from sklearn.model_selection import GroupShuffleSplit
+
     splitter = GroupShuffleSplit(n_splits=1, test_size=config.test_fraction, random_state=config.split_seed)
     _, test_idx = next(splitter.split(images, groups=images))
     test = set(test_idx)

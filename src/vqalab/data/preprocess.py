@@ -17,6 +17,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 from sklearn.model_selection import GroupShuffleSplit
 
+from vqalab.config import check_resize
 from vqalab.data.collect import MANIFEST_FILE
 from vqalab.data.schema import RECORDS_FILE, Record, read_records
 from vqalab.data.vocab import AnswerVocab
@@ -47,14 +48,6 @@ def split_train_val(records: list[Record], *, val_fraction: float, seed: int) ->
     _, val_idx = next(splitter.split(train, groups=groups))
     val_ids = {train[i].id for i in val_idx}
     return [dataclasses.replace(r, split="val") if r.id in val_ids else r for r in records]
-
-
-RESIZE_MODES = ("squash", "crop", "pad")
-
-
-def check_resize(mode: str) -> None:
-    if mode not in RESIZE_MODES:
-        raise ValueError(f"resize must be one of {RESIZE_MODES}, got {mode!r}")
 
 
 def to_square(img: Image.Image, size: int, mode: str) -> Image.Image:

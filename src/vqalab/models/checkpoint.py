@@ -9,14 +9,17 @@ from __future__ import annotations
 
 from dataclasses import asdict
 from pathlib import Path
-
-from safetensors.torch import load_file, save_file
+from typing import TYPE_CHECKING
 
 from vqalab import __version__
 from vqalab.config import from_mapping
 from vqalab.io import atomic_path, read_json, write_json
-from vqalab.models.base import VQAModel
 from vqalab.models.registry import get_family
+
+# torch is imported only where weights are saved or loaded: ``vqalab predict`` checks that a model
+# folder holds CHECKPOINT_FILE before it imports torch, so a wrong path is reported at once.
+if TYPE_CHECKING:
+    from vqalab.models.base import VQAModel
 
 CHECKPOINT_FILE = "checkpoint.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -24,6 +27,8 @@ WEIGHTS_FILE = "model.safetensors"
 
 def save_checkpoint(model: VQAModel, directory: str | Path, *, info: dict) -> None:
     """Write the checkpoint under a temporary name and rename it into place."""
+    from safetensors.torch import save_file
+
     with atomic_path(directory, is_dir=True) as tmp:
         state = {k: v.detach().cpu().contiguous() for k, v in model.checkpoint_state().items()}
         save_file(state, tmp / WEIGHTS_FILE)
@@ -39,6 +44,8 @@ def save_checkpoint(model: VQAModel, directory: str | Path, *, info: dict) -> No
 
 def load_checkpoint(directory: str | Path) -> tuple[VQAModel, dict]:
     """Rebuild a model of any family from its checkpoint folder; returns (model, checkpoint info)."""
+    from safetensors.torch import load_file
+
     directory = Path(directory)
     if not (directory / CHECKPOINT_FILE).is_file():
         raise FileNotFoundError(f"{directory} is not a vqalab checkpoint (no {CHECKPOINT_FILE}); train a model first")

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -29,10 +30,10 @@ import torch.nn.functional as F
 from torch import nn
 from transformers import AutoConfig, AutoModel, AutoTokenizer
 
-from vqalab.config import param_name
+from vqalab.config import check_resize, param_name
 from vqalab.evaluation.blind import fit_question_classifier
 from vqalab.models.base import ModelOutput, VQAModel, classification_loss, top_answers
-from vqalab.models.lora import apply_lora
+from vqalab.models.lora import LoraSettings, apply_lora
 from vqalab.models.pretrained import from_pretrained
 
 TEXT_ENCODER_DIR = "text_encoder"
@@ -42,24 +43,46 @@ TEXT_TRAINING = ("full", "partial", "frozen", "lora")
 log = logging.getLogger(__name__)
 
 
-def check_fusion_settings(config) -> None:
-    """Validation every fusion-classifier config shares (called from its ``__post_init__``)."""
-    for name in ("max_question_tokens", "hidden_size", "trainable_blocks"):
-        if getattr(config, name) < 1:
-            raise ValueError(f"{name} must be >= 1, got {getattr(config, name)}")
-    if not 0.0 <= config.dropout < 1.0:
-        raise ValueError(f"dropout must be in [0, 1), got {config.dropout}")
-    if config.lr <= 0 or config.encoder_lr <= 0:
-        raise ValueError(f"lr and encoder_lr must be > 0, got {config.lr} and {config.encoder_lr}")
-    if config.image_training not in IMAGE_TRAINING:
-        raise ValueError(f"image_training must be one of {IMAGE_TRAINING}, got {config.image_training!r}")
-    if config.text_training not in TEXT_TRAINING:
-        raise ValueError(f"text_training must be one of {TEXT_TRAINING}, got {config.text_training!r}")
-    if config.text_training == "lora" and config.text_lora is None:
-        raise ValueError("text_training is lora but text_lora is null: give its r, alpha, dropout, target_modules")
-    if config.question_prior and config.text_training != "frozen":
-        raise ValueError(f"question_prior is fitted on the frozen text encoder's features: it needs text_training "
-                         f"frozen, got {config.text_training!r} (or set question_prior: false)")
+@dataclass(frozen=True, kw_only=True)
+class FusionConfig:
+    """The settings every fusion classifier has; a family's config adds its image encoder's (and
+    gives ``resize`` its default). Keyword-only, so a family's fields may come without defaults."""
+
+    image_size: int
+    text_encoder: str  # hub id, local folder or packaged:<name>
+    # How preprocess makes images square (squash | crop | pad).
+    resize: str
+    image_training: str = "full"  # full | partial | frozen (see above)
+    text_training: str = "full"  # full | partial | frozen | lora
+    trainable_blocks: int = 1  # partial: how many of an encoder's last blocks train
+    text_lora: LoraSettings | None = None
+    gradient_checkpointing: bool = False
+    max_question_tokens: int = 32
+    hidden_size: int = 512
+    dropout: float = 0.1
+    # Start from the blind baseline's answer scores (needs text_training frozen; see above).
+    question_prior: bool = False
+    lr: float = 1e-3  # newly initialised parts: fusion, classifier, a random-init image encoder, LoRA adapters
+    encoder_lr: float = 2e-5  # pretrained encoders that are fine-tuned
+
+    def __post_init__(self) -> None:
+        check_resize(self.resize)
+        for name in ("max_question_tokens", "hidden_size", "trainable_blocks"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        if self.lr <= 0 or self.encoder_lr <= 0:
+            raise ValueError(f"lr and encoder_lr must be > 0, got {self.lr} and {self.encoder_lr}")
+        if self.image_training not in IMAGE_TRAINING:
+            raise ValueError(f"image_training must be one of {IMAGE_TRAINING}, got {self.image_training!r}")
+        if self.text_training not in TEXT_TRAINING:
+            raise ValueError(f"text_training must be one of {TEXT_TRAINING}, got {self.text_training!r}")
+        if self.text_training == "lora" and self.text_lora is None:
+            raise ValueError("text_training is lora but text_lora is null: give its r, alpha, dropout, target_modules")
+        if self.question_prior and self.text_training != "frozen":
+            raise ValueError(f"question_prior is fitted on the frozen text encoder's features: it needs text_training "
+                             f"frozen, got {self.text_training!r} (or set question_prior: false)")
 
 
 def mean_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -105,17 +128,14 @@ def fingerprint(module: nn.Module) -> str:
 
 
 class FusionClassifier(VQAModel):
-    """Needs a config with ``text_encoder``, ``image_training``, ``text_training``,
-    ``trainable_blocks``, ``text_lora``, ``gradient_checkpointing``, ``max_question_tokens``,
-    ``hidden_size``, ``dropout``, ``question_prior``, ``lr`` and ``encoder_lr``. Subclasses implement
-    ``build_image_encoder``, ``image_encoder_is_pretrained`` and ``save_image_encoder``; their
-    image encoder returns tokens ``(batch, tokens, features)`` and has ``blocks()`` and
-    ``enable_gradient_checkpointing()``."""
+    """Built from a ``FusionConfig`` of the family. Subclasses implement ``build_image_encoder``,
+    ``image_encoder_is_pretrained`` and ``save_image_encoder``; their image encoder returns tokens
+    ``(batch, tokens, features)`` and has ``blocks()`` and ``enable_gradient_checkpointing()``."""
 
     pixel_mean: tuple[float, float, float]
     pixel_std: tuple[float, float, float]
 
-    def __init__(self, config, answers: list[str], *, image_encoder: nn.Module, image_features: int,
+    def __init__(self, config: FusionConfig, answers: list[str], *, image_encoder: nn.Module, image_features: int,
                  text_encoder: nn.Module, tokenizer):
         super().__init__()
         self.config = config
@@ -185,7 +205,8 @@ class FusionClassifier(VQAModel):
 
     @classmethod
     def pixel_stats(cls, config) -> tuple[tuple[float, ...], tuple[float, ...]]:
-        """(mean, std) the image encoder's pixels are normalised with."""
+        """(mean, std) the image encoder's pixels are normalised with: the family's ``pixel_mean`` and
+        ``pixel_std``, unless it overrides this (resnet_bert's depend on the chosen CNN)."""
         return cls.pixel_mean, cls.pixel_std
 
     def save_image_encoder(self, directory: Path) -> None:

@@ -15,9 +15,7 @@ from torch import nn
 from transformers import CLIPVisionConfig, CLIPVisionModel
 
 from vqalab.config import param_name
-from vqalab.data.preprocess import check_resize
-from vqalab.models.fusion import FusionClassifier, check_fusion_settings, enable_activation_checkpointing
-from vqalab.models.lora import LoraSettings
+from vqalab.models.fusion import FusionClassifier, FusionConfig, enable_activation_checkpointing
 from vqalab.models.pretrained import from_pretrained
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
@@ -25,11 +23,9 @@ CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 VISION_DIR = "vision_encoder"
 
 
-@dataclass(frozen=True)
-class PubMedClipConfig:
-    image_size: int
-    text_encoder: str  # hub id, local folder or packaged:<name>
-    # How preprocess makes images square (squash | crop | pad); crop is what CLIP's processor does.
+@dataclass(frozen=True, kw_only=True)
+class PubMedClipConfig(FusionConfig):
+    # crop is what CLIP's processor does.
     resize: str = "crop"
     # A CLIP checkpoint (hub id or local folder) whose vision tower is used, or null for a
     # random-init tower with the sizes below.
@@ -39,21 +35,9 @@ class PubMedClipConfig:
     vision_heads: int = 12
     vision_intermediate_size: int = 3072
     patch_size: int = 32
-    image_training: str = "full"  # full | partial | frozen (see vqalab.models.fusion)
-    text_training: str = "full"  # full | partial | frozen | lora
-    trainable_blocks: int = 1  # partial: how many of an encoder's last blocks train
-    text_lora: LoraSettings | None = None
-    gradient_checkpointing: bool = False
-    max_question_tokens: int = 32
-    hidden_size: int = 512
-    dropout: float = 0.1
-    # Start from the blind baseline's answer scores (needs text_training frozen; see vqalab.models.fusion).
-    question_prior: bool = False
-    lr: float = 1e-3  # new parts: fusion, classifier, a random-init vision tower
-    encoder_lr: float = 2e-5  # pretrained encoders that are fine-tuned
 
     def __post_init__(self) -> None:
-        check_resize(self.resize)
+        super().__post_init__()
         if self.vision_model is None and self.image_size % self.patch_size:
             raise ValueError(f"image_size {self.image_size} is not divisible by patch_size {self.patch_size}")
         if self.vision_hidden_size % self.vision_heads:
@@ -61,7 +45,6 @@ class PubMedClipConfig:
         for name in ("image_size", "vision_layers"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        check_fusion_settings(self)
 
 
 class ClipImageEncoder(nn.Module):

@@ -23,10 +23,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from vqalab.config import param_name
+from vqalab.config import check_resize, param_name
 from vqalab.data.normalize import normalize_answer
 from vqalab.io import read_json, write_json
-from vqalab.data.preprocess import check_resize
 from vqalab.models.base import ModelOutput, VQAModel
 from vqalab.models.lora import LoraSettings, apply_lora
 from vqalab.models.pretrained import from_pretrained

