@@ -32,7 +32,7 @@ def test_seeds_of_one_setting_are_averaged_with_their_spread():
     assert row["seeds"] == [0, 1, 2]
     assert row["accuracy"] == pytest.approx(0.5) and row["accuracy_sd"] == pytest.approx(0.1)
     table = render_table([row])
-    assert ("| vqa_rad (variant=public) | resnet_bert | tiny | 0, 1, 2 | 50.00 ± 10.00% | 42.00 ± 1.00% | "
+    assert ("| vqa_rad (variant=public) | resnet_bert | tiny | - | 0, 1, 2 | 50.00 ± 10.00% | 42.00 ± 1.00% | "
             "+8.00 ± 10.54 pts |") in table
     assert table.rstrip().endswith("| abc123, exp-s1, exp-s2 |")
 
@@ -50,6 +50,10 @@ def test_the_latest_run_of_a_seed_counts_and_other_settings_get_their_own_rows()
     assert sorted((r["data_setting"], r["runs"][0], r["accuracy"]) for r in rows) == [
         ("variant=public", "exp-lr", 0.3), ("variant=public", "workspace", 0.55),
         ("variant=public, first 200 images per split", "exp-smoke", 0.7296)]
+    # The two full-data rows say what sets them apart.
+    differs = {r["runs"][0]: r["differs"] for r in rows}
+    assert differs["exp-lr"] == "resnet_bert.tiny.lr=0.01" and differs["workspace"] == "resnet_bert.tiny.lr=None"
+    assert "| vqa_rad (variant=public) | resnet_bert | tiny | resnet_bert.tiny.lr=0.01 | 0 | 30.00% |" in render_table(rows)
 
 
 def test_single_seed_rows_show_optional_columns_without_spread():

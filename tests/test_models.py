@@ -57,7 +57,7 @@ def test_training_modes_choose_what_trains():
     frozen = ResNetBert.build(replace(TINY, image_training="frozen"), ANSWERS)
     assert not trainable(frozen.image_encoder) and not trainable(frozen.text_encoder)
     assert trainable(frozen) == {n for n, _ in frozen.named_parameters()
-                                 if n.split(".")[0] in ("image_norm", "image_proj", "text_proj", "image_query", "classifier")}
+                                 if n.split(".")[0] in ("image_norm", "text_norm", "image_proj", "text_proj", "image_query", "classifier")}
 
     lora = ResNetBert.build(replace(TINY, text_training="lora", text_lora=LoraSettings(r=4)), ANSWERS)
     assert trainable(lora.text_encoder) and all("lora_" in n for n in trainable(lora.text_encoder))
@@ -121,10 +121,14 @@ def test_efficientnet_lite0_loads_its_packaged_imagenet_weights():
     assert ResNetBert.pixel_stats(config) == ((0.5,) * 3, (0.5,) * 3)
 
 
-def test_questions_outside_the_vocabulary_give_no_loss():
+def test_questions_outside_the_vocabulary_give_a_zero_loss_that_still_backpropagates():
+    """A batch of answers outside the vocabulary still takes part in backward (in DDP every rank must)."""
     model = ResNetBert.build(TINY, ANSWERS)
     batch = model.collate([{**item, "label": IGNORE_INDEX} for item in items(64)])
-    assert model(batch).loss is None
+    loss = model(batch).loss
+    assert loss.item() == 0.0 and loss.requires_grad
+    loss.backward()
+    assert all(p.grad is not None and not p.grad.any() for p in model.classifier.parameters())
 
 
 def test_checkpoint_round_trip_gives_identical_outputs(tmp_path):

@@ -2,7 +2,8 @@
 
 Runs with the same parameters but for ``seed`` are one setting: its row gives the mean and the
 standard deviation over the seeds (the latest run of each seed), so a headline figure on a small
-test set carries its spread. Rows show test accuracy beside the blind (question-only) baseline and
+test set carries its spread. Rows of one data set and model made with other parameters say which
+(``setting``: e.g. ``recipes.easy_vqa.train.max_epochs=1``), so a smoke run never passes for a full one. Rows show test accuracy beside the blind (question-only) baseline and
 the image gain, SBERT similarity, training time, closed/open accuracy and WUPS where the runs have
 them; and a plot of accuracy against training time.
 
@@ -74,14 +75,40 @@ def aggregate_seeds(rows: list[dict]) -> list[dict]:
         runs.sort(key=lambda r: (r.get("seed") is None, r.get("seed")))
         first = runs[0]
         row = {"dataset": first["dataset"], "data_setting": first.get("data_setting", ""), "model": first["model"],
-               "profile": first["profile"], "seeds": [r.get("seed") for r in runs], "runs": [r["run"] for r in runs]}
+               "profile": first["profile"], "seeds": [r.get("seed") for r in runs], "runs": [r["run"] for r in runs],
+               "params": {k: v for k, v in flatten(first["params"]).items() if k != "seed"}}
         for name in AVERAGED:
             values = [r[name] for r in runs if name in r]
             if len(values) == len(runs):
                 row[name] = statistics.fmean(values)
                 row[f"{name}_sd"] = statistics.stdev(values) if len(values) > 1 else 0.0
         table.append(row)
+    mark_differences(table)
     return sorted(table, key=lambda r: (r["dataset"], r["data_setting"], r["model"], r["profile"], r["runs"]))
+
+
+def flatten(mapping: dict, prefix: str = "") -> dict:
+    flat = {}
+    for key, value in mapping.items():
+        if isinstance(value, dict) and value:
+            flat.update(flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def mark_differences(rows: list[dict]) -> None:
+    """Rows of one data set, model and profile made with other parameters (a smoke run's epochs, a
+    learning rate) get ``differs``: each parameter that is not the same across those rows, with its
+    value in this row, so no row can pass for another."""
+    groups: dict[tuple, list[dict]] = {}
+    for row in rows:
+        groups.setdefault((row["dataset"], row["data_setting"], row["model"], row["profile"]), []).append(row)
+    for group in groups.values():
+        keys = sorted({k for row in group for k in row["params"]})
+        varying = [k for k in keys if len({json.dumps(row["params"].get(k), default=str) for row in group}) > 1]
+        for row in group:
+            row["differs"] = ", ".join(f"{k}={row['params'].get(k)}" for k in varying)
 
 
 def render_table(rows: list[dict]) -> str:
@@ -98,14 +125,14 @@ def render_table(rows: list[dict]) -> str:
         sd = f" ± {100 * row['image_gain_sd']:.2f}" if len(row["seeds"]) > 1 else ""
         return f"{100 * row['image_gain']:+.2f}{sd} pts"
 
-    lines = ["| data set | model | profile | seeds | test accuracy | blind baseline | image gain | closed | open | "
+    lines = ["| data set | model | profile | setting | seeds | test accuracy | blind baseline | image gain | closed | open | "
              "SBERT similarity | WUPS@0.9 | WUPS@0.0 | training time | runs |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         data = f"{r['dataset']} ({r['data_setting']})" if r["data_setting"] else r["dataset"]
         seeds = ", ".join(str(s) for s in r["seeds"])
         lines.append(
-            f"| {data} | {r['model']} | {r['profile']} | {seeds} | {spread(r, 'accuracy')} | "
+            f"| {data} | {r['model']} | {r['profile']} | {r.get('differs') or '-'} | {seeds} | {spread(r, 'accuracy')} | "
             f"{spread(r, 'blind_accuracy')} | {gain(r)} | {spread(r, 'accuracy_closed')} | "
             f"{spread(r, 'accuracy_open')} | {spread(r, 'sbert_similarity')} | {spread(r, 'wups_09', unit='')} | "
             f"{spread(r, 'wups_00', unit='')} | {format_duration(r['train_time_s'])} | {', '.join(r['runs'])} |")
