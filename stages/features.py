@@ -16,6 +16,10 @@ from vqalab.stage import run_stage, stage_parser
 from vqalab.training.device import resolve_device, seed_everything
 
 log = logging.getLogger("features")
+# Fixed rather than a parameter: an encoder's outputs differ in their last bits with the batch they
+# ran in (convolution algorithms are chosen per shape), so a batch size - a speed setting - would
+# change the cached features and retrain the model.
+FEATURE_BATCH_SIZE = 64
 
 
 def main(argv=None) -> None:
@@ -37,7 +41,7 @@ def main(argv=None) -> None:
     model = get_family(params.model).model_class.build(
         config, data.vocab.answers, train_texts=[r.question for r in data.records if r.split == "train"])
     questions = sorted({r.question for r in data.records})
-    tensors, fingerprints = compute_features(model, data.images, questions, batch_size=params.evaluate.batch_size,
+    tensors, fingerprints = compute_features(model, data.images, questions, batch_size=FEATURE_BATCH_SIZE,
                                              device=resolve_device(params.train.device))
     log.info("cached %s", {name: list(t.shape) for name, t in tensors.items()})
     save_features(args.out, tensors=tensors, fingerprints=fingerprints, questions=questions, spec=spec)

@@ -79,24 +79,30 @@ def test_bad_params_fail_with_the_parameter_name(tmp_path, change, message):
         load_params(write_params(tmp_path, **change))
 
 
-def test_a_data_sets_recipe_is_merged_over_the_defaults(tmp_path):
+def test_recipes_fill_the_empty_values_and_a_written_value_wins(tmp_path):
+    defaults = yaml.safe_load((ROOT / "params.yaml").read_text())
+    recipes = defaults["recipes"]
     easy = load_params(write_params(tmp_path, resnet_bert__tiny__hidden_size=128))
     rad = load_params(write_params(tmp_path, dataset="vqa_rad", resnet_bert__tiny__hidden_size=128))
-    defaults = yaml.safe_load((ROOT / "params.yaml").read_text())
-    recipe = defaults["recipes"]["easy_vqa"]
-    assert easy.family.image_size == recipe["resnet_bert"]["tiny"]["image_size"] == 64
-    assert easy.train.max_epochs == recipe["train"]["max_epochs"]
-    assert rad.family.image_size == defaults["resnet_bert"]["tiny"]["image_size"] == 224
-    assert rad.train.max_epochs == defaults["train"]["max_epochs"]
-    # What the recipe does not set comes from the section, for every data set.
+    # easy-VQA's own recipe over the default one; VQA-RAD has none of its own: the default.
+    assert easy.family.image_size == recipes["easy_vqa"]["resnet_bert"]["tiny"]["image_size"] == 64
+    assert easy.train.max_epochs == recipes["easy_vqa"]["train"]["max_epochs"] == 12
+    assert easy.family.question_prior is False
+    assert rad.family.image_size == recipes["default"]["resnet_bert"]["tiny"]["image_size"] == 224
+    assert rad.train.max_epochs == recipes["default"]["train"]["max_epochs"] == 20
+    # What no recipe sets comes from the section, for every data set.
     assert easy.family.hidden_size == rad.family.hidden_size == 128
+    # A value written in its section (as `dvc exp run -S train.max_epochs=4` does) wins over every recipe.
+    for dataset in ("easy_vqa", "vqa_rad"):
+        written = load_params(write_params(tmp_path, dataset=dataset, train__max_epochs=4, resnet_bert__tiny__lr=0.01))
+        assert (written.train.max_epochs, written.family.lr) == (4, 0.01)
 
 
-def test_every_data_set_has_a_recipe_entry_for_dvc():
-    """dvc.yaml's stages read recipes.${dataset}: DVC fails on a missing key, so each needs one."""
-    from vqalab.data.registry import DATASETS
-
-    assert set(yaml.safe_load((ROOT / "params.yaml").read_text())["recipes"]) == set(DATASETS)
+def test_a_recipe_names_a_data_set_and_every_empty_value_gets_one(tmp_path):
+    with pytest.raises(ValueError, match=r"recipes.vqarad names no data set; recipes may be \['daquar', 'default'"):
+        load_params(write_params(tmp_path, recipes__vqarad={"train": {"max_epochs": 3}}))
+    with pytest.raises(ValueError, match=r"train.max_epochs is empty \(null\) and no recipe sets it"):
+        load_params(write_params(tmp_path, dataset="vqa_rad", recipes__default__train={"weight_decay": 0.05}))
 
 
 SECTIONS = {"download": DownloadParams, "preprocess": PreprocessParams, "train": TrainParams,
@@ -107,7 +113,8 @@ SECTIONS = {"download": DownloadParams, "preprocess": PreprocessParams, "train":
 def test_params_yaml_is_the_one_source_of_every_section_value(section):
     """A section's dataclass has no defaults that could disagree with params.yaml: params.yaml sets
     every field, and a value left out of it fails, naming it."""
-    given = yaml.safe_load((ROOT / "params.yaml").read_text())[section]
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    given = {**params[section], **params["recipes"]["default"].get(section, {})}  # the empty values filled
     assert set(given) == {f.name for f in fields(SECTIONS[section])}
     for key in given:
         with pytest.raises(ValueError, match=rf"params: {section}\.{key} is missing"):

@@ -25,7 +25,7 @@ def outputs(root, name):
 def test_two_processes_train_with_the_same_global_batch_and_metrics(tmp_path):
     root = tmp_path / "project"
     root.mkdir()
-    env = init_project(root, **{"download.max_images_per_split": 12, "recipes.easy_vqa.train.max_epochs": 2, "train.batch_size": 8})
+    env = init_project(root, **{"download.max_images_per_split": 12, "train.max_epochs": 2, "train.batch_size": 8})
     run([DVC, "repro", "features"], root, env)
 
     run([str(BIN / "python"), *TRAIN_ARGS, *outputs(root, "one")], root, env)

@@ -15,7 +15,7 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def project(tmp_path_factory):
     root = tmp_path_factory.mktemp("project")
-    env = init_project(root, **{"download.max_images_per_split": 30, "recipes.easy_vqa.train.max_epochs": 2, "evaluate.batch_size": 64})
+    env = init_project(root, **{"download.max_images_per_split": 30, "train.max_epochs": 2, "evaluate.batch_size": 64})
     run([DVC, "repro"], root, env)
     run(["git", "add", "-A"], root, env)
     run(["git", "commit", "-qm", "baseline"], root, env)
@@ -71,16 +71,17 @@ def test_param_changes_rerun_exactly_the_stages_that_read_them(project):
     try:
         for change, expected in [
             ({"train.batch_size": 32}, downstream_of_train),
-            ({"recipes.easy_vqa.resnet_bert.tiny.image_size": 48}, {"params", "preprocess", "features", *downstream_of_train}),
-            # features reads evaluate.batch_size too, but writes the same features: train is skipped.
-            ({"evaluate.batch_size": 32}, {"params", "features", "evaluate", "report"}),
+            ({"resnet_bert.tiny.image_size": 48}, {"params", "preprocess", "features", *downstream_of_train}),
+            # The features stage runs at a fixed batch size: the cache and the model are kept.
+            ({"evaluate.batch_size": 32}, {"params", "evaluate", "report"}),
             # A new learning rate leaves what the frozen encoders depend on alone: the cache is kept.
-            ({"recipes.easy_vqa.resnet_bert.tiny.lr": 0.001}, downstream_of_train),
+            ({"resnet_bert.tiny.lr": 0.001}, downstream_of_train),
             # How a run is started is not what it makes: no stage reruns.
             ({"train.resume": True, "train.launcher": "python -X dev"}, {"params"}),
-            # A value the data set's recipe sets is the recipe's: the section's value changes nothing.
-            ({"resnet_bert.tiny.dropout": 0.5}, {"params"}),
+            # The recipe fills what the section leaves empty; a value written in the section wins.
             ({"recipes.easy_vqa.resnet_bert.tiny.dropout": 0.2}, downstream_of_train),
+            ({"resnet_bert.tiny.dropout": 0.5}, downstream_of_train),
+            ({"resnet_bert.tiny.dropout": 0.1, "recipes.easy_vqa.resnet_bert.tiny.dropout": 0.2}, {"params"}),
         ]:
             set_params(root, **change)
             assert stages_run(root, env) == expected, change
@@ -102,13 +103,13 @@ def test_a_failed_exp_run_is_reported_by_vqalab_and_the_next_run_works(project):
         assert failed.returncode != 0 and message in failed.stdout + failed.stderr, failed.stderr[-2000:]
         assert "Running stage 'download'" not in failed.stdout  # nothing ran after the params stage
         run(["git", "checkout", "HEAD", "--", "params.yaml"], root, env)  # the README's way back
-        run([DVC, "exp", "run", "-S", "recipes.easy_vqa.train.max_epochs=2"], root, env)
+        run([DVC, "exp", "run", "-S", "train.max_epochs=2"], root, env)
     assert json.loads((root / "metrics/eval.json").read_text())["accuracy"] > 0
 
 
 def test_exp_run_and_metrics_diff(project):
     root, env = project
-    run([DVC, "exp", "run", "-S", "recipes.easy_vqa.train.max_epochs=1"], root, env)
+    run([DVC, "exp", "run", "-S", "train.max_epochs=1"], root, env)
     diff = json.loads(run([DVC, "metrics", "diff", "--all", "--json", "HEAD"], root, env))
     eval_diff = diff["metrics/eval.json"]
     assert {"accuracy", "sbert_similarity"} <= set(eval_diff)
@@ -124,7 +125,7 @@ def test_compare_table_reads_every_experiment(project, tmp_path):
     lines = [line for line in table.splitlines() if line.startswith("| easy_vqa")]
     assert len(lines) == 2  # one row per setting: the baseline (2 epochs) and the experiment (1 epoch)
     metrics = json.loads((root / "metrics/eval.json").read_text())  # the experiment, applied to the workspace
-    setting = "| easy_vqa (first 30 images per split) | resnet_bert | tiny | recipes.easy_vqa.train.max_epochs="
+    setting = "| easy_vqa (first 30 images per split) | resnet_bert | tiny | train.max_epochs="
     assert any(line.startswith(f"{setting}1 | 0 | {100 * metrics['accuracy']:.2f}% |") for line in lines), lines
     assert any(line.startswith(f"{setting}2 | 0 |") for line in lines), lines
     assert out_md.read_text() == table
@@ -151,7 +152,7 @@ def test_pull_request_script_posts_the_metrics_diff(project, tmp_path):
 
 def test_killed_train_stage_is_not_taken_as_complete_and_resumes(project):
     root, env = project
-    set_params(root, **{"recipes.easy_vqa.train.max_epochs": 12, "train.patience": 12, "train.resume": True})
+    set_params(root, **{"train.max_epochs": 12, "train.patience": 12, "train.resume": True})
     state = root / ".training_state/resnet_bert.pt"
     process = subprocess.Popen([DVC, "repro"], cwd=root, env=env, start_new_session=True,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

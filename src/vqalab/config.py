@@ -67,6 +67,9 @@ def _check_type(value: Any, hint: Any, where: str) -> Any:
             except ValueError:
                 pass
         raise ValueError(f"params: {where} = {value!r} should be {hint}")
+    if value is None:  # and the parameter cannot be empty
+        raise ValueError(f"params: {where} is empty (null) and no recipe sets it: give it a value in params.yaml "
+                         f"or in recipes.default")
     if dataclasses.is_dataclass(hint):
         return from_mapping(hint, value, where)
     if origin is dict:

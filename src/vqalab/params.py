@@ -8,6 +8,7 @@ data/params/<stage>.json, which the stage reads (``vqalab.config.StageParams``) 
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import logging
 from dataclasses import dataclass
@@ -54,32 +55,49 @@ class Params:
 
 # Sections a data set's recipe may set (``recipes.<dataset>``): everything but the run's choices.
 RECIPE_SECTIONS = ("preprocess", "train", "evaluate")
+# The recipe of every data set, under its own (``recipes.<dataset>``).
+DEFAULT_RECIPE = "default"
 
 
-def apply_recipe(raw: dict, dataset: str, families) -> dict:
-    """``raw`` with ``recipes.<dataset>`` merged over it, key by key.
+def apply_recipe(raw: dict, dataset: str, families, datasets) -> dict:
+    """``raw`` with the recipe of ``dataset`` filled in where params.yaml leaves a value empty.
 
     A recipe holds the settings a kind of data needs (image size, schedule, regularisation), so
-    ``dvc exp run -S dataset=vqa_rad`` takes them with no other change. It may only set parameters
-    that exist in the sections above it, so a typo fails instead of being ignored.
+    ``dvc exp run -S dataset=vqa_rad`` takes them with no other change: ``recipes.default`` (small
+    real data sets) with ``recipes.<dataset>`` merged over it. A recipe fills only the values that
+    params.yaml leaves empty (null); a value written in its section - by hand or by
+    ``dvc exp run -S train.max_epochs=4`` - wins over every recipe, and the log says so. A recipe may
+    only set parameters that exist, so a typo fails instead of being ignored.
     """
     recipes = raw.get("recipes") or {}
     if not isinstance(recipes, dict):
         raise ValueError("params: recipes must be a mapping of data set -> settings")
-    recipe = recipes.get(dataset) or {}
-    if not isinstance(recipe, dict):
-        raise ValueError(f"params: recipes.{dataset} must be a mapping of settings, got {recipe!r}")
+    unknown = sorted(set(recipes) - {DEFAULT_RECIPE, *datasets})
+    if unknown:
+        raise ValueError(f"params: recipes.{unknown[0]} names no data set; recipes may be "
+                         f"{sorted({DEFAULT_RECIPE, *datasets})}")
     allowed = (*RECIPE_SECTIONS, *families)
-    for section in recipe:
-        if section not in allowed:
-            raise ValueError(f"params: recipes.{dataset}.{section} cannot be set by a recipe; it may set {sorted(allowed)}")
-    merged = _merge(raw, recipe, f"recipes.{dataset}")
-    for key, value in _flatten(recipe):
-        section_value = raw
-        for part in key.split("."):
-            section_value = section_value[part]
-        log.info("recipes.%s sets %s = %r (params.yaml's %s is %r; the recipe wins for this data set)",
-                 dataset, key, value, key, section_value)
+    chosen: dict[str, tuple[str, Any]] = {}  # dotted parameter -> (recipe name, value)
+    for name in (DEFAULT_RECIPE, dataset):
+        recipe = recipes.get(name) or {}
+        if not isinstance(recipe, dict):
+            raise ValueError(f"params: recipes.{name} must be a mapping of settings, got {recipe!r}")
+        for section in recipe:
+            if section not in allowed:
+                raise ValueError(f"params: recipes.{name}.{section} cannot be set by a recipe; it may set {sorted(allowed)}")
+        _check_keys(raw, recipe, f"recipes.{name}")
+        chosen.update({key: (name, value) for key, value in _flatten(recipe)})
+    merged = copy.deepcopy(raw)
+    for key, (name, value) in chosen.items():
+        *parents, leaf = key.split(".")
+        node = merged
+        for part in parents:
+            node = node[part]
+        if node[leaf] is None:
+            node[leaf] = value
+            log.info("recipes.%s sets %s = %r", name, key, value)
+        elif node[leaf] != value:
+            log.info("params.yaml sets %s = %r, which wins over recipes.%s's %r", key, node[leaf], name, value)
     return merged
 
 
@@ -93,18 +111,15 @@ def _flatten(mapping: dict, prefix: str = "") -> list[tuple[str, Any]]:
     return items
 
 
-def _merge(base: dict, override: dict, where: str, section: str = "") -> dict:
-    merged = dict(base)
+def _check_keys(base: dict, override: dict, where: str, section: str = "") -> None:
+    """Every key of ``override`` (a recipe) names a parameter of ``base`` (params.yaml)."""
     for key, value in override.items():
         target = f"{section}.{key}" if section else key
         if key not in base:
             raise ValueError(f"params: {where}.{key} sets {target}, which is not a parameter; "
                              f"{section or 'params.yaml'} holds {sorted(base)}")
         if isinstance(value, dict) and isinstance(base[key], dict):
-            merged[key] = _merge(base[key], value, f"{where}.{key}", target)
-        else:
-            merged[key] = value
-    return merged
+            _check_keys(base[key], value, f"{where}.{key}", target)
 
 
 def load_params(path: str | Path = "params.yaml") -> Params:
@@ -128,7 +143,7 @@ def load_params(path: str | Path = "params.yaml") -> Params:
 
     dataset = choice("dataset", DATASETS)
     model = choice("model", FAMILIES)
-    raw = apply_recipe(raw, dataset, FAMILIES)
+    raw = apply_recipe(raw, dataset, FAMILIES, DATASETS)
     profile = choice("profile", PROFILES)
     seed = raw.get("seed")
     if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
@@ -163,7 +178,7 @@ def load_params(path: str | Path = "params.yaml") -> Params:
 STAGE_PARAMS = {
     "download": ("dataset", "dataset_config", "download"),
     "preprocess": ("dataset", "seed", "preprocess", "family.image_size", "family.resize"),
-    "features": ("model", "profile", "encoders", "evaluate.batch_size", "train.device"),
+    "features": ("model", "profile", "encoders", "train.device"),
     "train": ("dataset", "model", "profile", "seed", "family", "train"),
     "evaluate": ("dataset", "profile", "dataset_config", "download.max_images_per_split", "evaluate.batch_size",
                  "sbert_model", "train.device"),
