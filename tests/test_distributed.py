@@ -2,6 +2,7 @@
 
 import json
 import socket
+from pathlib import Path
 
 import pytest
 
@@ -50,3 +51,49 @@ def test_two_processes_train_with_the_same_global_batch_and_metrics(tmp_path):
     # Only the main process writes: one checkpoint, loadable like any other.
     model, _ = load_checkpoint(root / "runs/two/model")
     assert model.answers == one["answers"]
+
+
+def _train_one_step(rank: int, store: str, oov_rank: int, done: str) -> None:
+    """One DDP step of the real model; on ``oov_rank`` every answer is outside the vocabulary."""
+    import torch
+    import torch.distributed as dist
+    from torch.nn.parallel import DistributedDataParallel
+
+    from test_models import ANSWERS, TINY, items
+    from vqalab.data.vocab import IGNORE_INDEX
+    from vqalab.models.resnet_bert import ResNetBert
+
+    dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=2)
+    torch.manual_seed(0)
+    model = ResNetBert.build(TINY, ANSWERS)
+    ddp = DistributedDataParallel(model)
+    batch = items(64)
+    if rank == oov_rank:
+        batch = [{**item, "label": IGNORE_INDEX} for item in batch]
+    ddp(model.collate(batch)).loss.backward()  # the loop's step: every rank joins the gradient all-reduce
+    grad = model.classifier[-1].weight.grad
+    dist.all_reduce(check := grad.clone())
+    assert torch.allclose(check, 2 * grad)  # both ranks hold the same averaged gradient
+    Path(f"{done}.{rank}").write_text("ok")
+    dist.destroy_process_group()
+
+
+@pytest.mark.slow
+def test_a_rank_whose_batch_is_all_outside_the_vocabulary_still_takes_part_in_the_step(tmp_path):
+    """With preprocess.min_answer_count > 1 a shard can hold only answers outside the vocabulary;
+    its zero loss keeps the graph, so the other rank's all-reduce does not wait forever."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")
+    store, done = str(tmp_path / "store"), str(tmp_path / "done")
+    processes = [context.Process(target=_train_one_step, args=(rank, store, 1, done)) for rank in range(2)]
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join(timeout=180)
+    hung = [p.pid for p in processes if p.is_alive()]
+    for process in processes:
+        process.kill()
+    assert not hung, "a rank waited forever in the gradient all-reduce"
+    assert [p.exitcode for p in processes] == [0, 0]
+    assert all(Path(f"{done}.{rank}").read_text() == "ok" for rank in range(2))
