@@ -36,7 +36,7 @@ def main(argv=None) -> None:
     parser.add_argument("--state", type=Path, required=True,
                         help="scratch file with the last completed epoch's training state (train.resume continues from it)")
     parser.add_argument("--run-controls", type=Path, default=Path("params.yaml"),
-                        help="where train.resume and train.launcher are read (default: params.yaml)")
+                        help="where train.resume, train.launcher and train.compile are read (default: params.yaml)")
     args = parser.parse_args(argv)
     params = StageParams.read(args.params)
     train_params = from_mapping(TrainParams, {**params.section("train"), **run_controls(args.run_controls)}, "train")

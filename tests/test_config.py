@@ -121,14 +121,23 @@ def test_params_yaml_is_the_one_source_of_every_section_value(section):
             from_mapping(SECTIONS[section], {k: v for k, v in given.items() if k != key}, section)
 
 
-def test_run_controls_reads_and_checks_only_resume_and_launcher(tmp_path):
-    assert run_controls(ROOT / "params.yaml") == {"resume": False, "launcher": "python"}
+def test_run_controls_reads_and_checks_only_resume_launcher_and_compile(tmp_path):
+    assert run_controls(ROOT / "params.yaml") == {"resume": False, "launcher": "python", "compile": False}
     controls = tmp_path / "controls.yaml"
-    controls.write_text(yaml.safe_dump({"train": {"resume": True, "launcher": "accelerate launch --num_processes 2"}}))
-    assert run_controls(controls) == {"resume": True, "launcher": "accelerate launch --num_processes 2"}
-    controls.write_text(yaml.safe_dump({"train": {"resume": True, "launcher": " "}}))
+    controls.write_text(yaml.safe_dump({"train": {"resume": True, "launcher": "accelerate launch --num_processes 2",
+                                                  "compile": True}}))
+    assert run_controls(controls) == {"resume": True, "launcher": "accelerate launch --num_processes 2", "compile": True}
+    controls.write_text(yaml.safe_dump({"train": {"resume": True, "launcher": " ", "compile": False}}))
     with pytest.raises(ValueError, match="params: train: launcher must be a command"):
         run_controls(controls)
-    controls.write_text(yaml.safe_dump({"train": {"resume": "yes", "launcher": "python"}}))
+    controls.write_text(yaml.safe_dump({"train": {"resume": "yes", "launcher": "python", "compile": False}}))
     with pytest.raises(ValueError, match="params: train.resume = 'yes' should be of type bool"):
         run_controls(controls)
+
+
+def test_the_train_stage_does_not_depend_on_its_run_controls():
+    """How a run is started, resumed or compiled is not what it makes: changing it retrains nothing."""
+    from vqalab.params import stage_values
+
+    train = stage_values(load_params(ROOT / "params.yaml"), "train")["train"]
+    assert "max_epochs" in train and not {"resume", "launcher", "compile"} & set(train)

@@ -19,7 +19,8 @@ CONFIG = ResNetBertConfig(image_size=32, image_encoder="resnet_small", image_wid
                           text_encoder="packaged:all-MiniLM-L6-v2", text_training="frozen", hidden_size=16)
 # Spelled out, not read from params.yaml: these tests pin the loop's behaviour, whatever the project's schedule.
 PARAMS = TrainParams(max_epochs=2, patience=2, batch_size=8, weight_decay=0.01, warmup_ratio=0.05, grad_clip=1.0,
-                     device="auto", target_val_accuracy=None, resume=False, precision="auto", launcher="python")
+                     device="auto", target_val_accuracy=None, resume=False, precision="auto", launcher="python",
+                     compile=False)
 
 
 def toy_split(split, n_images, rng):
@@ -208,3 +209,122 @@ def test_a_batch_with_every_answer_outside_the_vocabulary_still_takes_part_in_ba
     assert loss.item() == 0.0 and loss.requires_grad
     loss.backward()
     assert torch.equal(logits.grad, torch.zeros(3, 4))
+
+
+def loop_reads_of_the_device(monkeypatch) -> list[str]:
+    """Records every ``Tensor.item`` / ``float(tensor)`` the training loop's own code makes (each
+    waits for the GPU); the optimiser's reads of its CPU step counters are not the loop's."""
+    import sys
+
+    reads = []
+    for name in ("item", "__float__"):
+        original = getattr(torch.Tensor, name)
+
+        def counted(self, *args, _original=original, _name=name):
+            if sys._getframe(1).f_globals.get("__name__") == "vqalab.training.loop":
+                reads.append(_name)
+            return _original(self, *args)
+
+        monkeypatch.setattr(torch.Tensor, name, counted)
+    return reads
+
+
+def test_the_loss_is_read_from_the_device_once_per_epoch(monkeypatch):
+    """Not once per step: 24 questions in batches of 8 are 3 steps an epoch, and one read."""
+    train, val = datasets()
+    seed_everything(0)
+    model = ResNetBert.build(CONFIG, train.vocab.answers)
+    reads = loop_reads_of_the_device(monkeypatch)
+    result = fit(model, train, val, params=replace(PARAMS, max_epochs=2), device=torch.device("cpu"), seed=0)
+    assert result.epochs_run == 2 and len(reads) == 2
+
+
+def test_a_progress_bar_on_a_terminal_shows_the_loss_every_few_steps(monkeypatch):
+    import io
+
+    from tqdm import tqdm
+
+    import vqalab.training.loop as loop
+
+    monkeypatch.setattr(loop, "progress", lambda iterable, **kwargs: tqdm(iterable, file=io.StringIO(), disable=False))
+    monkeypatch.setattr(loop, "LOSS_DISPLAY_STEPS", 2)
+    train, val = datasets()
+    seed_everything(0)
+    model = ResNetBert.build(CONFIG, train.vocab.answers)
+    reads = loop_reads_of_the_device(monkeypatch)
+    fit(model, train, val, params=replace(PARAMS, max_epochs=1), device=torch.device("cpu"), seed=0)
+    assert len(reads) == 2  # the bar after step 2 of 3, and the epoch's loss
+
+
+def test_adamw_is_fused_on_cuda_and_pytorchs_default_elsewhere():
+    from vqalab.training.loop import build_optimizer
+
+    model = ResNetBert.build(CONFIG, ["red", "blue"])
+    assert build_optimizer(model, weight_decay=0.01, device=torch.device("cuda")).defaults["fused"] is True
+    assert not build_optimizer(model, weight_decay=0.01, device=torch.device("cpu")).defaults["fused"]
+
+
+def test_collated_batches_are_pinned_for_cuda_and_cached_ones_gathered_on_the_device(monkeypatch):
+    """A DataLoader pins its batches for CUDA only; with every input cached, the feature tables go
+    to the device once and each batch is a gather there ("meta" stands in for a GPU)."""
+    from vqalab.data.dataset import IndexedBatches
+    from vqalab.data.features import CachedFeatures
+    from vqalab.training.loop import training_batches
+
+    train, _ = datasets()
+    model = ResNetBert.build(CONFIG, train.vocab.answers)
+    batches = {device: training_batches(model, train, batch_size=8, generator=torch.Generator(),
+                                        device=torch.device(device), indexed=True) for device in ("cuda", "cpu")}
+    assert batches["cuda"].pin_memory and not batches["cpu"].pin_memory
+    train.features = CachedFeatures(fingerprints={"image": "i", "question": "q"}, image=torch.randn(len(train.image_row), 4, 16),
+                                    question=torch.randn(1, 16), question_row={"what colour is it?": 0})
+    cached = training_batches(model, train, batch_size=8, generator=torch.Generator().manual_seed(0),
+                              device=torch.device("meta"), indexed=True)
+    assert isinstance(cached, IndexedBatches)
+    moves = []
+    original_to = torch.Tensor.to
+    monkeypatch.setattr(torch.Tensor, "to", lambda self, *a, **k: moves.append(self.shape) or original_to(self, *a, **k))
+    epoch = list(cached)
+    assert len(epoch) == 3 and all(v.is_meta for batch in epoch for v in batch.values())
+    assert moves == [torch.Size([24])]  # the epoch's shuffled order, not a table per batch
+
+
+def test_channels_last_is_for_cnn_image_encoders_on_cuda():
+    from vqalab.models.base import VQAModel
+    from vqalab.training.device import to_device, use_channels_last
+
+    cnn = ResNetBert.build(CONFIG, ["red", "blue"])
+    assert use_channels_last(cnn, torch.device("cuda"))
+    assert not use_channels_last(cnn, torch.device("cpu")) and not use_channels_last(VQAModel(), torch.device("cuda"))
+    batch = to_device({"pixel_values": torch.zeros(2, 3, 32, 32, dtype=torch.uint8), "labels": torch.zeros(2)},
+                      torch.device("cpu"), channels_last=True)
+    assert batch["pixel_values"].is_contiguous(memory_format=torch.channels_last)
+    assert batch["pixel_values"].dtype == torch.uint8  # normalised by the model, on the device
+    assert batch["labels"].is_contiguous()
+
+
+def test_a_channels_last_run_ends_with_contiguous_weights(monkeypatch):
+    """Checkpoints are safetensors, which hold contiguous tensors only."""
+    import vqalab.training.loop as loop
+
+    monkeypatch.setattr(loop, "use_channels_last", lambda model, device: True)
+    train, val = datasets()
+    seed_everything(0)
+    model = ResNetBert.build(CONFIG, train.vocab.answers)
+    seen = []
+    result = fit(model, train, val, params=replace(PARAMS, max_epochs=1), device=torch.device("cpu"), seed=0,
+                 on_epoch_end=lambda epoch, _: seen.append(model.image_encoder.stages[0][0].weight.is_contiguous()))
+    assert seen == [False], "trained in channels_last"
+    assert math.isfinite(result.history[0]["train_loss"])
+    assert all(v.is_contiguous() for v in model.state_dict().values())
+
+
+@pytest.mark.parametrize("compile", [True, False])
+def test_train_compile_compiles_the_training_forward(monkeypatch, compile):
+    compiled = []
+    monkeypatch.setattr(torch, "compile", lambda module: compiled.append(module) or module)
+    train, val = datasets()
+    seed_everything(0)
+    model = ResNetBert.build(CONFIG, train.vocab.answers)
+    fit(model, train, val, params=replace(PARAMS, max_epochs=1, compile=compile), device=torch.device("cpu"), seed=0)
+    assert compiled == ([model] if compile else [])

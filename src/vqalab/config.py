@@ -137,7 +137,7 @@ class PreprocessParams:
 
 # How the train stage runs, not what it makes, so left out of its params file (the stage reads
 # them from params.yaml, ``run_controls``): a resumed run ends where an uninterrupted one does,
-# and the launcher only sets how many processes share the work.
+# the launcher only sets how many processes share the work, and compiling only how fast a step runs.
 @dataclass(frozen=True)
 class RunControls:
     # Continue an interrupted run from its last completed epoch (its saved training state).
@@ -145,6 +145,9 @@ class RunControls:
     # The command that starts the train stage (dvc.yaml's cmd): python, or e.g.
     # "accelerate launch --num_processes 4" for data-parallel training on 4 GPUs.
     launcher: str
+    # torch.compile the model's training forward: faster steps on a GPU after a compilation of
+    # minutes; the same model up to float rounding (fused kernels sum in another order).
+    compile: bool
 
     def __post_init__(self) -> None:
         _require(bool(self.launcher.strip()), "launcher must be a command, e.g. python or accelerate launch ...")
@@ -243,6 +246,6 @@ class StageParams:
 
 
 def run_controls(path: str | Path = "params.yaml") -> dict[str, Any]:
-    """``train.resume`` and ``train.launcher`` from params.yaml, validated (see ``RUN_CONTROLS``)."""
+    """``train.resume``, ``train.launcher`` and ``train.compile`` from params.yaml, validated (see ``RUN_CONTROLS``)."""
     train = (yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}).get("train") or {}
     return dataclasses.asdict(from_mapping(RunControls, {k: train[k] for k in RUN_CONTROLS if k in train}, "train"))

@@ -55,6 +55,7 @@ class ResNetBertConfig(FusionConfig):
 
 class ResNetBert(FusionClassifier):
     family = "resnet_bert"
+    image_encoder_is_cnn = True  # every choice of image_encoder is one
     image_encoder_fields = ("image_encoder", "image_weights", "image_widths", "image_size")
 
     @classmethod

@@ -50,5 +50,19 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def to_device(batch: dict, device: torch.device) -> dict:
-    return {k: v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+def use_channels_last(model, device: torch.device) -> bool:
+    """Whether to train ``model`` in channels_last (NHWC) memory format: CUDA runs a CNN's
+    convolutions faster so (its tensor-core kernels are NHWC); on the CPU it is off, as it was not
+    measured faster there, and a transformer image encoder has no convolutions to gain."""
+    return device.type == "cuda" and model.image_encoder_is_cnn
+
+
+def to_device(batch: dict, device: torch.device, *, channels_last: bool = False) -> dict:
+    """``batch`` on ``device``; from pinned memory the copies are asynchronous (``non_blocking``).
+    With ``channels_last`` its images (4-D tensors) are made NHWC there, after the copy, which
+    stays one plain block transfer."""
+    def move(value: torch.Tensor) -> torch.Tensor:
+        value = value.to(device, non_blocking=True)
+        return value.contiguous(memory_format=torch.channels_last) if channels_last and value.dim() == 4 else value
+
+    return {k: move(v) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
