@@ -34,8 +34,12 @@ def items(size, n=2):
 
 
 def tiny_config(name):
-    """The family's tiny profile exactly as params.yaml sets it."""
-    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    """The family's tiny profile exactly as params.yaml sets it for the default data set (its recipe applied)."""
+    from vqalab.data.registry import DATASETS
+    from vqalab.models.registry import FAMILIES
+    from vqalab.params import apply_recipe
+
+    raw = apply_recipe(yaml.safe_load((ROOT / "params.yaml").read_text()), "easy_vqa", FAMILIES, DATASETS)
     return from_mapping(get_family(name).config_class, raw[name]["tiny"], f"{name}.tiny")
 
 
