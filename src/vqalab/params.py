@@ -107,7 +107,14 @@ def _merge(base: dict, override: dict, where: str, section: str = "") -> dict:
     return merged
 
 
-def load_params(path: str | Path = "params.yaml") -> Params:
+def load_params(path: str | Path = "params.yaml", overrides: dict | None = None) -> Params:
+    """params.yaml validated, with the chosen data set's recipe merged over it.
+
+    ``overrides`` (nested as params.yaml, e.g. ``{"train": {"precision": "bf16"}}``) are merged
+    over the file's values and then over the recipe's, so they win over both - as ``dvc exp run -S``
+    would set them; a key params.yaml lacks fails, naming it. The benchmarks express each strategy
+    this way, so a strategy is a set of parameter values, not a model assembled by hand.
+    """
     # Imported here: a family or data set module is imported only when it is chosen.
     from vqalab.data.registry import DATASETS, get_dataset
     from vqalab.models.registry import FAMILIES, get_family
@@ -119,6 +126,8 @@ def load_params(path: str | Path = "params.yaml") -> Params:
         raise FileNotFoundError(f"{path} not found: run the stages from the project root") from None
     if not isinstance(raw, dict):
         raise ValueError(f"{path} must hold a mapping of parameters")
+    if overrides:
+        raw = _merge(raw, overrides, "overrides")  # an overridden data set choice picks its recipe
 
     def choice(key: str, choices) -> str:
         value = raw.get(key)
@@ -129,6 +138,8 @@ def load_params(path: str | Path = "params.yaml") -> Params:
     dataset = choice("dataset", DATASETS)
     model = choice("model", FAMILIES)
     raw = apply_recipe(raw, dataset, FAMILIES)
+    if overrides:
+        raw = _merge(raw, overrides, "overrides")  # ...and wins over that recipe's values
     profile = choice("profile", PROFILES)
     seed = raw.get("seed")
     if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
