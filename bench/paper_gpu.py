@@ -1,148 +1,245 @@
-"""GPU benchmark of the classifier families at the study's sizes (random weights built from configs).
+"""GPU benchmark of the classifier families at the study's sizes, against a plain PyTorch reference.
 
-No hub is needed: BERT-base, the CLIP ViT-B/32 vision tower and ViLT-B/32 are built from their
-default configs, saved locally and loaded through the same ``from_pretrained`` path as the hub ids.
-For each family and strategy, in bf16 and fp32, it trains one epoch of synthetic 224 px questions
-through the project's training loop and reports training samples/s and peak GPU memory:
+Every model is built by ``vqalab.harness.build_model`` from ``params.yaml`` with a strategy's
+parameter overrides (``vqalab.params.load_params(overrides=...)``): the paper profile on VQA-RAD,
+its pretrained sources replaced by the same architectures with random weights, saved locally and
+loaded through the same ``from_pretrained`` path as hub ids (the device machine has no hub). Each
+training step is the loop's (``loopstep.LoopStep``: fit's batches, collator, optimiser, schedule,
+autocast, clipping, ``loss.item()``).
 
-- resnet_bert (ResNet50 + BERT-base) and pubmedclip (CLIP ViT-B/32 + BERT-base): ``full``
-  fine-tuning, ``lora_text`` (image encoder frozen and cached, LoRA on BERT) and ``frozen_cached``
-  (fusion and head on cached features; feature extraction timed separately);
-- vilt (ViLT-B/32): ``full`` and ``lora`` (the paper profile).
+The reference, timed in the same run, interleaved with the vqalab variants: torchvision's CNN of
+the same name in channels_last + BERT of the same config (sequence 32), a linear head over the
+concatenated pooled features, fused AdamW (on CUDA), TF32 and cudnn.benchmark - at the same batch
+and precision as each resnet_bert variant. Synthetic questions are long enough that vqalab's
+tokenizer truncates them to ``max_question_tokens`` (32): both see sequences of the same length.
+
+Timing: ``timing.measure`` (warm-up excluded, variants interleaved, >= 3 rounds, median).
 
     python bench/paper_gpu.py --out bench/results/paper_gpu.json
-    python bench/paper_gpu.py --device cpu --batch-size 2 --steps 1 --families resnet_bert   # a smoke run of the same code on the CPU
+    python bench/paper_gpu.py --sizes tiny --device cpu --batch-sizes 4 --steps 1 --warmup 1   # a smoke run
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
+import math
+import sys
 import tempfile
-import time
 from pathlib import Path
 
-import numpy as np
 import torch
-import yaml
-from transformers import AutoTokenizer, BertConfig, BertModel, CLIPVisionConfig, CLIPVisionModel, ViltConfig, ViltForQuestionAnswering
+import torchvision
+import transformers
+from torch import nn
+from transformers import BertConfig, BertModel, BertTokenizerFast, CLIPVisionConfig, CLIPVisionModel, ViltConfig, ViltForQuestionAnswering
 
-from vqalab.config import TrainParams, from_mapping
-from vqalab.data.dataset import VQADataset
-from vqalab.data.features import CachedFeatures, compute_features
-from vqalab.data.schema import Record
-from vqalab.data.vocab import AnswerVocab
-from vqalab.models.lora import LoraSettings
-from vqalab.models.pretrained import resolve_pretrained
-from vqalab.models.pubmedclip import PubMedClip, PubMedClipConfig
-from vqalab.models.resnet_bert import ResNetBert, ResNetBertConfig
-from vqalab.models.vilt import Vilt, ViltFamilyConfig
-from vqalab.training.device import resolve_device, seed_everything
-from vqalab.training.loop import fit
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from loopstep import WORDS, LoopStep, loop_batches, synthetic_data  # noqa: E402
+from timing import Variant, environment, fast_math, measure  # noqa: E402
+
+from vqalab.data.features import CachedFeatures, compute_features  # noqa: E402
+from vqalab.harness import build_model  # noqa: E402
+from vqalab.params import load_params  # noqa: E402
+from vqalab.training.device import resolve_device, resolve_precision  # noqa: E402
+
+transformers.utils.logging.disable_progress_bar()  # one loading bar per variant would bury the table
 
 ROOT = Path(__file__).resolve().parents[1]
-QUESTIONS = ["is there a fracture in the left femur?", "what organ system is shown?", "is this an mri?",
-             "where is the lesion located?", "are the lungs hyperinflated?", "what abnormality is seen?"]
-ANSWERS = [f"answer {i}" for i in range(500)]  # about VQA-RAD's vocabulary size
+STUDY_QUESTIONS = 3064  # VQA-RAD frame's training questions
+ANSWERS = 500  # about VQA-RAD's answer vocabulary
+REFERENCE_SEQUENCE = 32
+
+# The study's architectures; "tiny" keeps every code path at sizes a CPU smoke run can afford.
+SIZES = {
+    "paper": dict(image_size=224, cnn="resnet50", bert=dict(), clip=dict(patch_size=32), vilt=dict(), images=64),
+    "tiny": dict(image_size=32, cnn="resnet18",
+                 bert=dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64),
+                 clip=dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
+                           image_size=32, patch_size=16),
+                 vilt=dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
+                           patch_size=16, max_image_length=-1),
+                 images=8),
+}
+FUSION_STRATEGIES = {
+    "paper": {},  # the paper profile as params.yaml has it (full fine-tuning)
+    "full": {"image_training": "full", "text_training": "full", "question_prior": False},
+    "lora_text": {"image_training": "frozen", "text_training": "lora", "question_prior": False},
+    "frozen_cached": {"image_training": "frozen", "text_training": "frozen"},
+}
+STRATEGIES = {"resnet_bert": FUSION_STRATEGIES, "pubmedclip": FUSION_STRATEGIES,
+              "vilt": {"paper": {}, "full": {"lora": None}}}
 
 
-def save_sources(directory: Path) -> dict[str, str]:
-    """The study's encoders at full size with random weights, saved where from_pretrained reads them."""
-    tokenizer = AutoTokenizer.from_pretrained(resolve_pretrained("packaged:all-MiniLM-L6-v2"))  # BERT's uncased vocabulary
+def save_sources(directory: Path, sizes: dict) -> dict[str, str]:
+    """Random-weight encoders of the study's architectures, where ``from_pretrained`` reads them.
+    The BERT tokenizer's vocabulary is the benchmark's question words (every word one token)."""
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "?", *sorted(set(WORDS))]
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "vocab.txt").write_text("\n".join(vocab) + "\n")
+    tokenizer = BertTokenizerFast(vocab_file=str(directory / "vocab.txt"))
     paths = {name: directory / name for name in ("bert", "clip", "vilt")}
-    BertModel(BertConfig()).save_pretrained(paths["bert"])
+    BertModel(BertConfig(**sizes["bert"])).save_pretrained(paths["bert"])
     tokenizer.save_pretrained(paths["bert"])
-    CLIPVisionModel(CLIPVisionConfig(patch_size=32)).save_pretrained(paths["clip"])
-    ViltForQuestionAnswering(ViltConfig()).save_pretrained(paths["vilt"])
+    CLIPVisionModel(CLIPVisionConfig(**sizes["clip"])).save_pretrained(paths["clip"])
+    ViltForQuestionAnswering(ViltConfig(**sizes["vilt"])).save_pretrained(paths["vilt"])
     tokenizer.save_pretrained(paths["vilt"])
     return {name: str(path) for name, path in paths.items()}
 
 
-def synthetic_split(n: int, split: str, size: int) -> tuple[list[Record], np.ndarray]:
-    generator = np.random.default_rng(0)
-    images = generator.integers(0, 256, size=(n, 3, size, size), dtype=np.uint8)
-    records = [Record(id=f"{split}-{i}", image=f"{split}-{i}.png", question=QUESTIONS[i % len(QUESTIONS)],
-                      answer=ANSWERS[i % len(ANSWERS)], answer_raw="", split=split,
-                      answer_type="closed" if i % 2 else "open") for i in range(n)]
-    return records, images
+def overrides(family: str, strategy: str, *, sources: dict, sizes: dict, batch_size: int, precision: str,
+              device: torch.device) -> dict:
+    """The parameter values of one variant, over params.yaml (paper profile, VQA-RAD)."""
+    section = {"resnet_bert": {"text_encoder": sources["bert"], "image_weights": None, "image_encoder": sizes["cnn"]},
+               "pubmedclip": {"text_encoder": sources["bert"], "vision_model": sources["clip"]},
+               "vilt": {"backbone": sources["vilt"], "tokenizer": sources["vilt"]}}[family]
+    return {"dataset": "vqa_rad", "model": family, "profile": "paper",
+            family: {"paper": {**section, "image_size": sizes["image_size"], **STRATEGIES[family][strategy]}},
+            "train": {"batch_size": batch_size, "precision": precision, "device": str(device)}}
 
 
-def variants(sources: dict[str, str]) -> list[tuple[str, str, type, object]]:
-    lora = LoraSettings(r=8, alpha=16, dropout=0.05, target_modules=("query", "value"))
-    resnet = ResNetBertConfig(image_size=224, image_encoder="resnet50", text_encoder=sources["bert"], text_lora=lora)
-    clip = PubMedClipConfig(image_size=224, vision_model=sources["clip"], text_encoder=sources["bert"], text_lora=lora)
-    strategies = {"full": dict(image_training="full", text_training="full"),
-                  "lora_text": dict(image_training="frozen", text_training="lora"),
-                  "frozen_cached": dict(image_training="frozen", text_training="frozen")}
-    rows = [(family, strategy, cls, dataclasses.replace(config, **changes))
-            for family, cls, config in (("resnet_bert", ResNetBert, resnet), ("pubmedclip", PubMedClip, clip))
-            for strategy, changes in strategies.items()]
-    vilt = ViltFamilyConfig(image_size=224, backbone=sources["vilt"], tokenizer=sources["vilt"])
-    rows += [("vilt", "full", Vilt, vilt), ("vilt", "lora", Vilt, dataclasses.replace(vilt, lora=lora))]
-    return rows
+class ReferenceStep:
+    """The plain PyTorch step the vqalab resnet_bert figures are divided by (see the docstring)."""
+
+    def __init__(self, *, cnn: str, bert: dict, answers: int, batch_size: int, image_size: int, precision: str,
+                 device: torch.device):
+        self.cnn = torchvision.models.get_model(cnn, weights=None)
+        features = self.cnn.fc.in_features
+        self.cnn.fc = nn.Identity()
+        self.cnn.to(device, memory_format=torch.channels_last)
+        self.bert = BertModel(BertConfig(**bert)).to(device)
+        self.head = nn.Linear(features + self.bert.config.hidden_size, answers).to(device)
+        parameters = [*self.cnn.parameters(), *self.bert.parameters(), *self.head.parameters()]
+        self.optimizer = torch.optim.AdamW(parameters, lr=1e-4, fused=device.type == "cuda")
+        self.amp_dtype = resolve_precision(precision, device)
+        if self.amp_dtype == torch.float16:
+            raise ValueError("the reference step runs fp32 or bf16 (fp16 would need a gradient scaler)")
+        self.device = device
+        self.pixels = torch.randn(batch_size, 3, image_size, image_size, device=device).contiguous(
+            memory_format=torch.channels_last)
+        self.input_ids = torch.randint(5, self.bert.config.vocab_size, (batch_size, REFERENCE_SEQUENCE), device=device)
+        self.attention_mask = torch.ones_like(self.input_ids)
+        self.labels = torch.randint(0, answers, (batch_size,), device=device)
+
+    def __call__(self) -> None:
+        with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None):
+            pooled = self.bert(input_ids=self.input_ids, attention_mask=self.attention_mask).pooler_output
+            logits = self.head(torch.cat([self.cnn(self.pixels), pooled], dim=-1))
+            loss = nn.functional.cross_entropy(logits.float(), self.labels)
+        loss.backward()
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
 
 
-def measure(cls, config, *, precision: str, device: torch.device, batch_size: int, steps: int) -> dict:
-    seed_everything(0)
-    n = batch_size * steps
-    train_records, images = synthetic_split(n, "train", config.image_size)
-    val_records, _ = synthetic_split(batch_size, "val", config.image_size)
-    rows = {r.image: i for i, r in enumerate(train_records)} | {r.image: i for i, r in enumerate(val_records)}
-    vocab = AnswerVocab(ANSWERS)
-    model = cls.build(config, ANSWERS).to(device)
-    start = time.perf_counter()
-    questions = sorted(set(QUESTIONS))
-    tensors, fingerprints = compute_features(model, images, questions, batch_size=batch_size, device=device)
-    features = CachedFeatures.from_tensors(tensors, fingerprints, questions)
-    features_s = time.perf_counter() - start if fingerprints else 0.0
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-        torch.cuda.reset_peak_memory_stats(device)
-    # params.yaml's training settings (gradient clipping, warm-up), for one epoch of this variant.
-    train = yaml.safe_load((ROOT / "params.yaml").read_text())["train"]
-    params = from_mapping(TrainParams, {**train, "max_epochs": 1, "batch_size": batch_size, "precision": precision,
-                                        "device": str(device)}, "train")
-    result = fit(model, VQADataset(train_records, images, rows, vocab, features),
-                 VQADataset(val_records, images, rows, vocab, features), params=params, device=device, seed=0)
-    return {
-        "train_samples_per_s": result.history[0]["train_samples_per_s"],
-        "features_s_per_sample": features_s / n,
-        "peak_gpu_mb": torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None,
-        "trainable_params": model.parameter_counts()["trainable_params"],
-        "total_params": model.parameter_counts()["total_params"],
-    }
+def variants_for(args, device: torch.device, sources: dict, sizes: dict, data, planned_steps: int) -> list[Variant]:
+    variants, features_cache = [], {}
+    for family in args.families:
+        for strategy in args.strategies.get(family, []):
+            for batch_size in args.batch_sizes:
+                for precision in args.precisions:
+                    params = load_params(ROOT / "params.yaml", overrides(
+                        family, strategy, sources=sources, sizes=sizes, batch_size=batch_size,
+                        precision=precision, device=device))
+                    model = build_model(params, data).to(device)
+                    features = None
+                    if model.feature_fingerprints():
+                        key = (family, strategy)  # frozen random encoders: the same weights for every batch size
+                        if key not in features_cache:
+                            questions = sorted({r.question for r in data.records})
+                            tensors, fingerprints = compute_features(model, data.images, questions,
+                                                                     batch_size=256, device=device)
+                            features_cache[key] = CachedFeatures.from_tensors(tensors, fingerprints, questions)
+                        features = features_cache[key]
+                        features.check(model, where="the benchmark's features")
+                    train_set = data.split("train", features)
+                    step = LoopStep(model, loop_batches(model, train_set, batch_size=batch_size, device=device),
+                                    params=params.train, device=device, steps_planned=planned_steps)
+                    counts = model.parameter_counts()
+                    info = {"family": family, "strategy": strategy, "batch_size": batch_size, "precision": precision,
+                            "kind": "vqalab", "trainable_params": counts["trainable_params"],
+                            "total_params": counts["total_params"]}
+                    variants.append(Variant(f"{family}/{strategy}/b{batch_size}/{precision}", step, batch_size,
+                                            info=info))
+                    if family == "resnet_bert" and strategy in ("paper", "full") and args.reference \
+                            and f"reference/b{batch_size}/{precision}" not in {v.name for v in variants}:
+                        reference = ReferenceStep(cnn=sizes["cnn"], bert=sizes["bert"], answers=ANSWERS,
+                                                  batch_size=batch_size, image_size=sizes["image_size"],
+                                                  precision=precision, device=device)
+                        variants.append(Variant(f"reference/b{batch_size}/{precision}", reference, batch_size,
+                                                context=lambda: fast_math(True),
+                                                info={"family": "reference", "strategy": "plain pytorch",
+                                                      "batch_size": batch_size, "precision": precision,
+                                                      "kind": "reference"}))
+    return variants
 
 
-def main() -> None:
+def add_ratios(rows: list[dict]) -> None:
+    """Each vqalab resnet_bert row over the reference at its batch and precision."""
+    reference = {(r["batch_size"], r["precision"]): r["samples_per_s"] for r in rows if r["kind"] == "reference"}
+    for row in rows:
+        ref = reference.get((row["batch_size"], row["precision"])) if row["family"] == "resnet_bert" else None
+        row["reference_samples_per_s"] = ref
+        row["ratio_to_reference"] = row["samples_per_s"] / ref if ref else None
+
+
+def parse_strategies(values: list[str]) -> dict[str, list[str]]:
+    chosen: dict[str, list[str]] = {}
+    for value in values:
+        family, _, strategy = value.partition(":")
+        if family not in STRATEGIES or strategy not in STRATEGIES[family]:
+            raise SystemExit(f"--strategies: {value!r} is not family:strategy of "
+                             f"{[f'{f}:{s}' for f in STRATEGIES for s in STRATEGIES[f]]}")
+        chosen.setdefault(family, []).append(strategy)
+    return chosen
+
+
+def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--steps", type=int, default=20, help="training steps timed per variant (one epoch)")
-    parser.add_argument("--precisions", nargs="+", default=["bf16", "fp32"], choices=["bf16", "fp16", "fp32"])
-    parser.add_argument("--families", nargs="+", default=["resnet_bert", "pubmedclip", "vilt"])
+    parser.add_argument("--sizes", choices=sorted(SIZES), default="paper")
+    parser.add_argument("--strategies", nargs="+", default=["resnet_bert:full", "resnet_bert:frozen_cached"],
+                        help="family:strategy pairs; strategies are overrides of the paper profile: "
+                             + ", ".join(f"{f}:{s}" for f in STRATEGIES for s in STRATEGIES[f]))
+    parser.add_argument("--batch-sizes", type=int, nargs="+", default=None,
+                        help="default: params.yaml's train.batch_size (VQA-RAD's recipe) and 256")
+    parser.add_argument("--precisions", nargs="+", default=["fp32", "bf16"], choices=["fp32", "bf16"])
+    parser.add_argument("--warmup", type=int, default=5, help="untimed steps per variant")
+    parser.add_argument("--steps", type=int, default=10, help="timed steps per variant and round")
+    parser.add_argument("--repeats", type=int, default=3, help="rounds (the median is reported)")
+    parser.add_argument("--no-reference", dest="reference", action="store_false")
     parser.add_argument("--out", type=Path, default=Path("bench/results/paper_gpu.json"))
-    args = parser.parse_args()
-    device = resolve_device(args.device)
-    results = []
+    args = parser.parse_args(argv)
+    args.strategies = parse_strategies(args.strategies)
+    args.families = list(args.strategies)
+    device = resolve_device(args.device, setting="--device")
+    recipe_batch = load_params(ROOT / "params.yaml", {"dataset": "vqa_rad"}).train.batch_size
+    args.batch_sizes = args.batch_sizes or sorted({recipe_batch, 256})
+    sizes = SIZES[args.sizes]
+    # As many questions as VQA-RAD frame's training split, rounded up so every batch is full.
+    multiple = math.lcm(*args.batch_sizes)
+    data = synthetic_data(questions=math.ceil(STUDY_QUESTIONS / multiple) * multiple, images=sizes["images"],
+                          image_size=sizes["image_size"], answers=ANSWERS, words=REFERENCE_SEQUENCE + 8)
+    planned = args.warmup + args.steps * args.repeats
     with tempfile.TemporaryDirectory() as tmp:
-        sources = save_sources(Path(tmp))
-        for family, strategy, cls, config in variants(sources):
-            if family not in args.families:
-                continue
-            for precision in args.precisions:
-                figures = measure(cls, config, precision=precision, device=device, batch_size=args.batch_size, steps=args.steps)
-                results.append({"family": family, "strategy": strategy, "precision": precision, **figures})
-                print(json.dumps(results[-1]), flush=True)
-    print("\n| family | strategy | precision | train samples/s | peak GPU MB | trainable params |")
-    print("|---|---|---|---|---|---|")
-    for r in results:
-        peak = "-" if r["peak_gpu_mb"] is None else f"{r['peak_gpu_mb']:.0f}"
-        print(f"| {r['family']} | {r['strategy']} | {r['precision']} | {r['train_samples_per_s']:.1f} | {peak} | {r['trainable_params']:,} |")
+        sources = save_sources(Path(tmp), sizes)
+        variants = variants_for(args, device, sources, sizes, data, planned)
+        timings = measure(variants, device=device, warmup=args.warmup, steps=args.steps, repeats=args.repeats)
+    rows = [t.row() for t in timings]
+    add_ratios(rows)
+    print("\n| variant | samples/s (median) | min-max | ms/step | x reference | peak GiB | trainable params |")
+    print("|---|---|---|---|---|---|---|")
+    for r in rows:
+        ratio = "-" if r["ratio_to_reference"] is None else f"{r['ratio_to_reference']:.2f}"
+        peak = "-" if r["peak_gib"] is None else f"{r['peak_gib']:.1f}"
+        params = f"{r['trainable_params']:,}" if "trainable_params" in r else "-"
+        print(f"| {r['name']} | {r['samples_per_s']:.1f} | {r['samples_per_s_min']:.1f}-{r['samples_per_s_max']:.1f} "
+              f"| {r['step_ms']:.1f} | {ratio} | {peak} | {params} |")
+    result = {"environment": environment(device), "sizes": args.sizes, "recipe_batch_size": recipe_batch,
+              "study_questions": STUDY_QUESTIONS, "warmup": args.warmup, "steps": args.steps,
+              "repeats": args.repeats, "rows": rows}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     tmp_out = args.out.with_suffix(".tmp")
-    tmp_out.write_text(json.dumps({"device": str(device), "torch": torch.__version__, "batch_size": args.batch_size,
-                                   "rows": results}, indent=1))
+    tmp_out.write_text(json.dumps(result, indent=1))
     tmp_out.replace(args.out)
 
 

@@ -1,25 +1,48 @@
 """GPU benchmark of the qwen2vl family at the published Qwen2-VL-2B sizes (random weights, no hub).
 
-Measures, in one run on one GPU: LoRA training samples/s and peak GPU memory at 448 px in bf16,
-with and without gradient checkpointing, and greedy-generation samples/s. Prints a Markdown table
-and writes it as JSON (``--out``).
+The model is built by ``vqalab.harness.build_model`` from params.yaml's paper profile (VQA-RAD)
+with the checkpoint overridden by a random-init Qwen2-VL of Qwen2-VL-2B-Instruct's sizes (its full
+151,936-token vocabulary; a byte-level BPE fitted to the synthetic questions stands in for Qwen's
+tokenizer), saved locally and loaded through the family's ``from_pretrained`` path - the same
+dtype, attention implementation and LoRA as a real run. Measured, interleaved (``timing.measure``):
+
+- LoRA training samples/s at 448 px with and without gradient checkpointing: the loop's step
+  (``loopstep.LoopStep``) on the family's collator, host collation included;
+- greedy generation samples/s: ``model.predict(mode="generate")`` on the evaluation batches
+  (``predict_dataset``'s step), ``max_new_tokens`` as the profile sets it. Random weights rarely
+  emit the end token, so every answer runs the full ``max_new_tokens``: an upper bound on the cost.
 
     python bench/qwen2vl_gpu.py --out bench/results/qwen2vl_gpu.json
-    python bench/qwen2vl_gpu.py --sizes tiny --device cpu   # a smoke run of the same code on the CPU
+    python bench/qwen2vl_gpu.py --sizes tiny --device cpu --image-px 56 --batch-size 2 --steps 1 --warmup 1   # smoke run
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
-import time
+import math
+import sys
+import tempfile
 from pathlib import Path
 
 import torch
+import transformers
 from transformers import Qwen2VLConfig, Qwen2VLForConditionalGeneration
 
-from vqalab.models.lora import LoraSettings, apply_lora
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from loopstep import LoopStep, loop_batches, synthetic_data  # noqa: E402
+from timing import Variant, environment, measure  # noqa: E402
 
+from vqalab.harness import build_model  # noqa: E402
+from vqalab.models.qwen2vl import build_processor, fit_tokenizer  # noqa: E402
+from vqalab.params import load_params  # noqa: E402
+from vqalab.training.device import resolve_device, to_device  # noqa: E402
+
+transformers.utils.logging.disable_progress_bar()
+
+ROOT = Path(__file__).resolve().parents[1]
+STUDY_QUESTIONS = 3064
 # Qwen/Qwen2-VL-2B-Instruct's published config.json.
 SIZES = {
     "2b": dict(text=dict(vocab_size=151936, hidden_size=1536, intermediate_size=8960, num_hidden_layers=28,
@@ -31,117 +54,100 @@ SIZES = {
                            rope_parameters={"rope_type": "default", "rope_theta": 1e6, "mrope_section": [4, 6, 6]}),
                  vision=dict(depth=1, embed_dim=32, hidden_size=64, num_heads=2)),
 }
-PROMPT_TOKENS, ANSWER_TOKENS = 24, 4
 
 
-def build(sizes: str, device: torch.device, dtype: torch.dtype, checkpointing: bool):
-    config = Qwen2VLConfig(text_config=SIZES[sizes]["text"], vision_config=SIZES[sizes]["vision"])
-    model = Qwen2VLForConditionalGeneration(config).to(device=device, dtype=dtype)
-    if checkpointing:
-        model.gradient_checkpointing_enable()
-        model.enable_input_require_grads()
-    lora = LoraSettings(r=16, alpha=32, dropout=0.05, target_modules=("q_proj", "k_proj", "v_proj", "o_proj"))
-    return apply_lora(model, lora), config
+def save_random_checkpoint(directory: Path, sizes: str, data, *, image_px: int, device: torch.device) -> None:
+    """A random-init Qwen2-VL of ``sizes`` and its processor, as ``from_pretrained`` reads them."""
+    tokenizer = fit_tokenizer([r.question for r in data.records] + data.vocab.answers, vocab_size=1000)
+    token = tokenizer.convert_tokens_to_ids
+    ids = dict(bos_token_id=token("<|endoftext|>"), eos_token_id=token("<|im_end|>"), pad_token_id=token("<|endoftext|>"))
+    config = Qwen2VLConfig(text_config={**SIZES[sizes]["text"], **ids}, vision_config=SIZES[sizes]["vision"],
+                           image_token_id=token("<|image_pad|>"), video_token_id=token("<|video_pad|>"),
+                           vision_start_token_id=token("<|vision_start|>"), vision_end_token_id=token("<|vision_end|>"))
+    # Initialised on the device in bf16 there: 2B parameters initialise in seconds on a GPU, minutes on a CPU.
+    dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
+    with torch.device(device):
+        model = Qwen2VLForConditionalGeneration._from_config(config, dtype=dtype)
+    model.save_pretrained(directory)
+    del model
+    build_processor(tokenizer, image_px).save_pretrained(directory)
 
 
-def batch(config, size: int, image_px: int, device, dtype, *, with_answer: bool):
-    """Chat-formatted sequences: <|vision_start|> image tokens <|vision_end|> question [answer]."""
-    grid = image_px // 14
-    merged = (grid // 2) ** 2
-    text = torch.randint(0, 150000, (size, PROMPT_TOKENS + (ANSWER_TOKENS if with_answer else 0)))
-    vision = torch.full((size, merged), config.image_token_id)
-    ids = torch.cat([torch.full((size, 1), config.vision_start_token_id), vision,
-                     torch.full((size, 1), config.vision_end_token_id), text], dim=1).to(device)
-    labels = ids.clone()
-    labels[:, : ids.shape[1] - (ANSWER_TOKENS if with_answer else 0)] = -100
-    return {
-        "input_ids": ids,
-        "attention_mask": torch.ones_like(ids),
-        "mm_token_type_ids": (ids == config.image_token_id).long(),
-        "pixel_values": torch.randn(size * grid * grid, 3 * 2 * 14 * 14, device=device, dtype=dtype),
-        "image_grid_thw": torch.tensor([[1, grid, grid]] * size, device=device),
-        **({"labels": labels} if with_answer else {}),
-    }
+def evaluating(model):
+    @contextlib.contextmanager
+    def context():
+        model.eval()
+        try:
+            yield
+        finally:
+            model.train()
+    return context
 
 
-def measure_training(model, inputs, steps: int, device) -> tuple[float, float]:
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
-    for step in range(steps + 1):
-        if step == 1:  # the first step warms up kernels and the allocator
-            synchronize(device)
-            reset_peak(device)
-            start = time.perf_counter()
-        model(**inputs).loss.backward()
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-    synchronize(device)
-    return steps * inputs["input_ids"].shape[0] / (time.perf_counter() - start), peak_gib(device)
-
-
-@torch.no_grad()
-def measure_generation(model, inputs, device, new_tokens: int = 8) -> float:
-    model.eval()
-    model.generate(**inputs, max_new_tokens=2, do_sample=False)
-    synchronize(device)
-    start = time.perf_counter()
-    model.generate(**inputs, max_new_tokens=new_tokens, min_new_tokens=new_tokens, do_sample=False)
-    synchronize(device)
-    return inputs["input_ids"].shape[0] / (time.perf_counter() - start)
-
-
-def synchronize(device):
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def reset_peak(device):
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
-
-
-def peak_gib(device) -> float:
-    return torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else float("nan")
-
-
-def main() -> None:
+def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", choices=sorted(SIZES), default="2b")
-    parser.add_argument("--device", default="cuda")
-    parser.add_argument("--image-px", type=int, default=448)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--image-px", type=int, default=None, help="default: the paper profile's image_size (448)")
     parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--warmup", type=int, default=2, help="untimed steps per variant")
+    parser.add_argument("--steps", type=int, default=5, help="timed steps per variant and round")
+    parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--out", type=Path, default=None)
-    args = parser.parse_args()
-    device = torch.device(args.device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise SystemExit("no CUDA device: this benchmark is for a GPU (use --sizes tiny --device cpu for a smoke run)")
-    dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
-    gpu = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
-    rows = []
-    for checkpointing in (False, True):
-        torch.manual_seed(0)
-        model, config = build(args.sizes, device, dtype, checkpointing)
-        train_inputs = batch(config, args.batch_size, args.image_px, device, dtype, with_answer=True)
-        samples_per_s, peak = measure_training(model, train_inputs, args.steps, device)
-        generate_inputs = batch(config, args.batch_size, args.image_px, device, dtype, with_answer=False)
-        rows.append({"device": gpu, "sizes": args.sizes, "dtype": str(dtype).removeprefix("torch."),
-                     "image_px": args.image_px, "batch_size": args.batch_size,
-                     "gradient_checkpointing": checkpointing, "lora_train_samples_per_s": round(samples_per_s, 2),
-                     "peak_gpu_memory_gib": round(peak, 2),
-                     "generate_samples_per_s": round(measure_generation(model, generate_inputs, device), 2)})
-        del model
-        if device.type == "cuda":
-            torch.cuda.empty_cache()
-    print(f"Qwen2-VL ({args.sizes} sizes, random weights), LoRA r=16 on q/k/v/o, {args.image_px} px, "
-          f"batch {args.batch_size}, {rows[0]['dtype']}, on {gpu}\n")
-    print("| gradient checkpointing | LoRA training samples/s | peak GPU memory (GiB) | generation samples/s |")
-    print("|---|---|---|---|")
-    for row in rows:
-        print(f"| {row['gradient_checkpointing']} | {row['lora_train_samples_per_s']} | {row['peak_gpu_memory_gib']} | "
-              f"{row['generate_samples_per_s']} |")
+    args = parser.parse_args(argv)
+    device = resolve_device(args.device, setting="--device")
+    paper = load_params(ROOT / "params.yaml", {"dataset": "vqa_rad", "model": "qwen2vl", "profile": "paper"})
+    image_px = args.image_px or paper.family.image_size
+    batch = args.batch_size
+    # VQA-RAD-like questions (about 8 words) and short answers; every batch full.
+    questions = math.ceil(STUDY_QUESTIONS / batch) * batch
+    data = synthetic_data(questions=questions, val_questions=batch * 4, images=16, image_size=image_px,
+                          answers=200, words=8)
+    variants, models = [], {}
+    with tempfile.TemporaryDirectory() as tmp:
+        save_random_checkpoint(Path(tmp), args.sizes, data, image_px=image_px, device=device)
+        for checkpointing in (False, True):
+            params = load_params(ROOT / "params.yaml", {
+                "dataset": "vqa_rad", "model": "qwen2vl", "profile": "paper",
+                "qwen2vl": {"paper": {"checkpoint": tmp, "image_size": image_px,
+                                      "gradient_checkpointing": checkpointing}},
+                "train": {"batch_size": batch, "device": str(device)}})
+            model = build_model(params, data).to(device)
+            models[checkpointing] = (model, params)
+            step = LoopStep(model, loop_batches(model, data.split("train"), batch_size=batch, device=device),
+                            params=params.train, device=device,
+                            steps_planned=args.warmup + args.steps * args.repeats)
+            counts = model.parameter_counts()
+            variants.append(Variant(f"qwen2vl/lora/train/ckpt={'on' if checkpointing else 'off'}", step, batch, info={
+                "family": "qwen2vl", "mode": "train", "gradient_checkpointing": checkpointing, "batch_size": batch,
+                "image_px": image_px, "precision": params.train.precision,
+                "attn_implementation": model.model.config._attn_implementation,
+                "vision_without_grad": model.vision_without_grad, **counts}))
+    # Generation with the paper profile's model (gradient checkpointing plays no part in inference).
+    model, params = models[paper.family.gradient_checkpointing]
+    val = data.split("val")
+    eval_batches = loop_batches(model, val, batch_size=batch, device=device)  # the evaluation's batches, shuffled
+
+    def generate():
+        model.predict(to_device(next(eval_batches), device), mode="generate")
+
+    variants.append(Variant("qwen2vl/generate", torch.no_grad()(generate), batch, context=evaluating(model), info={
+        "family": "qwen2vl", "mode": "generate", "batch_size": batch, "image_px": image_px,
+        "max_new_tokens": model.config.max_new_tokens, "attn_implementation": model.model.config._attn_implementation}))
+    timings = measure(variants, device=device, warmup=args.warmup, steps=args.steps, repeats=args.repeats)
+    rows = [t.row() for t in timings]
+    print("\n| variant | samples/s (median) | min-max | ms/step | peak GiB |")
+    print("|---|---|---|---|---|")
+    for r in rows:
+        peak = "-" if r["peak_gib"] is None else f"{r['peak_gib']:.1f}"
+        print(f"| {r['name']} | {r['samples_per_s']:.2f} | {r['samples_per_s_min']:.2f}-{r['samples_per_s_max']:.2f} "
+              f"| {r['step_ms']:.0f} | {peak} |")
+    result = {"environment": environment(device), "sizes": args.sizes, "paper_gradient_checkpointing":
+              paper.family.gradient_checkpointing, "warmup": args.warmup, "steps": args.steps,
+              "repeats": args.repeats, "rows": rows}
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(rows, indent=2) + "\n")
+        args.out.write_text(json.dumps(result, indent=1))
 
 
 if __name__ == "__main__":

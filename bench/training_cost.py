@@ -1,6 +1,8 @@
 """Training cost per family and strategy, measured side by side in one run on this machine.
 
-For each data set and fusion family (tiny profile from params.yaml), trains with each strategy:
+For each data set and fusion family (tiny profile from params.yaml, with the data set's recipe),
+trains with each strategy - a set of parameter overrides (``STRATEGIES``) loaded by
+``vqalab.params.load_params`` and built by ``vqalab.harness.build_model``:
 
 - ``full_fp32``: every encoder fine-tuned, fp32 (the reference);
 - ``full_bf16``: the same under bf16 autocast;
@@ -31,15 +33,16 @@ import time
 from pathlib import Path
 
 import torch
-import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-# Each strategy: (family config changes, train param changes).
+# Each strategy is a parameter override over params.yaml (after the data set's recipe):
+# (the family's tiny-profile section, the train section). A strategy that fine-tunes the text
+# encoder turns question_prior off: the prior is fitted on a frozen encoder's features.
 STRATEGIES = {
-    "full_fp32": (dict(image_training="full", text_training="full"), dict(precision="fp32")),
-    "full_bf16": (dict(image_training="full", text_training="full"), dict(precision="bf16")),
-    "partial": (dict(image_training="partial", text_training="partial"), dict(precision="fp32")),
-    "lora_text": (dict(image_training="frozen", text_training="lora"), dict(precision="fp32")),
+    "full_fp32": (dict(image_training="full", text_training="full", question_prior=False), dict(precision="fp32")),
+    "full_bf16": (dict(image_training="full", text_training="full", question_prior=False), dict(precision="bf16")),
+    "partial": (dict(image_training="partial", text_training="partial", question_prior=False), dict(precision="fp32")),
+    "lora_text": (dict(image_training="frozen", text_training="lora", question_prior=False), dict(precision="fp32")),
     # A head on cached features costs seconds per epoch, so it gets a longer, gentler schedule:
     # 30 epochs at lr 5e-4 had the best mean validation accuracy over easy-VQA and VQA-RAD among
     # {8, 30} epochs x {2e-3, 1e-3, 5e-4} (resnet_bert; see the README's Performance section).
@@ -47,10 +50,18 @@ STRATEGIES = {
                       dict(precision="fp32", max_epochs=30)),
 }
 REFERENCE = "full_fp32"
+PROFILE = "tiny"
 
 
-def prepare_data(dataset: str, *, image_size: int, resize: str, source: str | None, max_images: int | None,
-                 work: Path, seed: int) -> Path:
+def strategy_overrides(strategy: str, *, dataset: str, family: str, train: dict) -> dict:
+    """The parameter values of one run: the data set and family chosen, ``train`` (the bench's
+    device and epoch settings), then the strategy's own values, which win."""
+    family_changes, train_changes = STRATEGIES[strategy]
+    return {"dataset": dataset, "model": family, "profile": PROFILE, family: {PROFILE: dict(family_changes)},
+            "train": {**train, **train_changes}}
+
+
+def prepare_data(dataset: str, *, params, source: str | None, max_images: int | None, work: Path) -> Path:
     """Download (from the package or a local copy) and preprocess once per data set and image geometry."""
     from vqalab.config import from_mapping
     from vqalab.data.preprocess import preprocess
@@ -61,42 +72,49 @@ def prepare_data(dataset: str, *, image_size: int, resize: str, source: str | No
     if not raw.exists():
         config = from_mapping(get_dataset(dataset).config_class, {"source": source} if source else {}, f"datasets.{dataset}")
         download(dataset, config, out=raw, downloads=work / "downloads", max_images_per_split=max_images)
+    image_size, resize = params.family.image_size, params.family.resize
     processed = work / f"{dataset}-{image_size}-{resize}-{max_images}"
     if not processed.exists():
         with atomic_path(processed, is_dir=True) as tmp:
-            preprocess(raw, tmp, image_size=image_size, resize=resize, seed=seed, val_fraction=0.1, min_answer_count=1)
+            preprocess(raw, tmp, image_size=image_size, resize=resize, seed=params.seed,
+                       val_fraction=params.preprocess.val_fraction, min_answer_count=params.preprocess.min_answer_count)
     return processed
 
 
 def run_one(spec: dict) -> dict:
-    """One training run (called in a child process): returns its figures."""
-    from vqalab.config import TrainParams, from_mapping
+    """One training run (called in a child process): the train stage's steps (harness.build_model,
+    prepare_for_training, fit, save_checkpoint) and the evaluate stage's (harness.evaluate_checkpoint)."""
+    import tempfile
+
     from vqalab.data.dataset import ProcessedData
     from vqalab.data.features import CachedFeatures, compute_features
-    from vqalab.evaluation.metrics import accuracy
-    from vqalab.evaluation.predict import predict_dataset
-    from vqalab.models.registry import get_family
-    from vqalab.training.device import resolve_device, seed_everything
+    from vqalab.harness import build_model, evaluate_checkpoint
+    from vqalab.models.checkpoint import save_checkpoint
+    from vqalab.params import load_params
+    from vqalab.training.device import resolve_device
     from vqalab.training.loop import fit
 
-    family = get_family(spec["family"])
-    config = from_mapping(family.config_class, spec["config"], f"{spec['family']}.tiny")
-    train_params = from_mapping(TrainParams, spec["train"], "train")
-    device = resolve_device(train_params.device)
+    params = load_params(ROOT / "params.yaml", spec["overrides"])
+    device = resolve_device(params.train.device)
     data = ProcessedData.load(spec["data"])
-    seed_everything(spec["seed"])
-    model = family.model_class.build(config, data.vocab.answers)
+    model = build_model(params, data, where=spec["data"])
     start = time.perf_counter()
     questions = sorted({r.question for r in data.records})
-    tensors, fingerprints = compute_features(model, data.images, questions, batch_size=256, device=device)
+    tensors, fingerprints = compute_features(model, data.images, questions, batch_size=params.evaluate.batch_size,
+                                             device=device)
     features = CachedFeatures.from_tensors(tensors, fingerprints, questions)
     features_s = time.perf_counter() - start if fingerprints else 0.0
+    train_set, val_set = data.split("train", features), data.split("val", features)
+    model.prepare_for_training(train_set, val_set)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    result = fit(model, data.split("train", features), data.split("val", features), params=train_params,
-                 device=device, seed=spec["seed"])
-    test = data.split("test", features)
-    predictions = predict_dataset(model, test, batch_size=256, device=device)
+    result = fit(model, train_set, val_set, params=params.train, device=device, seed=params.seed)
+    peak_gpu = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None
+    with tempfile.TemporaryDirectory() as tmp:
+        save_checkpoint(model, Path(tmp) / "model", info={"dataset": params.dataset, "profile": params.profile,
+                                                          "seed": params.seed})
+        evaluation = evaluate_checkpoint(Path(tmp) / "model", data, features, device=device,
+                                         batch_size=params.evaluate.batch_size, sbert_model=params.sbert_model)
     epochs = result.history
     return {
         "train_s": result.train_time_s,
@@ -106,11 +124,11 @@ def run_one(spec: dict) -> dict:
         "best_val_accuracy": result.best_val_accuracy,
         "val_curve": [(e["elapsed_s"], e["val_accuracy"]) for e in epochs],
         "train_samples_per_s": sum(e["train_samples_per_s"] for e in epochs) / len(epochs),
-        "test_accuracy": accuracy([top[0][0] for top in predictions], [r.answer for r in test.records]),
-        "n_train": len(data.split("train")), "n_test": len(test),
+        "test_accuracy": evaluation.modes[evaluation.primary]["accuracy"],
+        "n_train": len(train_set), "n_test": len(evaluation.test),
         "trainable_params": model.parameter_counts()["trainable_params"],
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,  # Linux reports KiB
-        **({"peak_gpu_mb": torch.cuda.max_memory_allocated(device) / 2**20} if device.type == "cuda" else {}),
+        **({"peak_gpu_mb": peak_gpu} if peak_gpu is not None else {}),
     }
 
 
@@ -183,25 +201,25 @@ def main() -> None:
         return
     if REFERENCE not in args.strategies:
         parser.error(f"--strategies must include the reference {REFERENCE}: ratios are taken against it")
-    params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    train = {**params["train"], "device": "cpu" if not torch.cuda.is_available() else "auto"}
+    from vqalab.params import load_params
+
+    train = {"device": "cpu" if not torch.cuda.is_available() else "auto"}
     if args.max_epochs:
         train["max_epochs"] = args.max_epochs
     rows = []
     bench_start = time.perf_counter()
     for dataset, max_images in zip(args.datasets, args.max_images + [0] * len(args.datasets)):
         for family in args.families:
-            base = params[family]["tiny"]
-            data = prepare_data(dataset, image_size=base["image_size"], resize=base["resize"],
-                                source=args.vqa_rad_source if dataset == "vqa_rad" else None,
-                                max_images=max_images or None, work=args.work, seed=params["seed"])
-            for strategy in args.strategies:
-                config_changes, train_changes = STRATEGIES[strategy]
-                spec = {"dataset": dataset, "family": family, "strategy": strategy, "data": str(data),
-                        "seed": params["seed"], "config": {**base, **config_changes},
-                        "train": {**train, **train_changes}}
+            runs = {strategy: strategy_overrides(strategy, dataset=dataset, family=family, train=train)
+                    for strategy in args.strategies}
+            # Every strategy's parameters are checked before the first run starts.
+            checked = {strategy: load_params(ROOT / "params.yaml", overrides) for strategy, overrides in runs.items()}
+            data = prepare_data(dataset, params=checked[REFERENCE], max_images=max_images or None, work=args.work,
+                                source=args.vqa_rad_source if dataset == "vqa_rad" else None)
+            for strategy, overrides in runs.items():
                 print(f"{dataset} {family} {strategy} ...", file=sys.stderr, flush=True)
-                figures = run_child(spec)
+                figures = run_child({"dataset": dataset, "family": family, "strategy": strategy, "data": str(data),
+                                     "overrides": overrides})
                 rows.append({"dataset": dataset, "family": family, "strategy": strategy,
                              "max_images_per_split": max_images or None, **figures})
     add_ratios(rows, args.target_margin)
@@ -210,7 +228,8 @@ def main() -> None:
           f"{torch.get_num_threads()} threads, device {train['device']}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     tmp = args.out.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"rows": rows, "train": train, "target_margin": args.target_margin}, indent=1))
+    tmp.write_text(json.dumps({"rows": rows, "strategies": {k: list(v) for k, v in STRATEGIES.items()},
+                               "train_overrides": train, "target_margin": args.target_margin}, indent=1))
     tmp.replace(args.out)
 
 

@@ -5,8 +5,6 @@ in each; the first mode gives the headline figures, and every mode appears under
 """
 
 import resource
-import time
-from collections import Counter
 from pathlib import Path
 
 import torch
@@ -16,10 +14,9 @@ from vqalab.data.dataset import ProcessedData
 from vqalab.data.registry import data_setting, dataset_config
 from vqalab.data.features import CachedFeatures
 from vqalab.evaluation.blind import blind_baseline
-from vqalab.evaluation.metrics import exact_match, score_predictions
-from vqalab.evaluation.predict import predict_dataset
+from vqalab.evaluation.metrics import exact_match
+from vqalab.harness import evaluate_checkpoint
 from vqalab.io import write_json, write_jsonl
-from vqalab.models.checkpoint import load_checkpoint
 from vqalab.stage import run_stage, stage_parser
 from vqalab.training.device import resolve_device
 
@@ -34,28 +31,12 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     params = StageParams.read(args.params)
     device = resolve_device(params.train.device)
-    model, checkpoint = load_checkpoint(args.model)
-    model.to(device)
     data = ProcessedData.load(args.data)
-    features = CachedFeatures.load(args.features)
-    features.check(model, where=args.features)
-    test = data.split("test", features)
-    train_answer_counts = Counter(r.answer for r in data.records if r.split == "train")
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
-
-    modes, outputs = {}, {}
-    for mode in model.prediction_modes:
-        start = time.perf_counter()
-        outputs[mode] = predict_dataset(model, test, batch_size=params.evaluate.batch_size, device=device, mode=mode)
-        elapsed = time.perf_counter() - start
-        modes[mode] = {
-            **score_predictions([top[0][0] for top in outputs[mode]], test.records,
-                                train_answer_counts=train_answer_counts, sbert_model=params.sbert_model),
-            "eval_time_s": round(elapsed, 2),
-            "latency_ms_per_question": round(1000 * elapsed / len(test), 3),
-            "test_samples_per_s": round(len(test) / elapsed, 2),
-        }
+    evaluation = evaluate_checkpoint(args.model, data, CachedFeatures.load(args.features), device=device,
+                                     batch_size=params.evaluate.batch_size, sbert_model=params.sbert_model,
+                                     features_where=args.features)
+    model, checkpoint, test = evaluation.model, evaluation.checkpoint, evaluation.test
+    modes, outputs = evaluation.modes, evaluation.outputs
     primary = model.prediction_modes[0]
     # The question-only baseline of the same data: how much the image added.
     blind = blind_baseline(data.split("train").records, data.split("val").records, test.records,

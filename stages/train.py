@@ -19,10 +19,10 @@ from vqalab.config import StageParams, TrainParams, from_mapping, run_controls
 from vqalab.data.dataset import ProcessedData
 from vqalab.data.features import CachedFeatures
 from vqalab.io import digest
+from vqalab.harness import build_model
 from vqalab.models.checkpoint import save_checkpoint
-from vqalab.models.registry import family_config, get_family
 from vqalab.stage import run_stage, stage_parser
-from vqalab.training.device import library_versions, resolve_device, seed_everything
+from vqalab.training.device import library_versions, resolve_device
 from vqalab.training.distributed import is_main_process
 from vqalab.training.loop import fit
 
@@ -43,15 +43,9 @@ def main(argv=None) -> None:
     if train_params.launcher != "python" and "WORLD_SIZE" not in os.environ:
         launched = subprocess.run([*shlex.split(train_params.launcher), sys.argv[0], *sys.argv[1:]])
         sys.exit(launched.returncode)
-    family = family_config(params.model, params.profile, params.section("family"))
     device = resolve_device(train_params.device)
     data = ProcessedData.load(args.data)
-    if data.image_size != family.image_size:
-        raise ValueError(f"{args.data} holds {data.image_size}px images but {params.model}.{params.profile}.image_size "
-                         f"is {family.image_size}: rerun the preprocess stage (dvc repro)")
-    seed_everything(params.seed)
-    model = get_family(params.model).model_class.build(
-        family, data.vocab.answers, train_texts=[r.question for r in data.records if r.split == "train"])
+    model = build_model(params, data, where=args.data)
     features = CachedFeatures.load(args.features)
     features.check(model, where=args.features)
     train_set, val_set = data.split("train", features), data.split("val", features)

@@ -133,3 +133,60 @@ def test_closed_questions_rank_the_answers_closed_questions_take_in_train(tmp_pa
     assert loaded.closed_answers == ["blue", "no", "yes"]
     reloaded = loaded.predict(batch, top_k=len(ANSWERS), mode="candidates")[0]
     assert [a for a, _ in reloaded] == [a for a, _ in ranked[0]]
+
+
+def test_prompt_fields_cut_from_the_full_encoding_equal_a_separate_prompt_encoding():
+    """The collator encodes images once; its generation prompts equal the processor's own
+    left-padded encoding of the prompts alone (questions of different lengths: real padding)."""
+    model = build()
+    batch = model.collate(items())
+    prompts = model.encode(model.prompts(items()), [i["image"] for i in items()], padding_side="left")
+    assert batch["prompt_input_ids"].shape[1] < batch["input_ids"].shape[1]
+    assert (prompts["attention_mask"] == 0).any()  # the short question's prompt is padded
+    for name in ("input_ids", "attention_mask", "mm_token_type_ids"):
+        assert torch.equal(batch[f"prompt_{name}"], prompts[name]), name
+
+
+def lora_model(tmp_path):
+    base = build()
+    base.model.save_pretrained(tmp_path / "base")
+    base.processor.save_pretrained(tmp_path / "base")
+    config = Qwen2VLFamilyConfig(image_size=56, checkpoint=str(tmp_path / "base"), max_new_tokens=4, lr=3e-3,
+                                 lora=LoraSettings(r=4, alpha=8, dropout=0.0, target_modules=("q_proj", "v_proj")))
+    return Qwen2VL.build(config, ANSWERS)
+
+
+def vision_tower(model):
+    return next(m for m in model.modules() if type(m).__name__.startswith("Qwen2VisionTransformer"))
+
+
+def test_a_frozen_vision_tower_runs_without_grad_even_when_inputs_are_made_to_require_grad(tmp_path):
+    """With LoRA on the LLM the vision tower is frozen: gradient checkpointing's
+    enable_input_require_grads must not pull it into the graph; the adapters still learn."""
+    model = lora_model(tmp_path)
+    assert model.vision_without_grad
+    model.model.enable_input_require_grads()  # what gradient checkpointing turns on (on a GPU)
+    outputs = []
+    vision_tower(model).register_forward_hook(lambda module, args, out: outputs.append(out))
+    model(model.collate(items())).loss.backward()
+    # (get_image_features later splits pooler_output per image, in place: a tuple by now)
+    assert outputs and not outputs[0].last_hidden_state.requires_grad
+    assert not any(t.requires_grad for t in outputs[0].pooler_output)
+    lora_grads = [p.grad for n, p in model.named_parameters() if "lora_B" in n]
+    assert lora_grads and all(g is not None and g.abs().sum() > 0 for g in lora_grads)
+
+
+def test_a_trained_vision_tower_keeps_its_gradients():
+    model = build()  # random-init, no LoRA: every weight trains, the vision tower's too
+    assert not model.vision_without_grad
+    model(model.collate(items())).loss.backward()
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in vision_tower(model).parameters())
+
+
+def test_attention_is_sdpa_without_flash_attention_on_the_cpu(tmp_path):
+    from vqalab.models.qwen2vl import attention_implementation, load_options
+
+    assert attention_implementation(None) == "sdpa"
+    model = lora_model(tmp_path)
+    assert model.model.config._attn_implementation in ("sdpa", "flash_attention_2")
+    assert load_options(model.config)["attn_implementation"] == attention_implementation(None)

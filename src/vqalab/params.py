@@ -122,7 +122,22 @@ def _check_keys(base: dict, override: dict, where: str, section: str = "") -> No
             _check_keys(base[key], value, f"{where}.{key}", target)
 
 
-def load_params(path: str | Path = "params.yaml") -> Params:
+def _overridden(base: dict, override: dict) -> dict:
+    merged = dict(base)
+    for key, value in override.items():
+        both_mappings = isinstance(value, dict) and isinstance(base.get(key), dict)
+        merged[key] = _overridden(base[key], value) if both_mappings else value
+    return merged
+
+
+def load_params(path: str | Path = "params.yaml", overrides: dict | None = None) -> Params:
+    """params.yaml validated, with the chosen data set's recipe merged over it.
+
+    ``overrides`` (nested as params.yaml, e.g. ``{"train": {"precision": "bf16"}}``) are merged
+    over the file's values, so they win over the recipe's - as ``dvc exp run -S`` would set them;
+    a key params.yaml lacks fails, naming it. The benchmarks express each strategy this way, so a
+    strategy is a set of parameter values, not a model assembled by hand.
+    """
     # Imported here: a family or data set module is imported only when it is chosen.
     from vqalab.data.registry import DATASETS, get_dataset
     from vqalab.models.registry import FAMILIES, get_family
@@ -134,6 +149,9 @@ def load_params(path: str | Path = "params.yaml") -> Params:
         raise FileNotFoundError(f"{path} not found: run the stages from the project root") from None
     if not isinstance(raw, dict):
         raise ValueError(f"{path} must hold a mapping of parameters")
+    if overrides:  # as values written in params.yaml: they win over the recipe's
+        _check_keys(raw, overrides, "overrides")
+        raw = _overridden(raw, overrides)
 
     def choice(key: str, choices) -> str:
         value = raw.get(key)

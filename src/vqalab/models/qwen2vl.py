@@ -158,6 +158,7 @@ class Qwen2VL(VQAModel):
             model.gradient_checkpointing_enable()
             model.enable_input_require_grads()  # frozen embeddings: LoRA gradients must still flow through
         self.model = apply_lora(model, config.lora)
+        self.vision_without_grad = run_frozen_vision_without_grad(self.model)
         self._end_id = self.tokenizer.convert_tokens_to_ids("<|im_end|>")
         # The candidates of a closed question: set from the training records, saved with the checkpoint.
         self.closed_answers: list[str] = []
@@ -242,18 +243,29 @@ class Qwen2VL(VQAModel):
         prompts = self.prompts(items)
         full = self.encode([p + item["answer"] + "<|im_end|>" for p, item in zip(prompts, items)], images,
                            padding_side="right")
-        prompt_only = self.encode(prompts, images, padding_side="left")
+        # The prompt is a prefix of each full sequence: its tokens, left-padded, are the generation
+        # input. Cut from the full encoding instead of encoding the prompts again, which ran the
+        # image processor twice per batch (its resizing is most of the collator's host time).
+        merge = self.processor.image_processor.merge_size ** 2
+        image_tokens = (full["image_grid_thw"].prod(-1) // merge).tolist()
+        prompt_lengths = [len(ids) - 1 + n for ids, n in zip(self.tokenizer(prompts)["input_ids"], image_tokens)]
+        width = max(prompt_lengths)
+        prompt_ids = torch.full((len(items), width), self.tokenizer.pad_token_id, dtype=full["input_ids"].dtype)
+        prompt_mask = torch.zeros((len(items), width), dtype=full["attention_mask"].dtype)
+        prompt_types = torch.zeros((len(items), width), dtype=full["mm_token_type_ids"].dtype)
         labels = full["input_ids"].clone()
-        prompt_lengths = prompt_only["attention_mask"].sum(1)
-        for row, length in enumerate(prompt_lengths.tolist()):
+        for row, length in enumerate(prompt_lengths):
+            prompt_ids[row, width - length:] = full["input_ids"][row, :length]
+            prompt_mask[row, width - length:] = 1
+            prompt_types[row, width - length:] = full["mm_token_type_ids"][row, :length]
             labels[row, :length] = IGNORE  # the prompt, image tokens included
         labels[full["attention_mask"] == 0] = IGNORE  # the padding
         return {
             **full,
             "labels": labels,
-            "prompt_input_ids": prompt_only["input_ids"],
-            "prompt_attention_mask": prompt_only["attention_mask"],
-            "prompt_mm_token_type_ids": prompt_only["mm_token_type_ids"],
+            "prompt_input_ids": prompt_ids,
+            "prompt_attention_mask": prompt_mask,
+            "prompt_mm_token_type_ids": prompt_types,
             "closed": torch.tensor([item["answer_type"] == "closed" for item in items]),
         }
 
@@ -335,13 +347,45 @@ class Qwen2VL(VQAModel):
         return picked.sum(1).tolist()
 
 
+def attention_implementation(dtype: torch.dtype | None) -> str:
+    """The fastest attention this machine has: FlashAttention-2 on a GPU where the flash-attn
+    package is installed (it takes bf16/fp16 only; it also runs the vision tower's variable-length
+    attention without a dense mask), else PyTorch's scaled_dot_product_attention."""
+    import importlib.util
+
+    if torch.cuda.is_available() and dtype in (torch.bfloat16, torch.float16) and importlib.util.find_spec("flash_attn"):
+        return "flash_attention_2"
+    return "sdpa"
+
+
+def run_frozen_vision_without_grad(model: nn.Module) -> bool:
+    """Run the vision tower under ``torch.no_grad`` when none of its weights train (LoRA on the LLM).
+
+    transformers 5's ``enable_input_require_grads`` (called for gradient checkpointing) hooks every
+    sub-model's input embeddings, the vision tower's patch embedding included: its outputs then
+    require grad and the whole frozen tower is recorded, recomputed and back-propagated through
+    for nothing. Returns whether the tower was found frozen and wrapped."""
+    visual = next((m for m in model.modules() if type(m).__name__.startswith("Qwen2VisionTransformer")), None)
+    if visual is None or any(p.requires_grad for p in visual.parameters()):
+        return False
+    forward = visual.forward
+
+    def forward_without_grad(*args, **kwargs):
+        with torch.no_grad():
+            return forward(*args, **kwargs)
+
+    visual.forward = forward_without_grad
+    return True
+
+
 def load_options(config: Qwen2VLFamilyConfig) -> dict:
-    """bf16 on a GPU; 4-bit weights (QLoRA) when asked, which needs CUDA and bitsandbytes."""
+    """bf16 and the fastest attention on a GPU; 4-bit weights (QLoRA) when asked, which needs CUDA
+    and bitsandbytes."""
     if not torch.cuda.is_available():
         if config.load_in_4bit:
             raise ValueError(f"load_in_4bit needs a CUDA GPU; set {param_name(config, 'load_in_4bit')}: false on the CPU")
-        return {}
-    options = {"dtype": torch.bfloat16}
+        return {"attn_implementation": attention_implementation(None)}
+    options = {"dtype": torch.bfloat16, "attn_implementation": attention_implementation(torch.bfloat16)}
     if config.load_in_4bit:
         try:
             import bitsandbytes  # noqa: F401
