@@ -35,7 +35,7 @@ from torch import nn
 from transformers import BertConfig, BertModel, BertTokenizerFast, CLIPVisionConfig, CLIPVisionModel, ViltConfig, ViltForQuestionAnswering
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from loopstep import WORDS, LoopStep, loop_batches, synthetic_data  # noqa: E402
+from loopstep import WORDS, LoopStep, synthetic_data  # noqa: E402
 from timing import Variant, environment, fast_math, measure  # noqa: E402
 
 from vqalab.data.features import CachedFeatures, compute_features  # noqa: E402
@@ -131,7 +131,7 @@ class ReferenceStep:
         self.optimizer.zero_grad(set_to_none=True)
 
 
-def variants_for(args, device: torch.device, sources: dict, sizes: dict, data, planned_steps: int) -> list[Variant]:
+def variants_for(args, device: torch.device, sources: dict, sizes: dict, data) -> list[Variant]:
     variants, features_cache = [], {}
     for family in args.families:
         for strategy in args.strategies.get(family, []):
@@ -152,8 +152,7 @@ def variants_for(args, device: torch.device, sources: dict, sizes: dict, data, p
                         features = features_cache[key]
                         features.check(model, where="the benchmark's features")
                     train_set = data.split("train", features)
-                    step = LoopStep(model, loop_batches(model, train_set, batch_size=batch_size, device=device),
-                                    params=params.train, device=device, steps_planned=planned_steps)
+                    step = LoopStep(model, train_set, params=params.train, device=device)
                     counts = model.parameter_counts()
                     info = {"family": family, "strategy": strategy, "batch_size": batch_size, "precision": precision,
                             "kind": "vqalab", "trainable_params": counts["trainable_params"],
@@ -219,10 +218,9 @@ def main(argv=None) -> None:
     multiple = math.lcm(*args.batch_sizes)
     data = synthetic_data(questions=math.ceil(STUDY_QUESTIONS / multiple) * multiple, images=sizes["images"],
                           image_size=sizes["image_size"], answers=ANSWERS, words=REFERENCE_SEQUENCE + 8)
-    planned = args.warmup + args.steps * args.repeats
     with tempfile.TemporaryDirectory() as tmp:
         sources = save_sources(Path(tmp), sizes)
-        variants = variants_for(args, device, sources, sizes, data, planned)
+        variants = variants_for(args, device, sources, sizes, data)
         timings = measure(variants, device=device, warmup=args.warmup, steps=args.steps, repeats=args.repeats)
     rows = [t.row() for t in timings]
     add_ratios(rows)

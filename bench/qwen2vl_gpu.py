@@ -114,9 +114,7 @@ def main(argv=None) -> None:
                 "train": {"batch_size": batch, "device": str(device)}})
             model = build_model(params, data).to(device)
             models[checkpointing] = (model, params)
-            step = LoopStep(model, loop_batches(model, data.split("train"), batch_size=batch, device=device),
-                            params=params.train, device=device,
-                            steps_planned=args.warmup + args.steps * args.repeats)
+            step = LoopStep(model, data.split("train"), params=params.train, device=device)
             counts = model.parameter_counts()
             variants.append(Variant(f"qwen2vl/lora/train/ckpt={'on' if checkpointing else 'off'}", step, batch, info={
                 "family": "qwen2vl", "mode": "train", "gradient_checkpointing": checkpointing, "batch_size": batch,
