@@ -45,10 +45,11 @@ else
   if ! "$python" -c "import torch, sys; sys.exit(not torch.cuda.is_available())"; then
     echo "gpu_check: no CUDA device (use --device cpu for a smoke run)" >&2; exit 1
   fi
-  # The recipe's batch (64) and 256, fp32 and bf16; the families' paper profiles for the study estimate.
+  # The tiny recipe's batch (64, the cached head) and the paper profile's (256), fp32 and bf16;
+  # the families' paper profiles for the study estimate.
   paper_args=(--sizes paper --device "$device" --warmup 5 --steps 10 --repeats 3
               --strategies resnet_bert:full resnet_bert:frozen_cached pubmedclip:paper vilt:paper)
-  qwen_args=(--sizes 2b --device "$device" --batch-size 8 --warmup 2 --steps 5 --repeats 3)
+  qwen_args=(--sizes 2b --device "$device" --batch-size 16 --warmup 2 --steps 5 --repeats 3)
 fi
 
 start=$SECONDS

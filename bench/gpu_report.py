@@ -30,10 +30,10 @@ def report(paper: dict, qwen: dict | None) -> tuple[list[dict], dict]:
     rows, env = paper["rows"], paper["environment"]
     on_gpu = env.get("gpu") is not None
     auto_precision = "bf16" if on_gpu else "fp32"
-    recipe_batch = paper["recipe_batch_size"]
+    paper_batch, cached_batch = paper["paper_batch_size"], paper["cached_batch_size"]
     measured = sorted({r["batch_size"] for r in rows})
-    # The study runs at the recipe's batch; a smoke run at other sizes estimates at its largest (and says so).
-    study_batch = recipe_batch if recipe_batch in measured else measured[-1]
+    # The study runs at the paper profile's batch; a smoke run at other sizes estimates at its largest (and says so).
+    study_batch = paper_batch if paper_batch in measured else measured[-1]
     lines = []
 
     def add(figure, value, *, unit="samples/s", reference=None, target=None, ok=None, note=""):
@@ -47,9 +47,9 @@ def report(paper: dict, qwen: dict | None) -> tuple[list[dict], dict]:
         add(f"resnet_bert {r['strategy']} b{r['batch_size']} {r['precision']}", r["samples_per_s"],
             reference=r["reference_samples_per_s"], target=">= 0.9x reference",
             ok=r["ratio_to_reference"] >= 0.9 if r["ratio_to_reference"] else None)
-    full = find(rows, family="resnet_bert", strategy="full", batch_size=recipe_batch, precision=auto_precision)
+    full = find(rows, family="resnet_bert", strategy="full", batch_size=paper_batch, precision=auto_precision)
     if full:
-        add(f"resnet_bert full at the recipe's batch {recipe_batch} ({auto_precision})", full["samples_per_s"],
+        add(f"resnet_bert full at the paper profile's batch {paper_batch} ({auto_precision})", full["samples_per_s"],
             reference=full["reference_samples_per_s"], target=">= 3,000", ok=full["samples_per_s"] >= 3000)
     for fp32 in (r for r in rows if r["family"] == "resnet_bert" and r["strategy"] == "full"
                  and r["precision"] == "fp32" and r["batch_size"] >= 64):
@@ -58,9 +58,9 @@ def report(paper: dict, qwen: dict | None) -> tuple[list[dict], dict]:
             add(f"resnet_bert full b{fp32['batch_size']}: bf16 over fp32", bf16["samples_per_s"], unit="samples/s (bf16)",
                 reference=fp32["samples_per_s"], target="ratio >= 1.0", ok=bf16["samples_per_s"] >= fp32["samples_per_s"],
                 note="reference column: fp32")
-    cached = find(rows, family="resnet_bert", strategy="frozen_cached", batch_size=recipe_batch, precision=auto_precision)
+    cached = find(rows, family="resnet_bert", strategy="frozen_cached", batch_size=cached_batch, precision=auto_precision)
     if cached:
-        add(f"resnet_bert frozen_cached at the recipe's batch {recipe_batch}", cached["samples_per_s"],
+        add(f"resnet_bert frozen_cached at the recipe's batch {cached_batch}", cached["samples_per_s"],
             reference=cached["reference_samples_per_s"], target=">= 100,000", ok=cached["samples_per_s"] >= 100_000)
 
     # The study's time: each family's paper profile ("paper" strategy, else full for resnet_bert).
@@ -89,8 +89,8 @@ def report(paper: dict, qwen: dict | None) -> tuple[list[dict], dict]:
         missing.append("qwen2vl")
     total = sum(per_family.values())
     notes = [f"missing: {', '.join(missing)}"] if missing else ["training steps only"]
-    if study_batch != recipe_batch:
-        notes.append(f"classifiers at batch {study_batch}, not the recipe's {recipe_batch}")
+    if study_batch != paper_batch:
+        notes.append(f"classifiers at batch {study_batch}, not the paper profile's {paper_batch}")
     add("study training time (" + " + ".join(f"{f} {s:.0f} s" for f, s in per_family.items()) + ")", total, unit="s",
         target=f"<= {STUDY_LIMIT_S} s", ok=total <= STUDY_LIMIT_S if not missing else None, note="; ".join(notes))
     return lines, {"per_family_s": per_family, "total_s": total, "missing": missing, "classifier_batch_size": study_batch}

@@ -141,3 +141,16 @@ def test_the_train_stage_does_not_depend_on_its_run_controls():
 
     train = stage_values(load_params(ROOT / "params.yaml"), "train")["train"]
     assert "max_epochs" in train and not {"resume", "launcher", "compile"} & set(train)
+
+
+def test_a_family_profile_batch_size_replaces_the_train_batch_size(tmp_path):
+    """The paper profile trains on a GPU at its own batch (its learning rates are scaled to it)."""
+    tiny = load_params(write_params(tmp_path))
+    paper = load_params(write_params(tmp_path, profile="paper"))
+    qwen = load_params(write_params(tmp_path, profile="paper", model="qwen2vl"))
+    assert tiny.family.batch_size is None and tiny.train.batch_size == 64
+    assert (paper.train.batch_size, paper.family.batch_size) == (256, 256)
+    assert qwen.train.batch_size == 16
+    assert paper.train.section == "train"  # messages still name the real section
+    with pytest.raises(ValueError, match=r"resnet_bert.paper: batch_size must be >= 1 or null, got 0"):
+        load_params(write_params(tmp_path, profile="paper", resnet_bert__paper__batch_size=0))

@@ -171,6 +171,13 @@ def load_params(path: str | Path = "params.yaml", overrides: dict | None = None)
     if not isinstance(section, dict) or profile not in section:
         raise ValueError(f"params: section {model}.{profile} is missing; it holds the {model} settings for profile {profile}")
     dataset_sections = raw.get("datasets") or {}
+    family_config = from_mapping(family.config_class, section[profile], f"{model}.{profile}")
+    train = from_mapping(TrainParams, raw.get("train", {}), "train")
+    if family_config.batch_size is not None:
+        log.info("%s.%s.batch_size = %d replaces train.batch_size = %d", model, profile, family_config.batch_size,
+                 train.batch_size)
+        train = dataclasses.replace(train, batch_size=family_config.batch_size)
+        object.__setattr__(train, "section", "train")
     return Params(
         dataset=dataset,
         model=model,
@@ -178,12 +185,12 @@ def load_params(path: str | Path = "params.yaml", overrides: dict | None = None)
         seed=seed,
         download=from_mapping(DownloadParams, raw.get("download", {}), "download"),
         preprocess=from_mapping(PreprocessParams, raw.get("preprocess", {}), "preprocess"),
-        train=from_mapping(TrainParams, raw.get("train", {}), "train"),
+        train=train,
         evaluate=from_mapping(EvaluateParams, raw.get("evaluate", {}), "evaluate"),
         report=from_mapping(ReportParams, raw.get("report", {}), "report"),
         dataset_config=from_mapping(get_dataset(dataset).config_class, dataset_sections.get(dataset) or {},
                                     f"datasets.{dataset}"),
-        family=from_mapping(family.config_class, section[profile], f"{model}.{profile}"),
+        family=family_config,
     )
 
 

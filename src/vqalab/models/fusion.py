@@ -64,9 +64,13 @@ class FusionConfig:
     question_prior: bool = False
     lr: float = 1e-3  # newly initialised parts: fusion, classifier, a random-init image encoder, LoRA adapters
     encoder_lr: float = 2e-5  # pretrained encoders that are fine-tuned
+    # The global batch for this family and profile (its lr and encoder_lr go with it); null: train.batch_size.
+    batch_size: int | None = None
 
     def __post_init__(self) -> None:
         check_resize(self.resize)
+        if self.batch_size is not None and self.batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1 or null, got {self.batch_size}")
         for name in ("max_question_tokens", "hidden_size", "trainable_blocks"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")

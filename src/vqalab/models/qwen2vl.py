@@ -69,9 +69,13 @@ class Qwen2VLFamilyConfig:
     gradient_checkpointing: bool = False  # on a GPU
     max_new_tokens: int = 8
     lr: float = 1e-3  # every trainable weight: the adapters, or the whole random-init model
+    # The global batch for this family and profile (its lr and encoder_lr go with it); null: train.batch_size.
+    batch_size: int | None = None
 
     def __post_init__(self) -> None:
         check_resize(self.resize)
+        if self.batch_size is not None and self.batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1 or null, got {self.batch_size}")
         if self.image_size < PATCH_ALIGN:
             raise ValueError(f"image_size must be >= {PATCH_ALIGN} (one merged Qwen2-VL patch), got {self.image_size}")
         if self.checkpoint is None:

@@ -42,9 +42,13 @@ class ViltFamilyConfig:
     max_question_tokens: int = VILT_MAX_TEXT_POSITIONS
     lr: float = 1e-3  # the new answer head
     encoder_lr: float = 1e-4  # the LoRA adapters (or the whole backbone without LoRA)
+    # The global batch for this family and profile (its lr and encoder_lr go with it); null: train.batch_size.
+    batch_size: int | None = None
 
     def __post_init__(self) -> None:
         check_resize(self.resize)
+        if self.batch_size is not None and self.batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1 or null, got {self.batch_size}")
         if self.image_size % self.patch_size:
             raise ValueError(f"image_size {self.image_size} is not divisible by patch_size {self.patch_size}")
         if not 1 <= self.max_question_tokens <= VILT_MAX_TEXT_POSITIONS:
