@@ -8,6 +8,8 @@ import os
 import sys
 from pathlib import Path
 
+from vqalab.progress import quiet_library_bars
+
 PARAMS_DIR = Path("data/params")
 
 
@@ -15,6 +17,7 @@ def stage_parser(description: str, *, stage: str) -> argparse.ArgumentParser:
     """``--params`` defaults to the stage's own parameters, data/params/<stage>.json (the params
     stage writes them from params.yaml); the params stage itself reads params.yaml."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    quiet_library_bars()
     parser = argparse.ArgumentParser(description=description)
     default = Path("params.yaml") if stage == "params" else PARAMS_DIR / f"{stage}.json"
     parser.add_argument("--params", type=Path, default=default, help=f"the parameters file (default: {default})")
