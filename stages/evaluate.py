@@ -1,7 +1,10 @@
 """Stage evaluate: predict the test split, write the predictions file and the metrics JSON.
 
-A family with several prediction modes (qwen2vl: free generation and candidate ranking) is scored
-in each; the first mode gives the headline figures, and every mode appears under ``modes``.
+The metrics file (``--metrics``, what ``dvc metrics diff`` and ``dvc exp show`` read) holds the
+headline figures only; the per-bucket detail (accuracy by answer frequency and question type, and
+every prediction mode's full figures) goes to ``--details``, which the report reads. A family with
+several prediction modes (qwen2vl: free generation and candidate ranking) is scored in each; the
+first mode gives the headline figures, the others their ``accuracy_<mode>``.
 """
 
 import resource
@@ -20,6 +23,9 @@ from vqalab.io import write_json, write_jsonl
 from vqalab.stage import run_stage, stage_parser
 from vqalab.training.device import resolve_device
 
+# Figures per bucket: a column each in `dvc exp show`, so they live in the details file.
+DETAIL_KEYS = ("by_frequency", "by_question_type")
+
 
 def main(argv=None) -> None:
     parser = stage_parser(__doc__, stage="evaluate")
@@ -27,7 +33,8 @@ def main(argv=None) -> None:
     parser.add_argument("--data", type=Path, required=True, help="the preprocess stage's folder")
     parser.add_argument("--features", type=Path, required=True, help="the features stage's folder (cached frozen-encoder outputs)")
     parser.add_argument("--predictions", type=Path, required=True, help="JSONL file for the test predictions")
-    parser.add_argument("--metrics", type=Path, required=True, help="JSON file for the test metrics")
+    parser.add_argument("--metrics", type=Path, required=True, help="JSON file for the headline test metrics")
+    parser.add_argument("--details", type=Path, required=True, help="JSON file for the per-bucket and per-mode detail")
     args = parser.parse_args(argv)
     params = StageParams.read(args.params)
     device = resolve_device(params.train.device)
@@ -57,6 +64,9 @@ def main(argv=None) -> None:
         return row
 
     write_jsonl(args.predictions, (prediction_row(i, r) for i, r in enumerate(test.records)))
+    headline = {k: v for k, v in modes[primary].items() if k not in DETAIL_KEYS}
+    write_json(args.details, {**{k: modes[primary][k] for k in DETAIL_KEYS if k in modes[primary]},
+                              **({"modes": modes} if len(modes) > 1 else {})})
     write_json(args.metrics, {
         "dataset": checkpoint["dataset"],
         "data_setting": data_setting(dataset_config(params.dataset, params.section("dataset_config")),
@@ -64,7 +74,8 @@ def main(argv=None) -> None:
         "model": checkpoint["family"],
         "profile": checkpoint["profile"],
         "seed": checkpoint["seed"],
-        **modes[primary],
+        **headline,
+        **{f"accuracy_{mode}": figures["accuracy"] for mode, figures in modes.items() if mode != primary},
         **blind,
         **memory,
         "sbert_model": params.sbert_model,
@@ -73,7 +84,6 @@ def main(argv=None) -> None:
         "trainable_params": checkpoint["trainable_params"],
         "total_params": checkpoint["total_params"],
         "prediction_mode": primary,
-        **({"modes": modes} if len(modes) > 1 else {}),
     })
 
 

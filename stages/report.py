@@ -13,6 +13,7 @@ from vqalab.stage import run_stage, stage_parser
 def main(argv=None) -> None:
     parser = stage_parser(__doc__, stage="report")
     parser.add_argument("--metrics", type=Path, required=True, help="the evaluate stage's metrics JSON")
+    parser.add_argument("--details", type=Path, required=True, help="the evaluate stage's per-bucket detail JSON")
     parser.add_argument("--stats", type=Path, required=True, help="the preprocess stage's statistics JSON")
     parser.add_argument("--curves", type=Path, required=True, help="DVCLive plots folder of the train stage")
     parser.add_argument("--report", type=Path, required=True, help="Markdown report to write")
@@ -22,7 +23,7 @@ def main(argv=None) -> None:
     parser.add_argument("--gallery", type=Path, required=True, help="HTML error gallery to write")
     args = parser.parse_args(argv)
     params = StageParams.read(args.params)
-    metrics, stats = read_json(args.metrics), read_json(args.stats)
+    metrics, stats = {**read_json(args.metrics), **read_json(args.details)}, read_json(args.stats)
     title = f"{metrics['model']} on {metrics['dataset']}"
     answer_types = {t: {"accuracy": metrics[f"accuracy_{t}"], "n": metrics[f"n_{t}"]}
                     for t in ("closed", "open") if f"n_{t}" in metrics}

@@ -13,7 +13,7 @@ pytestmark = pytest.mark.slow
 # The outputs DVC caches (and a remote stores); the metrics, report and plots with `cache: false`
 # travel in git.
 DVC_OUTPUTS = ("data/raw/easy_vqa", "data/processed/easy_vqa", "models/resnet_bert", "metrics/predictions.jsonl")
-GIT_OUTPUTS = ("metrics/eval.json", "metrics/data_stats.json", "metrics/train/metrics.json", "metrics/report.md",
+GIT_OUTPUTS = ("metrics/eval.json", "metrics/eval_details.json", "metrics/data_stats.json", "metrics/train/metrics.json", "metrics/report.md",
                "plots/training_curves.png")
 
 

@@ -199,6 +199,32 @@ def test_the_model_ends_with_the_weights_of_its_best_validation_epoch(monkeypatc
     assert not all(torch.equal(final[k], snapshots[3][k]) for k in final)
 
 
+@pytest.mark.parametrize(("starts_as_baseline", "best_epoch"), [(True, 0), (False, 1)])
+def test_a_model_that_starts_as_its_baseline_is_kept_if_no_epoch_beats_it(monkeypatch, starts_as_baseline, best_epoch):
+    """A head that starts at zero over the blind baseline is validated before training (0.9 here);
+    epochs that do worse on validation (0.5, 0.6) leave the model as it started."""
+    import vqalab.training.loop as loop
+
+    scores = iter([0.9, 0.5, 0.6] if starts_as_baseline else [0.5, 0.4])
+    monkeypatch.setattr(loop, "validation_accuracy", lambda *args, **kwargs: next(scores))
+    train, val = datasets()
+    seed_everything(0)
+    model = ResNetBert.build(CONFIG, train.vocab.answers)
+    model.starts_as_baseline = starts_as_baseline
+    start = {k: v.clone() for k, v in model.state_dict().items()}
+    result = fit(model, train, val, params=replace(PARAMS, max_epochs=2, patience=2), device=torch.device("cpu"),
+                 seed=0)
+    assert (result.best_epoch, result.epochs_run) == (best_epoch, 2)
+    kept = all(torch.equal(v, start[k]) for k, v in model.state_dict().items())
+    assert kept == starts_as_baseline
+    assert next(scores, None) is None  # validated before training only when the model starts as its baseline
+
+
+def test_the_fusion_head_over_the_question_prior_starts_as_its_baseline():
+    prior = ResNetBert.build(replace(CONFIG, question_prior=True, text_training="frozen"), ["yes", "no"])
+    assert prior.starts_as_baseline and not ResNetBert.build(CONFIG, ["yes", "no"]).starts_as_baseline
+
+
 def test_a_batch_with_every_answer_outside_the_vocabulary_still_takes_part_in_backward():
     """Under DDP every process must run backward in every step; a None loss would skip it."""
     from vqalab.data.vocab import IGNORE_INDEX

@@ -48,6 +48,10 @@ class VQAModel(nn.Module):
     prediction_modes: tuple[str, ...] = ("classify",)
     # A CNN image encoder trains faster on CUDA in channels_last memory format (``use_channels_last``).
     image_encoder_is_cnn: bool = False
+    # True when the untrained model already predicts as a baseline does (a fusion head that starts
+    # at zero over the blind baseline's scores): fit then validates it before the first epoch, and
+    # keeps it if no epoch does better on validation.
+    starts_as_baseline: bool = False
 
     def check_mode(self, mode: str | None) -> str:
         if mode is None:

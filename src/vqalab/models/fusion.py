@@ -187,6 +187,7 @@ class FusionClassifier(VQAModel):
             for layer in (self.question_prior, self.classifier[-1]):
                 nn.init.zeros_(layer.weight)
                 nn.init.zeros_(layer.bias)
+            self.starts_as_baseline = True
         mean, std = self.pixel_stats(config)
         self.register_buffer("image_mean", torch.tensor(mean).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("image_std", torch.tensor(std).view(1, 3, 1, 1), persistent=False)

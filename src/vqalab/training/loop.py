@@ -77,6 +77,11 @@ class EpochStats:
     global_batch_size: int
 
 
+def weights_on_cpu(model: VQAModel) -> dict[str, torch.Tensor]:
+    """A copy of what the family saves (LoRA adapters, not a frozen base), on the CPU."""
+    return {k: v.detach().to("cpu", copy=True) for k, v in model.checkpoint_state().items()}
+
+
 @dataclass
 class TrainingState:
     """Where a run stands after its last completed epoch. With the weights, optimiser, schedule and
@@ -95,13 +100,19 @@ class TrainingState:
     def epochs_without_improvement(self) -> int:
         return self.epoch - self.best_epoch
 
+    def record_start(self, val_accuracy: float, model: VQAModel) -> None:
+        """The untrained model as epoch 0: kept if no epoch beats it on validation (the model then
+        predicts as the baseline it starts from, rather than worse)."""
+        log.info("epoch 0 (the untrained model, as its baseline predicts): val_accuracy %.5f", val_accuracy)
+        self.best_val_accuracy = val_accuracy
+        self.best_weights = weights_on_cpu(model)
+
     def record_epoch(self, epoch: int, metrics: dict, model: VQAModel) -> None:
         self.epoch = epoch
         self.history.append({"epoch": epoch, **metrics})
         if metrics["val_accuracy"] > self.best_val_accuracy:
             self.best_epoch, self.best_val_accuracy = epoch, metrics["val_accuracy"]
-            # What the family saves (LoRA adapters, not a frozen base), on the CPU: a copy per better epoch.
-            self.best_weights = {k: v.detach().to("cpu", copy=True) for k, v in model.checkpoint_state().items()}
+            self.best_weights = weights_on_cpu(model)
 
     def save(self, path: Path, run: TrainingRun, *, fingerprint: dict | None) -> None:
         with atomic_path(path) as tmp:
@@ -154,6 +165,9 @@ def fit(model: VQAModel, train_set: VQADataset, val_set: VQADataset, *, params: 
     report = on_epoch_end if run.main else None
     for past in state.history if report else ():
         report(past["epoch"], {k: v for k, v in past.items() if k != "epoch"})
+    if state.epoch == 0 and model.starts_as_baseline:
+        state.record_start(validation_accuracy(model, val_set, batch_size=params.batch_size * 2, device=run.device),
+                           model)
     start, global_batch_size = time.perf_counter() - state.elapsed_s, 0
     while state.stop_reason is None and state.epoch < params.max_epochs:
         epoch = state.epoch + 1
