@@ -100,12 +100,12 @@ class TrainingState:
     def epochs_without_improvement(self) -> int:
         return self.epoch - self.best_epoch
 
-    def record_start(self, val_accuracy: float, model: VQAModel) -> None:
+    def record_start(self, run: TrainingRun, val_set: VQADataset, *, batch_size: int) -> None:
         """The untrained model as epoch 0: kept if no epoch beats it on validation (the model then
         predicts as the baseline it starts from, rather than worse)."""
-        log.info("epoch 0 (the untrained model, as its baseline predicts): val_accuracy %.5f", val_accuracy)
-        self.best_val_accuracy = val_accuracy
-        self.best_weights = weights_on_cpu(model)
+        self.best_val_accuracy = validation_accuracy(run.model, val_set, batch_size=batch_size, device=run.device)
+        log.info("epoch 0 (the untrained model, as its baseline): val_accuracy %.5f", self.best_val_accuracy)
+        self.best_weights = weights_on_cpu(run.model)
 
     def record_epoch(self, epoch: int, metrics: dict, model: VQAModel) -> None:
         self.epoch = epoch
@@ -157,17 +157,15 @@ def fit(model: VQAModel, train_set: VQADataset, val_set: VQADataset, *, params: 
 
     Launched as several processes (``accelerate launch``), the model trains under DDP with the
     global batch ``params.batch_size`` split across them; every process validates on the whole
-    validation split, so all take the same early-stopping decisions, and only the main one calls
-    ``on_epoch_end`` and saves the state file.
+    validation split (same early-stopping decisions); only the main one reports and saves.
     """
     run = prepare_run(model, train_set, params=params, device=device, seed=seed)
     state = starting_state(state_path, run, resume=params.resume, fingerprint=fingerprint)
     report = on_epoch_end if run.main else None
     for past in state.history if report else ():
         report(past["epoch"], {k: v for k, v in past.items() if k != "epoch"})
-    if state.epoch == 0 and model.starts_as_baseline:
-        state.record_start(validation_accuracy(model, val_set, batch_size=params.batch_size * 2, device=run.device),
-                           model)
+    if state.epoch == 0 and model.starts_as_baseline:  # kept unless an epoch beats it on validation
+        state.record_start(run, val_set, batch_size=2 * params.batch_size)
     start, global_batch_size = time.perf_counter() - state.elapsed_s, 0
     while state.stop_reason is None and state.epoch < params.max_epochs:
         epoch = state.epoch + 1
