@@ -148,12 +148,11 @@ def fit(model: VQAModel, train_set: VQADataset, val_set: VQADataset, *, params: 
         state_path: Path | None = None, fingerprint: dict | None = None) -> TrainResult:
     """Train ``model`` in place and leave it holding the weights of its best validation epoch.
 
-    With ``state_path``, everything the next epoch depends on (weights, optimiser, schedule, random
-    states, history) is saved there after every epoch, and a run started with ``params.resume``
-    continues from it: the result equals an uninterrupted run's. The state carries ``fingerprint``
-    (what the run depends on: parameters, data, features, code); a state made with another one is
-    not resumed - the run starts afresh and the log names what changed. ``on_epoch_end`` is also
-    called for the epochs a resumed run restores, so loggers see the whole history.
+    With ``state_path``, everything the next epoch depends on is saved there after every epoch, and
+    a run started with ``params.resume`` continues from it to an uninterrupted run's result. The
+    state carries ``fingerprint`` (parameters, data, features, code): one made with another is not
+    resumed - the run starts afresh, the log naming what changed. ``on_epoch_end`` is also called
+    for the epochs a resumed run restores, so loggers see the whole history.
 
     Launched as several processes (``accelerate launch``), the model trains under DDP with the
     global batch ``params.batch_size`` split across them; every process validates on the whole
