@@ -35,7 +35,8 @@ from loopstep import LoopStep, loop_batches, synthetic_data  # noqa: E402
 from timing import Variant, environment, measure  # noqa: E402
 
 from vqalab.harness import build_model  # noqa: E402
-from vqalab.models.qwen2vl import build_processor, fit_tokenizer  # noqa: E402
+from vqalab.models.qwen2vl import build_processor  # noqa: E402
+from vqalab.models.qwen2vl_tokenizer import fit_tokenizer  # noqa: E402
 from vqalab.params import load_params  # noqa: E402
 from vqalab.training.device import resolve_device, to_device  # noqa: E402
 

@@ -5,7 +5,8 @@ processor's min/max pixels), LoRA on the LLM's q/k/v/o projections, bf16 and (op
 gradient checkpointing on a GPU, optional 4-bit loading (QLoRA). Tiny profile: a small random-init
 Qwen2-VL (vision output size = text hidden size) with Qwen2-VL's image processor and a byte-level
 BPE tokenizer fitted to the training questions and answers, carrying Qwen's special tokens and a
-chat template of Qwen's form.
+chat template of Qwen's form (``qwen2vl_tokenizer``). The family config, its pixel budget and the
+tiny model's architecture are in ``qwen2vl_config``.
 
 Training: the image and question in the user turn, the answer in the assistant turn; the loss is
 on the answer tokens (and the closing ``<|im_end|>``) only. Prediction has two modes, reported
@@ -17,134 +18,35 @@ but also "diffuse" or "left" -, for any other question every training answer).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from vqalab.config import check_resize, param_name
+from vqalab.config import param_name
 from vqalab.data.normalize import normalize_answer
 from vqalab.io import read_json, write_json
 from vqalab.models.base import ModelOutput, VQAModel
-from vqalab.models.lora import LoraSettings, apply_lora
+from vqalab.models.lora import apply_lora
 from vqalab.models.pretrained import from_pretrained
+from vqalab.models.qwen2vl_config import Qwen2VLFamilyConfig, pixel_budget, tiny_model_config
+from vqalab.models.qwen2vl_tokenizer import fit_tokenizer
 
 PROCESSOR_DIR = "processor"
 MODEL_CONFIG_DIR = "model_config"
 CLOSED_ANSWERS_FILE = "closed_answers.json"
 IGNORE = -100
-SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>",
-                  "<|image_pad|>", "<|video_pad|>"]
-# Qwen2-VL's chat format, without the default system turn (it would only lengthen every sequence).
-CHAT_TEMPLATE = (
-    "{% for message in messages %}<|im_start|>{{ message['role'] }}\n"
-    "{% if message['content'] is string %}{{ message['content'] }}{% else %}{% for part in message['content'] %}"
-    "{% if part['type'] == 'image' %}<|vision_start|><|image_pad|><|vision_end|>"
-    "{% elif part['type'] == 'text' %}{{ part['text'] }}{% endif %}{% endfor %}{% endif %}"
-    "<|im_end|>\n{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
-)
-PATCH_ALIGN = 28  # Qwen2-VL: 14 px patches, merged 2 x 2 into one token
-
-
-@dataclass(frozen=True)
-class Qwen2VLFamilyConfig:
-    image_size: int  # the processor resizes to this many pixels (image_size^2), aligned to 28
-    # How preprocess makes images square (squash | crop | pad): pad keeps the aspect ratio, as Qwen2-VL does.
-    resize: str = "pad"
-    # A Qwen2-VL checkpoint (hub id or local folder), or null for a random-init model of the sizes below.
-    checkpoint: str | None = None
-    hidden_size: int = 128
-    layers: int = 2
-    heads: int = 4
-    kv_heads: int = 2
-    intermediate_size: int = 256
-    mrope_section: tuple[int, ...] = (4, 6, 6)  # temporal/height/width rotary split; sums to head_dim / 2
-    vision_embed_dim: int = 64
-    vision_depth: int = 2
-    vision_heads: int = 4
-    tokenizer_vocab_size: int = 1000  # BPE fitted to the training text (random-init model only)
-    lora: LoraSettings | None = None  # null: train every weight
-    load_in_4bit: bool = False  # QLoRA: needs CUDA and bitsandbytes
-    gradient_checkpointing: bool = False  # on a GPU
-    max_new_tokens: int = 8
-    lr: float = 1e-3  # every trainable weight: the adapters, or the whole random-init model
-    # The global batch for this family and profile (its lr and encoder_lr go with it); null: train.batch_size.
-    batch_size: int | None = None
-
-    def __post_init__(self) -> None:
-        check_resize(self.resize)
-        if self.batch_size is not None and self.batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1 or null, got {self.batch_size}")
-        if self.image_size < PATCH_ALIGN:
-            raise ValueError(f"image_size must be >= {PATCH_ALIGN} (one merged Qwen2-VL patch), got {self.image_size}")
-        if self.checkpoint is None:
-            if self.hidden_size % self.heads or self.heads % self.kv_heads:
-                raise ValueError(f"hidden_size {self.hidden_size}, heads {self.heads} and kv_heads {self.kv_heads} "
-                                 f"must divide: hidden_size by heads, heads by kv_heads")
-            if 2 * sum(self.mrope_section) != self.hidden_size // self.heads:
-                raise ValueError(f"mrope_section {list(self.mrope_section)} must sum to head_dim / 2 = "
-                                 f"{self.hidden_size // self.heads // 2}")
-            if self.vision_embed_dim % self.vision_heads:
-                raise ValueError(f"vision_embed_dim {self.vision_embed_dim} is not divisible by vision_heads {self.vision_heads}")
-        if self.max_new_tokens < 1:
-            raise ValueError(f"max_new_tokens must be >= 1, got {self.max_new_tokens}")
-        if self.lr <= 0:
-            raise ValueError(f"lr must be > 0, got {self.lr}")
-        if self.load_in_4bit and self.lora is None:
-            raise ValueError("load_in_4bit needs lora: 4-bit weights cannot be trained directly")
-
-
-def fit_tokenizer(texts: list[str], vocab_size: int):
-    """A byte-level BPE over ``texts`` with Qwen's special tokens and chat template."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
-
-    bpe = Tokenizer(models.BPE())
-    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    bpe.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS, show_progress=False,
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
-    bpe.train_from_iterator([*texts, "user\n", "assistant\n"], trainer)
-    tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=bpe, eos_token="<|im_end|>", pad_token="<|endoftext|>",
-        extra_special_tokens={"image_token": "<|image_pad|>", "video_token": "<|video_pad|>",
-                              "vision_bos_token": "<|vision_start|>", "vision_eos_token": "<|vision_end|>"})
-    tokenizer.chat_template = CHAT_TEMPLATE
-    return tokenizer
 
 
 def build_processor(tokenizer, image_size: int):
+    """The random-init model's processor (a checkpoint brings its own): Qwen2-VL's image processor
+    at the pixel budget of ``image_size``, with ``tokenizer`` and its chat template."""
     from transformers import Qwen2VLImageProcessor, Qwen2VLProcessor
     from transformers.models.qwen2_vl.video_processing_qwen2_vl import Qwen2VLVideoProcessor
 
     return Qwen2VLProcessor(image_processor=Qwen2VLImageProcessor(size=pixel_budget(image_size)),
                             tokenizer=tokenizer, video_processor=Qwen2VLVideoProcessor(),
                             chat_template=tokenizer.chat_template)
-
-
-def pixel_budget(image_size: int) -> dict[str, int]:
-    """The processor's min and max pixels (``shortest_edge`` / ``longest_edge``): image_size^2, aligned."""
-    side = max(PATCH_ALIGN, round(image_size / PATCH_ALIGN) * PATCH_ALIGN)
-    return {"shortest_edge": side * side, "longest_edge": side * side}
-
-
-def tiny_model_config(config: Qwen2VLFamilyConfig, tokenizer):
-    from transformers import Qwen2VLConfig
-
-    token = tokenizer.convert_tokens_to_ids
-    return Qwen2VLConfig(
-        text_config=dict(vocab_size=len(tokenizer), hidden_size=config.hidden_size,
-                         intermediate_size=config.intermediate_size, num_hidden_layers=config.layers,
-                         num_attention_heads=config.heads, num_key_value_heads=config.kv_heads,
-                         rope_parameters={"rope_type": "default", "rope_theta": 1e6,
-                                          "mrope_section": list(config.mrope_section)},
-                         bos_token_id=token("<|endoftext|>"), eos_token_id=token("<|im_end|>"),
-                         pad_token_id=token("<|endoftext|>")),
-        vision_config=dict(depth=config.vision_depth, embed_dim=config.vision_embed_dim,
-                           hidden_size=config.hidden_size, num_heads=config.vision_heads),
-        image_token_id=token("<|image_pad|>"), video_token_id=token("<|video_pad|>"),
-        vision_start_token_id=token("<|vision_start|>"), vision_end_token_id=token("<|vision_end|>"))
 
 
 class Qwen2VL(VQAModel):
@@ -400,7 +302,6 @@ def load_options(config: Qwen2VLFamilyConfig) -> dict:
         options["quantization_config"] = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
                                                             bnb_4bit_compute_dtype=torch.bfloat16)
     return options
-
 
 
 CONFIG_CLASS, MODEL_CLASS = Qwen2VLFamilyConfig, Qwen2VL
