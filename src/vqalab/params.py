@@ -87,7 +87,7 @@ def apply_recipe(raw: dict, dataset: str, families, datasets) -> dict:
                 raise ValueError(f"params: recipes.{name}.{section} cannot be set by a recipe; it may set {sorted(allowed)}")
         _check_keys(raw, recipe, f"recipes.{name}")
         chosen.update({key: (name, value) for key, value in _flatten(recipe)})
-    merged = copy.deepcopy(raw)
+    merged, filled, overridden = copy.deepcopy(raw), [], []
     for key, (name, value) in chosen.items():
         *parents, leaf = key.split(".")
         node = merged
@@ -95,9 +95,12 @@ def apply_recipe(raw: dict, dataset: str, families, datasets) -> dict:
             node = node[part]
         if node[leaf] is None:
             node[leaf] = value
-            log.info("recipes.%s sets %s = %r", name, key, value)
+            filled.append(f"{key}={value!r} ({name})")
         elif node[leaf] != value:
-            log.info("params.yaml sets %s = %r, which wins over recipes.%s's %r", key, node[leaf], name, value)
+            overridden.append(f"{key}={node[leaf]!r} (recipes.{name}: {value!r})")
+    log.info("recipes fill %s", ", ".join(filled) or "nothing")
+    if overridden:
+        log.info("params.yaml's own values win over the recipes: %s", ", ".join(overridden))
     return merged
 
 
