@@ -172,3 +172,22 @@ def test_unknown_image_weights_file_is_named(tmp_path):
                               text_encoder="packaged:all-MiniLM-L6-v2")
     with pytest.raises(FileNotFoundError, match="missing.pth"):
         ResNetBert.build(config, ANSWERS)
+
+
+def test_questions_are_tokenised_once_and_padded_as_the_tokenizer_pads_them():
+    model = ResNetBert.build(replace(TINY, max_question_tokens=8), ANSWERS)
+    questions = ["is there a red shape?", "what?", "how many shapes are in this image, roughly speaking?", "what?"]
+    expected = model.tokenizer(questions, padding=True, truncation=True, max_length=8, return_tensors="pt")
+    got = model.tokenize(questions)
+    assert torch.equal(got["input_ids"], expected["input_ids"]) and torch.equal(got["attention_mask"], expected["attention_mask"])
+    class Spy:  # the model's tokenizer, counting what it is asked
+        def __init__(self, tokenizer):
+            self.tokenizer, self.pad_token_id, self.calls = tokenizer, tokenizer.pad_token_id, []
+
+        def __call__(self, texts, **kwargs):
+            self.calls.append(texts)
+            return self.tokenizer(texts, **kwargs)
+
+    model.tokenizer = spy = Spy(model.tokenizer)
+    model.tokenize(["what?", "a new question?"])
+    assert spy.calls == [["a new question?"]]  # only the question not seen before

@@ -155,6 +155,7 @@ class FusionClassifier(VQAModel):
             self._frozen_blocks += set_trainable(text_encoder, blocks, config.text_training, config.trainable_blocks)
         self.text_encoder = text_encoder
         self.tokenizer = tokenizer
+        self._question_ids: dict[str, list[int]] = {}  # tokenize's cache: each distinct question's ids
         if config.gradient_checkpointing:
             image_encoder.enable_gradient_checkpointing()
             if config.text_training != "frozen":
@@ -310,8 +311,20 @@ class FusionClassifier(VQAModel):
         return self
 
     def tokenize(self, questions: list[str]) -> dict:
-        return self.tokenizer(questions, padding=True, truncation=True, max_length=self.config.max_question_tokens,
-                              return_tensors="pt")
+        """Token ids padded to the batch's longest question, as the tokenizer's own ``padding=True``
+        gives them; each distinct question is tokenised once per model (an epoch repeats every
+        question, and a fine-tuned text encoder's batches are collated on the host every step)."""
+        missing = [q for q in dict.fromkeys(questions) if q not in self._question_ids]
+        if missing:
+            encoded = self.tokenizer(missing, truncation=True, max_length=self.config.max_question_tokens)
+            self._question_ids.update(zip(missing, encoded["input_ids"]))
+        ids = [self._question_ids[q] for q in questions]
+        input_ids = torch.full((len(ids), max(map(len, ids))), self.tokenizer.pad_token_id, dtype=torch.long)
+        attention_mask = torch.zeros_like(input_ids)
+        for row, question_ids in enumerate(ids):
+            input_ids[row, :len(question_ids)] = torch.tensor(question_ids)
+            attention_mask[row, :len(question_ids)] = 1
+        return {"input_ids": input_ids, "attention_mask": attention_mask}
 
     def collate(self, items: list[dict]) -> dict:
         """Items with cached features (``image_features``, ``question_features``) skip the encoder
