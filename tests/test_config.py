@@ -152,5 +152,5 @@ def test_a_family_profile_batch_size_replaces_the_train_batch_size(tmp_path):
     assert (paper.train.batch_size, paper.family.batch_size) == (256, 256)
     assert qwen.train.batch_size == 16
     assert paper.train.section == "train"  # messages still name the real section
-    with pytest.raises(ValueError, match=r"resnet_bert.paper: batch_size must be >= 1 or null, got 0"):
+    with pytest.raises(ValueError, match=r"params: resnet_bert.paper.batch_size must be >= 1 or null, got 0"):
         load_params(write_params(tmp_path, profile="paper", resnet_bert__paper__batch_size=0))

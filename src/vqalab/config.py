@@ -19,6 +19,17 @@ import yaml
 PROFILES = ("tiny", "paper")
 
 
+def flatten(mapping: dict, prefix: str = "") -> dict[str, Any]:
+    """A nested params mapping as ``{"section.key": value}`` (an empty mapping is a value)."""
+    flat: dict[str, Any] = {}
+    for key, value in mapping.items():
+        if isinstance(value, dict) and value:
+            flat.update(flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
 
 def from_mapping(cls: type, mapping: Any, where: str):
     """Build dataclass ``cls`` from a params mapping; errors name ``where.key``."""

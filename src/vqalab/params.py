@@ -18,7 +18,7 @@ from typing import Any
 import yaml
 
 from vqalab.config import (PROFILES, RUN_CONTROLS, DownloadParams, EvaluateParams, PreprocessParams, ReportParams,
-                           TrainParams, from_mapping)
+                           TrainParams, flatten, from_mapping)
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +86,7 @@ def apply_recipe(raw: dict, dataset: str, families, datasets) -> dict:
             if section not in allowed:
                 raise ValueError(f"params: recipes.{name}.{section} cannot be set by a recipe; it may set {sorted(allowed)}")
         _check_keys(raw, recipe, f"recipes.{name}")
-        chosen.update({key: (name, value) for key, value in _flatten(recipe)})
+        chosen.update({key: (name, value) for key, value in flatten(recipe).items()})
     merged, filled, overridden = copy.deepcopy(raw), [], []
     for key, (name, value) in chosen.items():
         *parents, leaf = key.split(".")
@@ -102,16 +102,6 @@ def apply_recipe(raw: dict, dataset: str, families, datasets) -> dict:
     if overridden:
         log.info("params.yaml's own values win over the recipes: %s", ", ".join(overridden))
     return merged
-
-
-def _flatten(mapping: dict, prefix: str = "") -> list[tuple[str, Any]]:
-    items = []
-    for key, value in mapping.items():
-        if isinstance(value, dict) and value:
-            items += _flatten(value, f"{prefix}{key}.")
-        else:
-            items.append((f"{prefix}{key}", value))
-    return items
 
 
 def _check_keys(base: dict, override: dict, where: str, section: str = "") -> None:
@@ -176,7 +166,9 @@ def load_params(path: str | Path = "params.yaml", overrides: dict | None = None)
     dataset_sections = raw.get("datasets") or {}
     family_config = from_mapping(family.config_class, section[profile], f"{model}.{profile}")
     train = from_mapping(TrainParams, raw.get("train", {}), "train")
-    if family_config.batch_size is not None:
+    if family_config.batch_size is not None:  # every family's config has it; checked once, here
+        if family_config.batch_size < 1:
+            raise ValueError(f"params: {model}.{profile}.batch_size must be >= 1 or null, got {family_config.batch_size}")
         log.info("%s.%s.batch_size = %d replaces train.batch_size = %d", model, profile, family_config.batch_size,
                  train.batch_size)
         train = dataclasses.replace(train, batch_size=family_config.batch_size)

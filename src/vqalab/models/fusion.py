@@ -69,8 +69,6 @@ class FusionConfig:
 
     def __post_init__(self) -> None:
         check_resize(self.resize)
-        if self.batch_size is not None and self.batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1 or null, got {self.batch_size}")
         for name in ("max_question_tokens", "hidden_size", "trainable_blocks"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")

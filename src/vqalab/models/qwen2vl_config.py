@@ -39,8 +39,6 @@ class Qwen2VLFamilyConfig:
 
     def __post_init__(self) -> None:
         check_resize(self.resize)
-        if self.batch_size is not None and self.batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1 or null, got {self.batch_size}")
         if self.image_size < PATCH_ALIGN:
             raise ValueError(f"image_size must be >= {PATCH_ALIGN} (one merged Qwen2-VL patch), got {self.image_size}")
         if self.checkpoint is None:

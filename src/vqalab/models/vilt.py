@@ -47,8 +47,6 @@ class ViltFamilyConfig:
 
     def __post_init__(self) -> None:
         check_resize(self.resize)
-        if self.batch_size is not None and self.batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1 or null, got {self.batch_size}")
         if self.image_size % self.patch_size:
             raise ValueError(f"image_size {self.image_size} is not divisible by patch_size {self.patch_size}")
         if not 1 <= self.max_question_tokens <= VILT_MAX_TEXT_POSITIONS:

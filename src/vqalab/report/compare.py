@@ -22,6 +22,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from vqalab.config import flatten
 from vqalab.io import atomic_path
 from vqalab.report.report import format_duration, plt
 
@@ -85,16 +86,6 @@ def aggregate_seeds(rows: list[dict]) -> list[dict]:
         table.append(row)
     mark_differences(table)
     return sorted(table, key=lambda r: (r["dataset"], r["data_setting"], r["model"], r["profile"], r["runs"]))
-
-
-def flatten(mapping: dict, prefix: str = "") -> dict:
-    flat = {}
-    for key, value in mapping.items():
-        if isinstance(value, dict) and value:
-            flat.update(flatten(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
 
 
 def mark_differences(rows: list[dict]) -> None:

@@ -18,7 +18,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 from transformers import get_linear_schedule_with_warmup
 
-from vqalab.config import TrainParams
+from vqalab.config import TrainParams, flatten
 from vqalab.data.dataset import IndexedBatches, VQADataset
 from vqalab.evaluation.metrics import accuracy
 from vqalab.evaluation.predict import predict_dataset
@@ -331,14 +331,8 @@ def finish_run(run: TrainingRun, best_weights: dict[str, torch.Tensor]) -> None:
         run.model.to(memory_format=torch.contiguous_format)
 
 
-def fingerprint_changes(saved: dict | None, current: dict | None, prefix: str = "") -> list[str]:
+def fingerprint_changes(saved: dict | None, current: dict | None) -> list[str]:
     """What differs between two fingerprints, as ``name: old -> new`` (nested mappings flattened)."""
-    saved, current = saved or {}, current or {}
-    changes = []
-    for key in sorted(set(saved) | set(current)):
-        old, new = saved.get(key), current.get(key)
-        if isinstance(old, dict) and isinstance(new, dict):
-            changes += fingerprint_changes(old, new, f"{prefix}{key}.")
-        elif old != new:
-            changes.append(f"{prefix}{key}: {old!r} -> {new!r}")
-    return changes
+    old, new = flatten(saved or {}), flatten(current or {})
+    return [f"{key}: {old.get(key)!r} -> {new.get(key)!r}" for key in sorted(old.keys() | new.keys())
+            if old.get(key) != new.get(key)]
