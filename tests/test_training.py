@@ -209,8 +209,7 @@ def test_a_model_that_starts_as_its_baseline_is_kept_if_no_epoch_beats_it(monkey
     monkeypatch.setattr(loop, "validation_accuracy", lambda *args, **kwargs: next(scores))
     train, val = datasets()
     seed_everything(0)
-    model = ResNetBert.build(CONFIG, train.vocab.answers)
-    model.starts_as_baseline = starts_as_baseline
+    model = ResNetBert.build(replace(CONFIG, question_prior=starts_as_baseline), train.vocab.answers)
     start = {k: v.clone() for k, v in model.state_dict().items()}
     result = fit(model, train, val, params=replace(PARAMS, max_epochs=2, patience=2), device=torch.device("cpu"),
                  seed=0)

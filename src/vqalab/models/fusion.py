@@ -186,7 +186,6 @@ class FusionClassifier(VQAModel):
             for layer in (self.question_prior, self.classifier[-1]):
                 nn.init.zeros_(layer.weight)
                 nn.init.zeros_(layer.bias)
-            self.starts_as_baseline = True
         mean, std = self.pixel_stats(config)
         self.register_buffer("image_mean", torch.tensor(mean).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("image_std", torch.tensor(std).view(1, 3, 1, 1), persistent=False)
@@ -280,6 +279,11 @@ class FusionClassifier(VQAModel):
         return self.encode_questions(tokens["input_ids"].to(device), tokens["attention_mask"].to(device))
 
     # Training -----------------------------------------------------------------------------
+    @property
+    def starts_as_baseline(self) -> bool:
+        """Over the question prior, the head starts at zero: the untrained model is the blind baseline."""
+        return self.question_prior is not None
+
     def prepare_for_training(self, train_set, val_set) -> dict:
         if self.question_prior is None:
             return {}
