@@ -48,7 +48,12 @@ def loop_batches(model, dataset: VQADataset, *, batch_size: int, device: torch.d
     """The loop's batches of ``dataset`` (``training_batches``), drawn for ever: a new shuffled
     epoch when one ends."""
     generator = torch.Generator().manual_seed(seed)
-    loader = training_batches(model, dataset, batch_size=batch_size, generator=generator, device=device, indexed=True)
+    return forever(training_batches(model, dataset, batch_size=batch_size, generator=generator, device=device,
+                                    indexed=True))
+
+
+def forever(loader):
+    """The batches of ``loader``, epoch after epoch (a shuffling loader reshuffles each time)."""
     while True:
         yield from loader
 
@@ -60,12 +65,8 @@ class LoopStep:
     def __init__(self, model, train_set: VQADataset, *, params: TrainParams, device: torch.device, seed: int = 0):
         self.run = prepare_run(model, train_set, params=params, device=device, seed=seed)
         self.model = self.run.model.train()
-        self.batches = self._forever()
+        self.batches = forever(self.run.loader)
         self.last_loss = None
-
-    def _forever(self):
-        while True:
-            yield from self.run.loader
 
     def __call__(self) -> None:
         batch = to_device(next(self.batches), self.run.device, channels_last=self.run.channels_last)
