@@ -77,7 +77,8 @@ def prepare_data(dataset: str, *, params, source: str | None, max_images: int | 
     if not processed.exists():
         with atomic_path(processed, is_dir=True) as tmp:
             preprocess(raw, tmp, image_size=image_size, resize=resize, seed=params.seed,
-                       val_fraction=params.preprocess.val_fraction, min_answer_count=params.preprocess.min_answer_count)
+                       val_fraction=params.preprocess.val_fraction, val_split=params.preprocess.val_split,
+                       min_answer_count=params.preprocess.min_answer_count)
     return processed
 
 

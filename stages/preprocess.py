@@ -1,4 +1,4 @@
-"""Stage preprocess: validation split by image, answer vocabulary, resized images, statistics."""
+"""Stage preprocess: validation split, answer vocabulary, resized images, statistics."""
 
 from pathlib import Path
 
@@ -19,6 +19,7 @@ def main(argv=None) -> None:
         stats = preprocess(args.raw, tmp, image_size=params.family.image_size, resize=params.family.resize,
                            seed=params.seed,
                            val_fraction=params.preprocess.val_fraction,
+                           val_split=params.preprocess.val_split,
                            min_answer_count=params.preprocess.min_answer_count)
     write_json(args.stats, {"dataset": params.dataset, **stats})
 

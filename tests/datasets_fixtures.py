@@ -22,14 +22,14 @@ def write_image(path: Path, color=(255, 0, 0)) -> Path:
 def write_vqa_rad_official(root: Path) -> Path:
     """Official layout: 'VQA_RAD Dataset Public.json' + 'VQA_RAD Image Folder/'."""
     rows = [
-        {"qid": "0", "phrase_type": "freeform", "image_name": "synpic1.jpg", "question": "Is this a CT?",
+        {"qid": "0", "qid_linked_id": "link-0", "phrase_type": "freeform", "image_name": "synpic1.jpg", "question": "Is this a CT?",
          "question_frame": "Is this an image of a CT?", "question_type": "MODALITY", "answer": "Yes",
          "answer_type": "CLOSED "},
-        {"qid": "1", "phrase_type": "para", "image_name": "synpic2.jpg", "question": "How many kidneys?",
+        {"qid": "1", "qid_linked_id": "link-1", "phrase_type": "para", "image_name": "synpic2.jpg", "question": "How many kidneys?",
          "question_frame": "NULL", "question_type": "COUNT", "answer": 2, "answer_type": "OPEN"},
-        {"qid": "2", "phrase_type": "freeform", "image_name": "synpic3.jpg", "question": "Which organ?",
+        {"qid": "2", "qid_linked_id": "link-2", "phrase_type": "freeform", "image_name": "synpic3.jpg", "question": "Which organ?",
          "question_frame": "NULL", "question_type": "ORGAN", "answer": "The Liver", "answer_type": "OPEN"},
-        {"qid": "3", "phrase_type": "test_freeform", "image_name": "synpic1.jpg", "question": "Is it normal?",
+        {"qid": "3", "qid_linked_id": "link-3", "phrase_type": "test_freeform", "image_name": "synpic1.jpg", "question": "Is it normal?",
          "question_frame": "Is the image normal?", "question_type": "ABN", "answer": "no", "answer_type": "CLOSED"},
     ]
     root.mkdir(parents=True, exist_ok=True)

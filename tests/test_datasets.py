@@ -56,6 +56,9 @@ def test_vqa_rad_frame_variant_adds_every_frame_to_train(tmp_path):
     frames = [r for r in records if r.id.endswith("-frame")]
     assert {r.question for r in frames} == {"Is this an image of a CT?", "Is the image normal?"}
     assert all(r.split == "train" for r in frames)
+    # a frame rephrases its record: one group, so a validation split by question keeps them together
+    group = {r.id: r.group for r in records}
+    assert group["vqa_rad-0-frame"] == group["vqa_rad-0"] == "link-0"
     assert counts["splits"]["train"]["questions"] == 5 and counts["splits"]["test"]["questions"] == 1
 
 

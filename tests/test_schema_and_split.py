@@ -1,3 +1,4 @@
+import dataclasses
 import json
 
 import numpy as np
@@ -24,7 +25,8 @@ def make_records(n_images=40, questions_per_image=3, n_test_images=5):
 
 def test_validation_split_is_by_image_and_seeded():
     records = make_records()
-    split = split_train_val(records, val_fraction=0.25, seed=0)
+    split, unit = split_train_val(records, val_fraction=0.25, val_split="auto", seed=0)
+    assert unit == "image"  # the test images are new: validation images are new too
     train_images = {r.image for r in split if r.split == "train"}
     val_images = {r.image for r in split if r.split == "val"}
     assert val_images and not train_images & val_images
@@ -32,8 +34,55 @@ def test_validation_split_is_by_image_and_seeded():
     # every question of a validation image moved with it
     assert sum(r.split == "val" for r in split) == 3 * len(val_images)
     assert [r.split for r in split if r.image.startswith("images/test")] == ["test"] * 15
-    assert split == split_train_val(records, val_fraction=0.25, seed=0)
-    assert split != split_train_val(records, val_fraction=0.25, seed=1)
+    assert split == split_train_val(records, val_fraction=0.25, val_split="auto", seed=0)[0]
+    assert split != split_train_val(records, val_fraction=0.25, val_split="auto", seed=1)[0]
+
+
+def records_on_training_images():
+    """VQA-RAD's shape: the test asks other questions about the training images; each question
+    comes with a rephrasing in its group."""
+    records = []
+    for image in range(20):
+        for q in range(4):
+            for phrasing in ("", " (rephrased)"):
+                records.append(Record(
+                    id=f"train-{image}-{q}{phrasing}", image=f"images/{image}.png", question=f"question {q}{phrasing}?",
+                    answer="yes", answer_raw="yes", split="train", answer_type="closed", group=f"{image}-{q}"))
+        records.append(Record(id=f"test-{image}", image=f"images/{image}.png", question="question 9?", answer="no",
+                              answer_raw="no", split="test", answer_type="closed", group=f"{image}-9"))
+    return records
+
+
+def test_validation_is_drawn_by_question_where_the_test_asks_about_training_images():
+    records = records_on_training_images()
+    split, unit = split_train_val(records, val_fraction=0.25, val_split="auto", seed=0)
+    assert unit == "question"
+    val = [r for r in split if r.split == "val"]
+    train = [r for r in split if r.split == "train"]
+    assert len(val) == 40  # a quarter of the 80 groups, two records each
+    # the validation questions are about images training also has, as the test's are ...
+    assert {r.image for r in val} <= {r.image for r in train}
+    # ... and no validation question has its rephrasing in training
+    assert not {r.group for r in val} & {r.group for r in train}
+    assert [r.split for r in split if r.id.startswith("test")] == ["test"] * 20
+
+
+def test_validation_unit_can_be_chosen():
+    records = records_on_training_images()
+    split, unit = split_train_val(records, val_fraction=0.25, val_split="image", seed=0)
+    assert unit == "image"
+    assert not {r.image for r in split if r.split == "val"} & {r.image for r in split if r.split == "train"}
+    split, unit = split_train_val(make_records(), val_fraction=0.25, val_split="question", seed=0)
+    assert unit == "question"
+    # without groups each question is its own: questions of one image land on both sides
+    val_images = {r.image for r in split if r.split == "val"}
+    assert val_images & {r.image for r in split if r.split == "train"}
+
+
+def test_a_shipped_validation_split_is_kept():
+    records = [dataclasses.replace(r, split="val") if r.id.endswith("-0") and r.split == "train" else r
+               for r in make_records()]
+    assert split_train_val(records, val_fraction=0.25, val_split="auto", seed=0) == (records, "given")
 
 
 def test_split_statistics_count_unseen_answers():

@@ -139,10 +139,13 @@ class DownloadParams:
 @dataclass(frozen=True)
 class PreprocessParams:
     val_fraction: float
+    val_split: str  # auto | image | question: what the validation split is drawn by
     min_answer_count: int
 
     def __post_init__(self) -> None:
         _require(0.0 < self.val_fraction < 1.0, f"val_fraction must be in (0, 1), got {self.val_fraction}")
+        _require(self.val_split in ("auto", "image", "question"),
+                 f"val_split must be auto, image or question, got {self.val_split!r}")
         _require(self.min_answer_count >= 1, f"min_answer_count must be >= 1, got {self.min_answer_count}")
 
 

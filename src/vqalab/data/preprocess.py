@@ -1,4 +1,4 @@
-"""Preprocess: validation split by image, answer vocabulary, resized image tensor, statistics.
+"""Preprocess: validation split (by image or by question), answer vocabulary, resized image tensor, statistics.
 
 The processed folder holds everything training needs, so no epoch decodes or resizes an image:
 ``records.jsonl`` (with the ``val`` split carved out of ``train``), ``answers.json`` (the
@@ -31,23 +31,41 @@ IMAGES_FILE = "images.npy"
 IMAGE_INDEX_FILE = "image_index.json"
 
 
-def split_train_val(records: list[Record], *, val_fraction: float, seed: int) -> list[Record]:
-    """Move a seeded share of the training *images* (with all their questions) to ``val``.
+def validation_unit(records: list[Record], val_split: str) -> str:
+    """What the validation split is drawn by: ``image`` or ``question``, as asked, or for ``auto``
+    as the data set's test split was drawn. Validation estimates test accuracy, so it should hold
+    the kind of question the test holds: where most test questions are about images that training
+    questions are about too (VQA-RAD: 449 of 451), a validation split by image would only measure
+    unseen images and would penalise what the test rewards; where the test images are new (DAQUAR,
+    easy-VQA), a split by question would reward memorising images the test never shows."""
+    if val_split != "auto":
+        return val_split
+    train_images = {r.image for r in records if r.split == "train"}
+    test = [r for r in records if r.split == "test"]
+    seen = sum(r.image in train_images for r in test)
+    return "question" if test and seen > len(test) / 2 else "image"
 
-    Splitting by image keeps validation honest: a question about an image the model trained on
-    would measure memorisation, not answering. A data set that ships its own validation split
-    (SLAKE, PathVQA) keeps it.
+
+def split_train_val(records: list[Record], *, val_fraction: float, val_split: str, seed: int) -> tuple[list[Record], str]:
+    """Move a seeded share of the training records to ``val``; returns them and what the split was
+    drawn by (``validation_unit``).
+
+    By image, every question of a validation image goes to validation. By question, a data set's
+    question groups (``Record.group``: rephrasings of one question) stay together, so no question is
+    validated on its own paraphrase. A data set that ships its own validation split (SLAKE,
+    PathVQA) keeps it.
     """
     if any(r.split == "val" for r in records):
-        return records
+        return records, "given"
+    unit = validation_unit(records, val_split)
     train = [r for r in records if r.split == "train"]
-    groups = [r.image for r in train]
+    groups = [r.image if unit == "image" else (r.group or r.id) for r in train]
     if len(set(groups)) < 2:
-        raise ValueError(f"cannot carve a validation split by image out of {len(set(groups))} training image(s)")
+        raise ValueError(f"cannot carve a validation split by {unit} out of {len(set(groups))} training {unit}(s)")
     splitter = GroupShuffleSplit(n_splits=1, test_size=val_fraction, random_state=seed)
     _, val_idx = next(splitter.split(train, groups=groups))
     val_ids = {train[i].id for i in val_idx}
-    return [dataclasses.replace(r, split="val") if r.id in val_ids else r for r in records]
+    return [dataclasses.replace(r, split="val") if r.id in val_ids else r for r in records], unit
 
 
 def to_square(img: Image.Image, size: int, mode: str) -> Image.Image:
@@ -140,10 +158,11 @@ def split_statistics(records: list[Record], vocab: AnswerVocab, hashes: dict[str
 
 
 def preprocess(raw_dir: Path, out_dir: Path, *, image_size: int, resize: str, val_fraction: float,
-               min_answer_count: int, seed: int) -> dict:
+               val_split: str, min_answer_count: int, seed: int) -> dict:
     manifest = read_json(raw_dir / MANIFEST_FILE)
     records = read_records(raw_dir / RECORDS_FILE)
-    records = split_train_val(records, val_fraction=val_fraction, seed=seed)
+    records, val_unit = split_train_val(records, val_fraction=val_fraction, val_split=val_split, seed=seed)
+    log.info("validation split drawn by %s (preprocess.val_split: %s)", val_unit, val_split)
     vocab = AnswerVocab.build((r.answer for r in records if r.split == "train"), min_count=min_answer_count)
     image_paths = sorted({r.image for r in records})
     images = resize_images(raw_dir, image_paths, image_size, resize)
@@ -154,6 +173,7 @@ def preprocess(raw_dir: Path, out_dir: Path, *, image_size: int, resize: str, va
     write_json(out_dir / IMAGE_INDEX_FILE, image_paths)
     np.save(out_dir / IMAGES_FILE, images)
     stats = split_statistics(records, vocab, content_hashes(raw_dir, image_paths))
+    stats["val_split"] = val_unit
     stats["image_size"] = image_size
     stats["resize"] = resize
     stats["skipped_records"] = manifest.get("skipped", {})

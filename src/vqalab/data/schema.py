@@ -18,6 +18,8 @@ class Record:
 
     ``image`` is relative to the data set folder that holds the records file; ``answer`` is the
     normalised answer (see ``normalize_answer``) and ``answer_raw`` the text as published.
+    ``group`` joins records that ask one question in other words (VQA-RAD's rephrasings and
+    template frames): a validation split drawn by question keeps a group together.
     """
 
     id: str
@@ -28,6 +30,7 @@ class Record:
     split: str
     answer_type: str
     question_type: str | None = None
+    group: str | None = None
 
     def __post_init__(self) -> None:
         for name in ("id", "image", "question", "answer"):

@@ -80,8 +80,10 @@ def read_official(json_path: Path, variant: str, collector: RecordCollector) -> 
     frames = []
     for index, row in enumerate(rows):
         split = "test" if str(row.get("phrase_type", "")).startswith("test") else "train"
+        # qid_linked_id joins a question, its rephrasings and (below) its frame into one group.
         common = dict(image=f"images/{row.get('image_name')}", answer=row.get("answer"),
-                      answer_type=str(row.get("answer_type", "")), question_type=row.get("question_type"))
+                      answer_type=str(row.get("answer_type", "")), question_type=row.get("question_type"),
+                      group=str(row.get("qid_linked_id") or "") or None)
         where = f"{json_path.name}[{index}] (qid {row.get('qid')})"
         collector.add(id=f"vqa_rad-{row.get('qid')}", question=row.get("question"), split=split, where=where, **common)
         frame = row.get("question_frame")
