@@ -35,7 +35,7 @@ def validation_unit(records: list[Record], val_split: str) -> str:
     """What the validation split is drawn by: ``image`` or ``question``, as asked, or for ``auto``
     as the data set's test split was drawn. Validation estimates test accuracy, so it should hold
     the kind of question the test holds: where most test questions are about images that training
-    questions are about too (VQA-RAD: 449 of 451), a validation split by image would only measure
+    questions are about too (VQA-RAD: 446 of 451), a validation split by image would only measure
     unseen images and would penalise what the test rewards; where the test images are new (DAQUAR,
     easy-VQA), a split by question would reward memorising images the test never shows."""
     if val_split != "auto":
