@@ -30,15 +30,30 @@ def test_C_is_chosen_on_validation_and_duplicates_merge_into_weights():
     x_val, y_val = noisy_clusters(40, answers, rng, noise=2.0)
     grid = (0.01, 1.0, 100.0)
     chosen = fit_question_classifier(x, y, x_val, y_val, answers=answers, c_grid=grid)
-    accuracies = {}
+    log_losses = {}
     for c in grid:  # the same fit, on every row without merging
         plain = LogisticRegression(C=c, max_iter=2000).fit(normalise_rows(x), y)
-        accuracies[c] = np.mean(plain.predict(normalise_rows(x_val)) == np.array(y_val))
+        probabilities = plain.predict_proba(normalise_rows(x_val))
+        columns = [list(plain.classes_).index(a) for a in y_val]
+        log_losses[c] = -np.mean(np.log(probabilities[np.arange(len(y_val)), columns]))
         if c == chosen.C:
             assert chosen.predict(x_val) == list(plain.predict(normalise_rows(x_val)))
             np.testing.assert_allclose(chosen.weight, plain.coef_, atol=1e-3)
-    assert chosen.C == min(c for c in grid if accuracies[c] == max(accuracies.values()))
-    assert chosen.val_accuracy == pytest.approx(max(accuracies.values()))
+            assert chosen.val_accuracy == pytest.approx(np.mean(plain.predict(normalise_rows(x_val)) == np.array(y_val)))
+    assert chosen.C == min(log_losses, key=log_losses.get)
+    assert chosen.val_log_loss == pytest.approx(min(log_losses.values()), rel=1e-3)
+
+
+def test_validation_log_loss_scores_only_the_answers_the_classifier_can_give():
+    rng = np.random.default_rng(2)
+    answers = ["a", "b"]
+    x, y = noisy_clusters(40, answers, rng, noise=1.0)
+    x_val, y_val = noisy_clusters(10, answers, rng, noise=1.0)
+    clf = fit_question_classifier(x, y, x_val, y_val, answers=answers)
+    assert clf.log_loss(np.concatenate([x_val, x_val[:3]]), y_val + ["never seen"] * 3) == pytest.approx(
+        clf.log_loss(x_val, y_val))
+    with pytest.raises(ValueError, match="no validation answer is in the answer vocabulary"):
+        clf.log_loss(x_val[:2], ["never seen", "nor this"])
 
 
 def test_two_answers_and_answers_never_seen_in_training():
@@ -83,7 +98,7 @@ def test_question_prior_starts_at_the_blind_baseline_and_is_kept_fixed(tmp_path)
     torch.manual_seed(0)
     model, train, val = toy_data(CONFIG, np.random.default_rng(0))
     figures = model.prepare_for_training(train, val)
-    assert set(figures) == {"question_prior_C", "question_prior_val_accuracy"} and figures["question_prior_val_accuracy"] == 1.0
+    assert set(figures) == {"question_prior_C", "question_prior_val_log_loss", "question_prior_val_accuracy"} and figures["question_prior_val_accuracy"] == 1.0
     blind = fit_question_classifier(train.question_features().numpy(), [r.answer for r in train.records],
                                     val.question_features().numpy(), [r.answer for r in val.records],
                                     answers=train.vocab.answers)

@@ -6,7 +6,13 @@ from one (``question_prior``) so that training only has to learn what the image 
 
 It is a multinomial logistic regression (scikit-learn) on L2-normalised sentence embeddings of the
 questions. Its one hyper-parameter, the inverse regularisation strength ``C``, is chosen on the
-validation split; the test split is never seen while fitting.
+validation split by log-loss; the test split is never seen while fitting.
+
+Why log-loss and not accuracy: on a small validation split accuracy is a coarse, noisy criterion.
+On VQA-RAD (173 validation questions, a quarter of them with answers never seen in training)
+validation accuracy moved by 6 points across the grid with no trend and picked the most
+regularised C, a classifier that mostly says "yes"; the log-loss of the answers the classifier can
+give scores every probability it assigns and has a clear minimum.
 """
 
 from __future__ import annotations
@@ -31,14 +37,16 @@ def normalise_rows(features: np.ndarray) -> np.ndarray:
 
 @dataclass
 class QuestionClassifier:
-    """A fitted blind classifier: ``C`` and the validation accuracy that chose it, and the weights
-    as a matrix over ``answers`` (answers never seen in training get a very low score)."""
+    """A fitted blind classifier: ``C``, the validation log-loss that chose it and the validation
+    accuracy, and the weights as a matrix over ``answers`` (answers never seen in training get a
+    very low score)."""
 
     answers: list[str]
     weight: np.ndarray  # (answers, features)
     bias: np.ndarray  # (answers,)
     C: float
-    val_accuracy: float
+    val_log_loss: float = float("nan")
+    val_accuracy: float = float("nan")
 
     def logits(self, features: np.ndarray) -> np.ndarray:
         return normalise_rows(features) @ self.weight.T + self.bias
@@ -46,12 +54,24 @@ class QuestionClassifier:
     def predict(self, features: np.ndarray) -> list[str]:
         return [self.answers[i] for i in self.logits(features).argmax(1)]
 
+    def log_loss(self, features: np.ndarray, answers: Sequence[str]) -> float:
+        """Mean negative log-probability of the given answers that the classifier can give (an
+        answer outside ``answers`` has no probability to score)."""
+        index = {a: i for i, a in enumerate(self.answers)}
+        rows = [(row, index[a]) for row, a in enumerate(answers) if a in index]
+        if not rows:
+            raise ValueError("no validation answer is in the answer vocabulary: the log-loss that chooses C is undefined")
+        logits = self.logits(features[[row for row, _ in rows]])
+        logits -= logits.max(1, keepdims=True)
+        log_probs = logits - np.log(np.exp(logits).sum(1, keepdims=True))
+        return float(-np.mean(log_probs[np.arange(len(rows)), [i for _, i in rows]]))
+
 
 def fit_question_classifier(train_features: np.ndarray, train_answers: Sequence[str], val_features: np.ndarray,
                             val_answers: Sequence[str], *, answers: Sequence[str],
                             c_grid: Sequence[float] = C_GRID) -> QuestionClassifier:
-    """Fit on train for every ``C`` in ``c_grid`` and keep the most accurate on validation (the
-    smaller ``C`` on a tie). Training answers outside ``answers`` are left out, as the classifiers'
+    """Fit on train for every ``C`` in ``c_grid`` and keep the one with the lowest validation
+    log-loss (the smaller ``C`` on a tie). Training answers outside ``answers`` are left out, as the classifiers'
     losses leave them out.
 
     Identical (question, answer) rows are merged into one weighted sample, which gives the same
@@ -82,13 +102,16 @@ def fit_question_classifier(train_features: np.ndarray, train_answers: Sequence[
             weight[model.classes_[1]], bias[model.classes_[1]] = model.coef_[0], model.intercept_[0]
         else:
             weight[model.classes_], bias[model.classes_] = model.coef_, model.intercept_
-        candidate = QuestionClassifier(answers, weight, bias, float(c), float("nan"))
+        candidate = QuestionClassifier(answers, weight, bias, float(c))
+        candidate.val_log_loss = candidate.log_loss(val_features, val_answers)
         predictions = candidate.predict(val_features)
         candidate.val_accuracy = float(np.mean([p == g for p, g in zip(predictions, val_answers)]))
-        log.debug("blind baseline C=%g: validation accuracy %.4f", c, candidate.val_accuracy)
-        if best is None or candidate.val_accuracy > best.val_accuracy:
+        log.debug("blind baseline C=%g: validation log-loss %.4f, accuracy %.4f", c, candidate.val_log_loss,
+                  candidate.val_accuracy)
+        if best is None or candidate.val_log_loss < best.val_log_loss:
             best = candidate
-    log.info("blind baseline: C=%g chosen on validation (accuracy %.4f)", best.C, best.val_accuracy)
+    log.info("blind baseline: C=%g chosen on validation (log-loss %.4f, accuracy %.4f)", best.C, best.val_log_loss,
+             best.val_accuracy)
     return best
 
 

@@ -292,7 +292,8 @@ class FusionClassifier(VQAModel):
             val_set.question_features().float().numpy(), [r.answer for r in val_set.records], answers=self.answers)
         self.question_prior.weight.copy_(torch.from_numpy(prior.weight))
         self.question_prior.bias.copy_(torch.from_numpy(prior.bias))
-        return {"question_prior_C": prior.C, "question_prior_val_accuracy": prior.val_accuracy}
+        return {"question_prior_C": prior.C, "question_prior_val_log_loss": prior.val_log_loss,
+                "question_prior_val_accuracy": prior.val_accuracy}
 
     def param_groups(self) -> list[dict]:
         # LoRA adapters are new weights: they take the new parts' learning rate.

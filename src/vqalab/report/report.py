@@ -78,7 +78,7 @@ def points(fraction: float) -> str:
 def blind_verdict(metrics: dict) -> str:
     """What the blind baseline says about the run, in words."""
     blind = (f"The blind baseline answers from the question alone (logistic regression on the SBERT "
-             f"embedding, C = {metrics['blind_C']:g} chosen on validation)")
+             f"embedding, C = {metrics['blind_C']:g} chosen by validation log-loss)")
     if metrics["image_gain"] < 0:
         return (f"**Warning: this model scores {points(-metrics['image_gain'])[1:]} below the blind baseline: it is "
                 f"not using the image.** {blind}.")
