@@ -125,7 +125,7 @@ def test_the_report_says_when_a_model_is_below_its_blind_baseline():
 
     below = blind_verdict({"image_gain": -0.042, "blind_C": 10.0})
     assert below.startswith("**Warning: this model scores 4.20 pts below the blind baseline: it is not using the image.**")
-    assert "C = 10 chosen on validation" in below
+    assert "C = 10 chosen by validation log-loss" in below
     assert "Warning" not in blind_verdict({"image_gain": 0.013, "blind_C": 3.0})
     assert "+1.30 pts" in blind_verdict({"image_gain": 0.013, "blind_C": 3.0})
 
