@@ -85,7 +85,7 @@ class RecordCollector:
         log.warning("skipped %s: %s", where, detail)
 
     def add(self, *, id: str, image: str, question: object, answer: object, split: str, where: str,
-            answer_type: str | None = None, question_type: str | None = None, group: str | None = None) -> None:
+            answer_type: str | None = None, question_type: str | None = None, group: object = None) -> None:
         """Validate one row (``where`` names its file and record) and keep it as a ``Record``."""
         problem = None
         try:
@@ -120,7 +120,7 @@ class RecordCollector:
         answer_type = (answer_type or "").strip().lower() or answer_type_from_answer(normalized)
         return Record(id=id, image=image, question=" ".join(question.split()), answer=normalized,
                       answer_raw=str(answer), split=split, answer_type=answer_type,
-                      question_type=question_type or None, group=group or None)
+                      question_type=question_type or None, group=str(group) if group not in (None, "") else None)
 
     def finish(self, *, max_images_per_split: int | None = None) -> dict:
         """Keep the first N images of each split if asked, write records.jsonl, return the counts."""

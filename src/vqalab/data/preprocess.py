@@ -46,7 +46,8 @@ def validation_unit(records: list[Record], val_split: str) -> str:
     return "question" if test and seen > len(test) / 2 else "image"
 
 
-def split_train_val(records: list[Record], *, val_fraction: float, val_split: str, seed: int) -> tuple[list[Record], str]:
+def split_train_val(records: list[Record], *, val_fraction: float, val_split: str,
+                    seed: int) -> tuple[list[Record], str]:
     """Move a seeded share of the training records to ``val``; returns them and what the split was
     drawn by (``validation_unit``).
 

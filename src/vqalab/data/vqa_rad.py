@@ -83,7 +83,7 @@ def read_official(json_path: Path, variant: str, collector: RecordCollector) -> 
         # qid_linked_id joins a question, its rephrasings and (below) its frame into one group.
         common = dict(image=f"images/{row.get('image_name')}", answer=row.get("answer"),
                       answer_type=str(row.get("answer_type", "")), question_type=row.get("question_type"),
-                      group=str(row.get("qid_linked_id") or "") or None)
+                      group=row.get("qid_linked_id"))
         where = f"{json_path.name}[{index}] (qid {row.get('qid')})"
         collector.add(id=f"vqa_rad-{row.get('qid')}", question=row.get("question"), split=split, where=where, **common)
         frame = row.get("question_frame")
