@@ -221,3 +221,15 @@ def test_report_gives_shared_test_images_by_path_and_by_content():
     del stats["test_images_seen_in_train_or_val_by_content"], stats["images_shared_train_val_by_content"]
     report = render_report(metrics, stats, plot_names=[])
     assert "test images also in train or val: 0 of 8 by path." in report and "by content" not in report
+
+
+def test_report_counts_questions_whose_rephrasing_is_in_train():
+    from vqalab.report.report import render_report
+
+    metrics, stats = report_inputs()
+    stats["test"] = {**stats["test"], "rephrased_in_train": 3}
+    stats["val"] = {**stats["val"], "rephrased_in_train": 2}
+    report = render_report(metrics, stats, plot_names=[])
+    assert "Questions whose rephrasing is in train: 3 of 8 test, 2 of 8 validation." in report
+    stats["test"]["rephrased_in_train"] = 0  # no leak through rephrasings: nothing to say
+    assert "rephrasing" not in render_report(metrics, stats, plot_names=[])

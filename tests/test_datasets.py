@@ -55,7 +55,8 @@ def test_vqa_rad_frame_variant_adds_every_frame_to_train(tmp_path):
     records, counts = materialize(tmp_path, "vqa_rad", VQARadConfig(source=str(source), variant="frame"))
     frames = [r for r in records if r.id.endswith("-frame")]
     assert {r.question for r in frames} == {"Is this an image of a CT?", "Is the image normal?"}
-    assert all(r.split == "train" for r in frames)
+    assert all(r.split == "train" and r.train_only for r in frames)
+    assert not any(r.train_only for r in records if not r.id.endswith("-frame"))
     # a frame rephrases its record: one group, so a validation split by question keeps them together
     group = {r.id: r.group for r in records}
     assert group["vqa_rad-0-frame"] == group["vqa_rad-0"] == "link-0"

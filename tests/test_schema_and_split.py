@@ -67,6 +67,23 @@ def test_validation_is_drawn_by_question_where_the_test_asks_about_training_imag
     assert [r.split for r in split if r.id.startswith("test")] == ["test"] * 20
 
 
+def test_train_only_records_stay_in_train_when_their_group_is_validated():
+    """VQA-RAD frame: every record's frame is in train, a test record's too, so a validation
+    question keeps its frame in train (the rephrasing stays out of the draw)."""
+    records = records_on_training_images()
+    frames = [dataclasses.replace(r, id=f"{r.id}-frame", question=f"frame of {r.question}", train_only=True)
+              for r in records if r.split == "train" and not r.id.endswith("(rephrased)")]
+    split, unit = split_train_val(records + frames, val_fraction=0.25, val_split="auto", seed=0)
+    assert unit == "question"
+    val = [r for r in split if r.split == "val"]
+    assert len(val) == 40 and not any(r.train_only for r in val)  # the draw is the same as without frames
+    assert [r.split for r in split if r.train_only] == ["train"] * len(frames)
+    frame_groups = {r.group for r in split if r.train_only}
+    assert {r.group for r in val} <= frame_groups  # every validation question's frame is in train
+    stats = split_statistics(split, AnswerVocab.build(["yes"]))
+    assert stats["val"]["rephrased_in_train"] == 40 and stats["test"]["rephrased_in_train"] == 0
+
+
 def test_validation_unit_can_be_chosen():
     records = records_on_training_images()
     split, unit = split_train_val(records, val_fraction=0.25, val_split="image", seed=0)
@@ -101,6 +118,12 @@ def test_record_validation_names_the_field():
         Record(id="x", image="a.png", question=" ", answer="yes", answer_raw="yes", split="train", answer_type="closed")
     with pytest.raises(ValueError, match="split 'dev'"):
         Record(id="x", image="a.png", question="q", answer="yes", answer_raw="yes", split="dev", answer_type="closed")
+    with pytest.raises(ValueError, match="train_only record must have split 'train'"):
+        Record(id="x", image="a.png", question="q", answer="yes", answer_raw="yes", split="test", answer_type="closed",
+               train_only=True)
+    with pytest.raises(ValueError, match="train_only must be true or false"):
+        Record(id="x", image="a.png", question="q", answer="yes", answer_raw="yes", split="train",
+               answer_type="closed", train_only="yes")
 
 
 def test_read_records_names_file_and_line(tmp_path):

@@ -85,12 +85,14 @@ class RecordCollector:
         log.warning("skipped %s: %s", where, detail)
 
     def add(self, *, id: str, image: str, question: object, answer: object, split: str, where: str,
-            answer_type: str | None = None, question_type: str | None = None, group: object = None) -> None:
+            answer_type: str | None = None, question_type: str | None = None, group: object = None,
+            train_only: bool = False) -> None:
         """Validate one row (``where`` names its file and record) and keep it as a ``Record``."""
         problem = None
         try:
             record = self._build(id=id, image=image, question=question, answer=answer, split=split,
-                                 answer_type=answer_type, question_type=question_type, group=group)
+                                 answer_type=answer_type, question_type=question_type, group=group,
+                                 train_only=train_only)
         except BadRecord as err:
             problem = err.args  # (reason, detail); reported outside the handler, without its traceback
         except ValueError as err:  # a value the schema refuses, e.g. an unknown split
@@ -102,7 +104,8 @@ class RecordCollector:
         self.records.append(record)
         self._ids.add(id)
 
-    def _build(self, *, id, image, question, answer, split, answer_type, question_type, group) -> Record:
+    def _build(self, *, id, image, question, answer, split, answer_type, question_type, group,
+               train_only) -> Record:
         if id in self._ids:
             raise BadRecord("duplicate_id", f"duplicate record id {id!r}")
         if not isinstance(question, str) or not question.strip():
@@ -120,7 +123,8 @@ class RecordCollector:
         answer_type = (answer_type or "").strip().lower() or answer_type_from_answer(normalized)
         return Record(id=id, image=image, question=" ".join(question.split()), answer=normalized,
                       answer_raw=str(answer), split=split, answer_type=answer_type,
-                      question_type=question_type or None, group=str(group) if group not in (None, "") else None)
+                      question_type=question_type or None, group=str(group) if group not in (None, "") else None,
+                      train_only=train_only)
 
     def finish(self, *, max_images_per_split: int | None = None) -> dict:
         """Keep the first N images of each split if asked, write records.jsonl, return the counts."""

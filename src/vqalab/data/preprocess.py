@@ -53,13 +53,15 @@ def split_train_val(records: list[Record], *, val_fraction: float, val_split: st
 
     By image, every question of a validation image goes to validation. By question, a data set's
     question groups (``Record.group``: rephrasings of one question) stay together, so no question is
-    validated on its own paraphrase. A data set that ships its own validation split (SLAKE,
-    PathVQA) keeps it.
+    validated on its own paraphrase - except ``train_only`` records, which stay in train whatever is
+    drawn, as they do for test questions (VQA-RAD ``frame``: 284 test questions have their frame in
+    train, so validation questions keep theirs too). A data set that ships its own validation split
+    (SLAKE, PathVQA) keeps it.
     """
     if any(r.split == "val" for r in records):
         return records, "given"
     unit = validation_unit(records, val_split)
-    train = [r for r in records if r.split == "train"]
+    train = [r for r in records if r.split == "train" and not r.train_only]
     groups = [r.image if unit == "image" else (r.group or r.id) for r in train]
     if len(set(groups)) < 2:
         raise ValueError(f"cannot carve a validation split by {unit} out of {len(set(groups))} training {unit}(s)")
@@ -119,11 +121,13 @@ def content_hashes(raw_dir: Path, image_paths: list[str]) -> dict[str, str]:
 
 def split_statistics(records: list[Record], vocab: AnswerVocab, hashes: dict[str, str] | None = None) -> dict:
     """Questions, images and answers per split; how much of each split a classifier can answer;
-    the long tail of training answers; and images shared between splits (by path and, given
-    ``hashes``, by content: the same picture stored twice)."""
+    the long tail of training answers; validation and test questions whose rephrasing is in train;
+    and images shared between splits (by path and, given ``hashes``, by content: the same picture
+    stored twice)."""
     by_split = {s: [r for r in records if r.split == s] for s in ("train", "val", "test")}
     images = {s: {r.image for r in rs} for s, rs in by_split.items()}
     train_counts = Counter(r.answer for r in by_split["train"])
+    train_groups = {r.group for r in by_split["train"] if r.group is not None}
     stats: dict = {
         "answer_vocabulary": len(vocab),
         "train_answers": {
@@ -147,6 +151,9 @@ def split_statistics(records: list[Record], vocab: AnswerVocab, hashes: dict[str
             # The ceiling of any classifier over the training answers.
             "answer_coverage": round(1 - unseen / len(rs), 4) if rs else None,
         }
+        if split != "train":
+            # Questions whose rephrasing (same group) is in train: VQA-RAD frame's test and validation.
+            stats[split]["rephrased_in_train"] = sum(r.group in train_groups for r in rs)
     # Images in two splits, by path and, given hashes, by content (the same picture stored twice).
     keys = {"path": images}
     if hashes is not None:

@@ -19,7 +19,10 @@ class Record:
     ``image`` is relative to the data set folder that holds the records file; ``answer`` is the
     normalised answer (see ``normalize_answer``) and ``answer_raw`` the text as published.
     ``group`` joins records that ask one question in other words (VQA-RAD's rephrasings and
-    template frames): a validation split drawn by question keeps a group together.
+    template frames): a validation split drawn by question keeps a group together. A ``train_only``
+    record is one the data set adds to train whatever the split, as a rephrasing of another record
+    (VQA-RAD ``frame``: the papers add every record's frame, test records' too): a validation split
+    never takes it, so a validation question keeps its rephrasing in train as a test question does.
     """
 
     id: str
@@ -31,6 +34,7 @@ class Record:
     answer_type: str
     question_type: str | None = None
     group: str | None = None
+    train_only: bool = False
 
     def __post_init__(self) -> None:
         for name in ("id", "image", "question", "answer"):
@@ -41,6 +45,10 @@ class Record:
             raise ValueError(f"record {self.id!r}: split {self.split!r} is not one of {SPLITS}")
         if self.answer_type not in ANSWER_TYPES:
             raise ValueError(f"record {self.id!r}: answer_type {self.answer_type!r} is not one of {ANSWER_TYPES}")
+        if not isinstance(self.train_only, bool):
+            raise ValueError(f"record {self.id!r}: train_only must be true or false, got {self.train_only!r}")
+        if self.train_only and self.split != "train":
+            raise ValueError(f"record {self.id!r}: a train_only record must have split 'train', got {self.split!r}")
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -9,7 +9,8 @@ Licence CC0 1.0. Sources:
 ``variant: public`` gives the 2,248 questions of the public JSON (1,797 train / 451 test).
 ``variant: frame`` adds every record's template-phrased ``question_frame`` (1,267) to train: the
 3,515-question set of the MEVF / MMQ / PubMedCLIP papers. Its 284 frames of *test* records carry
-the test answers into train, as in those papers; ``public`` has no such overlap.
+the test answers into train, as in those papers; ``public`` has no such overlap. Frames are
+``train_only`` records: a validation question keeps its frame in train, as a test question does.
 """
 
 from __future__ import annotations
@@ -88,7 +89,7 @@ def read_official(json_path: Path, variant: str, collector: RecordCollector) -> 
         collector.add(id=f"vqa_rad-{row.get('qid')}", question=row.get("question"), split=split, where=where, **common)
         frame = row.get("question_frame")
         if variant == "frame" and frame and frame != "NULL":
-            frames.append(dict(id=f"vqa_rad-{row.get('qid')}-frame", question=frame, split="train",
+            frames.append(dict(id=f"vqa_rad-{row.get('qid')}-frame", question=frame, split="train", train_only=True,
                                where=f"{where} question_frame", **common))
     for frame in frames:
         collector.add(**frame)

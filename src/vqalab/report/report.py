@@ -152,7 +152,10 @@ def render_report(metrics: dict, stats: dict, *, plot_names: list[str]) -> str:
         f"Images shared train/val: {stats['images_shared_train_val']}; test images also in train or val: "
         f"{stats['test_images_seen_in_train_or_val']} of {stats['test']['images']} by path"
         + (f", {stats['test_images_seen_in_train_or_val_by_content']} by content (the same picture under "
-           f"another name)" if "test_images_seen_in_train_or_val_by_content" in stats else "") + ".",
+           f"another name)" if "test_images_seen_in_train_or_val_by_content" in stats else "") + "."
+        + (f" Questions whose rephrasing is in train: {stats['test']['rephrased_in_train']} of "
+           f"{stats['test']['questions']} test, {stats['val']['rephrased_in_train']} of {stats['val']['questions']} "
+           f"validation." if stats["test"].get("rephrased_in_train") else ""),
         "",
         "## Plots",
         "",
