@@ -27,7 +27,10 @@ def test_seeds_of_one_setting_are_averaged_with_their_spread():
                                    image_gain=0.09)]},
                      {"revs": [run("exp-s2", "2026-01-03T00:00:00", seed=2, accuracy=0.60, blind_accuracy=0.42,
                                    image_gain=0.18)]},
-                     {"revs": [{"rev": "failed", "name": "exp-failed", "data": {"metrics": {}}}]}]}]
+                     {"revs": [{"rev": "failed", "name": "exp-failed", "data": {"metrics": {}}}]},
+                     # a queued run shows the metrics of the commit it started from: left out
+                     {"executor": {"state": "running"},
+                      "revs": [run("exp-running", "2026-01-04T00:00:00", seed=3, accuracy=0.40)]}]}]
     (row,) = rows_of(exp_show)
     assert row["seeds"] == [0, 1, 2]
     assert row["accuracy"] == pytest.approx(0.5) and row["accuracy_sd"] == pytest.approx(0.1)

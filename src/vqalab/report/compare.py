@@ -40,6 +40,10 @@ def experiment_rows(exp_show: list[dict]) -> list[dict]:
     for commit in exp_show:
         runs.append(commit)
         for experiment in commit.get("experiments") or []:
+            # A queued, running or failed experiment shows the metrics of the commit it started from:
+            # only finished ones count (an experiment run outside the queue has no executor).
+            if ((experiment.get("executor") or {}).get("state") or "success") != "success":
+                continue
             runs.extend(experiment.get("revs") or [])
     rows = []
     for run in runs:
