@@ -61,19 +61,24 @@ def strategy_overrides(strategy: str, *, dataset: str, family: str, train: dict)
             "train": {**train, **train_changes}}
 
 
-def prepare_data(dataset: str, *, params, source: str | None, max_images: int | None, work: Path) -> Path:
-    """Download (from the package or a local copy) and preprocess once per data set and image geometry."""
+def prepare_data(dataset: str, *, params, source: str | None, max_images: int | None, work: Path,
+                 options: dict | None = None) -> Path:
+    """Download (from the package or a local copy) and preprocess once per data set (with its
+    ``options``, such as VQA-RAD's variant), image geometry and seed (the seed draws validation)."""
     from vqalab.config import from_mapping
     from vqalab.data.preprocess import preprocess
     from vqalab.data.registry import download, get_dataset
     from vqalab.io import atomic_path
 
-    raw = work / f"{dataset}-raw-{max_images}"
+    options = dict(options or {})
+    name = "-".join([dataset, *(f"{k}={v}" for k, v in sorted(options.items()))])
+    raw = work / f"{name}-raw-{max_images}"
     if not raw.exists():
-        config = from_mapping(get_dataset(dataset).config_class, {"source": source} if source else {}, f"datasets.{dataset}")
+        config = from_mapping(get_dataset(dataset).config_class, {**options, **({"source": source} if source else {})},
+                              f"datasets.{dataset}")
         download(dataset, config, out=raw, downloads=work / "downloads", max_images_per_split=max_images)
     image_size, resize = params.family.image_size, params.family.resize
-    processed = work / f"{dataset}-{image_size}-{resize}-{max_images}"
+    processed = work / f"{name}-{image_size}-{resize}-{max_images}-seed{params.seed}"
     if not processed.exists():
         with atomic_path(processed, is_dir=True) as tmp:
             preprocess(raw, tmp, image_size=image_size, resize=resize, seed=params.seed,
