@@ -225,8 +225,8 @@ def test_gpu_check_runs_every_benchmark_on_the_cpu_and_prints_one_table(tmp_path
 def test_recipe_search_varies_one_parameter_at_a_time_and_scores_validation_only(tmp_path):
     out = tmp_path / "search.json"
     result = subprocess.run(
-        [sys.executable, str(ROOT / "bench/recipe_search.py"), "--dataset", "easy_vqa", "--max-images", "12",
-         "--seeds", "0", "1", "--set", "train.max_epochs=1", "--set", "resnet_bert.tiny.dropout=0.1,0.2",
+        [sys.executable, str(ROOT / "bench/recipe_search.py"), "--dataset", "easy_vqa", "--max-images", "6",
+         "--seeds", "0", "1", "--set", "train.max_epochs=1", "--set", "resnet_bert.tiny.dropout=0.1",
          "--work", str(tmp_path / "work"), "--out", str(out)],
         capture_output=True, text=True, env=ENV, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -234,7 +234,7 @@ def test_recipe_search_varies_one_parameter_at_a_time_and_scores_validation_only
     # easy-VQA's recipe: 12 epochs, dropout 0.1; so dropout=0.1 is the base, not a setting of its own
     assert search["base"] == {"train.max_epochs": 12, "resnet_bert.tiny.dropout": 0.1}
     rows = {row["setting"]: row for row in search["rows"]}
-    assert set(rows) == {"base", "train.max_epochs=1", "resnet_bert.tiny.dropout=0.2"}
+    assert set(rows) == {"base", "train.max_epochs=1"}
     assert [r["best_epoch"] for r in rows["train.max_epochs=1"]["runs"]] in ([0, 0], [0, 1], [1, 0], [1, 1])
     for row in rows.values():
         accuracies = [r["best_val_accuracy"] for r in row["runs"]]

@@ -5,6 +5,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 from conftest import ROOT
 
@@ -38,12 +39,25 @@ def test_a_bad_parameter_is_one_line_naming_it(tmp_path):
     assert not (tmp_path / "p").exists()
 
 
+def wait_until_blocked_on_fifo(pid: int, timeout_s: float = 120.0) -> None:
+    """Until the process waits in opening the FIFO, past its imports: a fixed sleep sent the
+    interrupt during the imports on a loaded machine, where it was lost and the stage then blocked."""
+    wchan = Path(f"/proc/{pid}/wchan")
+    if not wchan.exists():  # no procfs: the imports take ~1 s on an idle machine
+        time.sleep(5)
+        return
+    deadline = time.monotonic() + timeout_s
+    while wchan.read_text() not in ("wait_for_partner", "fifo_open"):  # the kernel's FIFO-open waits
+        assert time.monotonic() < deadline, f"the stage never reached the FIFO read (wchan {wchan.read_text()!r})"
+        time.sleep(0.1)
+
+
 def test_an_interrupt_exits_2_without_a_traceback(tmp_path):
     fifo = tmp_path / "params.yaml"
     os.mkfifo(fifo)  # reading it blocks until a writer comes: the stage waits there
     process = subprocess.Popen([sys.executable, "stages/params.py", "--params", str(fifo), "--out", str(tmp_path / "p")],
                                cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(3)  # past the imports, into the read
+    wait_until_blocked_on_fifo(process.pid)
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == 2
