@@ -43,13 +43,6 @@ def nested(path: tuple[str, ...], value) -> dict:
     return value
 
 
-def merge(base: dict, extra: dict) -> dict:
-    out = dict(base)
-    for key, value in extra.items():
-        out[key] = merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
-    return out
-
-
 def settings(varied: list[tuple[tuple[str, ...], list]], base_values: dict) -> list[tuple[str, dict]]:
     """("base", {}) then one (label, override) per value that differs from the base value."""
     out = [("base", {})]
@@ -86,7 +79,7 @@ def main() -> None:
     from vqalab.data.dataset import ProcessedData
     from vqalab.data.features import CachedFeatures, compute_features
     from vqalab.harness import build_model
-    from vqalab.params import load_params
+    from vqalab.params import load_params, merge_overrides
     from vqalab.training.device import resolve_device
     from vqalab.training.loop import fit
 
@@ -101,18 +94,22 @@ def main() -> None:
           f"{len(grid)} settings x {len(args.seeds)} seeds", file=sys.stderr, flush=True)
     # Every setting's parameters are checked before the first run starts.
     for _, override in grid:
-        load_params(ROOT / "params.yaml", merge(common, override))
+        load_params(ROOT / "params.yaml", merge_overrides(common, override))
 
     results: dict[str, list[dict]] = {label: [] for label, _ in grid}
     start = time.perf_counter()
     for seed in args.seeds:
+        # This seed's prepared data sets (one per image geometry) and features (one per encoder setting).
+        data_cache: dict[Path, ProcessedData] = {}
         feature_cache: dict[tuple, CachedFeatures] = {}
         for label, override in grid:
-            params = load_params(ROOT / "params.yaml", merge(merge(common, override), {"seed": seed}))
+            params = load_params(ROOT / "params.yaml", merge_overrides(merge_overrides(common, override), {"seed": seed}))
             device = resolve_device(params.train.device)
             processed = prepare_data(args.dataset, params=params, source=args.source, max_images=args.max_images,
                                      work=args.work, options=options)
-            data = ProcessedData.load(processed)
+            if processed not in data_cache:
+                data_cache[processed] = ProcessedData.load(processed)
+            data = data_cache[processed]
             model = build_model(params, data, where=processed)
             key = (str(processed), json.dumps(model.feature_fingerprints(), sort_keys=True))
             if key not in feature_cache:

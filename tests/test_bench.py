@@ -168,15 +168,20 @@ def test_predictions_are_batched_by_question_length_and_returned_in_order():
     assert lengths == sorted(lengths)
 
 
+def run_bench(script: str, *args: str) -> subprocess.CompletedProcess:
+    """Run bench/<script> with ``args`` as a user would; it must succeed."""
+    result = subprocess.run([sys.executable, str(ROOT / "bench" / script), *args], capture_output=True, text=True,
+                            env=ENV, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result
+
+
 @pytest.mark.slow
 def test_training_cost_benchmark_compares_strategies_against_full_fine_tuning(tmp_path):
     out = tmp_path / "cost.json"
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "bench/training_cost.py"), "--datasets", "easy_vqa", "--families", "resnet_bert",
-         "--strategies", "full_fp32", "frozen_cached", "--max-images", "12", "--max-epochs", "1",
-         "--work", str(tmp_path / "work"), "--out", str(out)],
-        capture_output=True, text=True, env=ENV, timeout=600)
-    assert result.returncode == 0, result.stderr[-3000:]
+    result = run_bench("training_cost.py", "--datasets", "easy_vqa", "--families", "resnet_bert",
+                       "--strategies", "full_fp32", "frozen_cached", "--max-images", "12", "--max-epochs", "1",
+                       "--work", str(tmp_path / "work"), "--out", str(out))
     assert "| easy_vqa | resnet_bert | frozen_cached |" in result.stdout
     rows = {r["strategy"]: r for r in json.loads(out.read_text())["rows"]}
     assert rows["full_fp32"]["speedup_train"] == 1.0 and rows["full_fp32"]["test_accuracy_delta_points"] == 0.0
@@ -224,12 +229,9 @@ def test_gpu_check_runs_every_benchmark_on_the_cpu_and_prints_one_table(tmp_path
 @pytest.mark.slow
 def test_recipe_search_varies_one_parameter_at_a_time_and_scores_validation_only(tmp_path):
     out = tmp_path / "search.json"
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "bench/recipe_search.py"), "--dataset", "easy_vqa", "--max-images", "6",
-         "--seeds", "0", "1", "--set", "train.max_epochs=1", "--set", "resnet_bert.tiny.dropout=0.1",
-         "--work", str(tmp_path / "work"), "--out", str(out)],
-        capture_output=True, text=True, env=ENV, timeout=600)
-    assert result.returncode == 0, result.stderr[-3000:]
+    result = run_bench("recipe_search.py", "--dataset", "easy_vqa", "--max-images", "6", "--seeds", "0", "1",
+                       "--set", "train.max_epochs=1", "--set", "resnet_bert.tiny.dropout=0.1",
+                       "--work", str(tmp_path / "work"), "--out", str(out))
     search = json.loads(out.read_text())
     # easy-VQA's recipe: 12 epochs, dropout 0.1; so dropout=0.1 is the base, not a setting of its own
     assert search["base"] == {"train.max_epochs": 12, "resnet_bert.tiny.dropout": 0.1}

@@ -115,11 +115,12 @@ def _check_keys(base: dict, override: dict, where: str, section: str = "") -> No
             _check_keys(base[key], value, f"{where}.{key}", target)
 
 
-def _overridden(base: dict, override: dict) -> dict:
+def merge_overrides(base: dict, override: dict) -> dict:
+    """``base`` with ``override`` merged over it, nested mappings key by key (neither is changed)."""
     merged = dict(base)
     for key, value in override.items():
         both_mappings = isinstance(value, dict) and isinstance(base.get(key), dict)
-        merged[key] = _overridden(base[key], value) if both_mappings else value
+        merged[key] = merge_overrides(base[key], value) if both_mappings else value
     return merged
 
 
@@ -144,7 +145,7 @@ def load_params(path: str | Path = "params.yaml", overrides: dict | None = None)
         raise ValueError(f"{path} must hold a mapping of parameters")
     if overrides:  # as values written in params.yaml: they win over the recipe's
         _check_keys(raw, overrides, "overrides")
-        raw = _overridden(raw, overrides)
+        raw = merge_overrides(raw, overrides)
 
     def choice(key: str, choices) -> str:
         value = raw.get(key)
