@@ -1,4 +1,4 @@
-"""The blind (question-only) baseline and the fusion classifiers' question prior built on it."""
+"""The blind (question-only) baseline and the question prior built on it (fusion classifiers, vilt)."""
 
 from dataclasses import replace
 
@@ -14,6 +14,7 @@ from vqalab.data.vocab import AnswerVocab
 from vqalab.evaluation.blind import fit_question_classifier, normalise_rows
 from vqalab.models.checkpoint import load_checkpoint, save_checkpoint
 from vqalab.models.resnet_bert import ResNetBert, ResNetBertConfig
+from vqalab.models.vilt import Vilt, ViltFamilyConfig
 
 
 def noisy_clusters(n, answers, rng, noise):
@@ -82,21 +83,27 @@ def toy_data(model_config, rng):
     images = rng.integers(0, 256, (len(records), 3, 32, 32), dtype=np.uint8)
     rows = {r.image: i for i, r in enumerate(records)}
     vocab = AnswerVocab.build(r.answer for r in records if r.split == "train")
-    model = ResNetBert.build(model_config, vocab.answers)
+    model = MODEL_CLASSES[type(model_config)].build(model_config, vocab.answers)
     tensors, fingerprints = compute_features(model, images, QUESTIONS, batch_size=8, device=torch.device("cpu"))
     features = CachedFeatures.from_tensors(tensors, fingerprints, QUESTIONS)
     split = {s: VQADataset([r for r in records if r.split == s], images, rows, vocab, features) for s in ("train", "val")}
     return model, split["train"], split["val"]
 
 
+MINILM = "packaged:all-MiniLM-L6-v2"
 CONFIG = ResNetBertConfig(image_size=32, image_encoder="resnet_small", image_widths=(8, 8, 16, 16),
-                          text_encoder="packaged:all-MiniLM-L6-v2", image_training="frozen", text_training="frozen",
+                          text_encoder=MINILM, image_training="frozen", text_training="frozen",
                           hidden_size=16, question_prior=True)
+VILT_CONFIG = ViltFamilyConfig(image_size=32, tokenizer=MINILM, hidden_size=32, layers=1, heads=2,
+                               intermediate_size=64, patch_size=16, question_prior=True, question_encoder=MINILM)
+MODEL_CLASSES = {ResNetBertConfig: ResNetBert, ViltFamilyConfig: Vilt}
 
 
-def test_question_prior_starts_at_the_blind_baseline_and_is_kept_fixed(tmp_path):
+@pytest.mark.parametrize("config", [CONFIG, VILT_CONFIG], ids=["resnet_bert", "vilt"])
+def test_question_prior_starts_at_the_blind_baseline_and_is_kept_fixed(tmp_path, config):
     torch.manual_seed(0)
-    model, train, val = toy_data(CONFIG, np.random.default_rng(0))
+    model, train, val = toy_data(config, np.random.default_rng(0))
+    assert model.starts_as_baseline
     figures = model.prepare_for_training(train, val)
     assert set(figures) == {"question_prior_C", "question_prior_val_log_loss", "question_prior_val_accuracy"} and figures["question_prior_val_accuracy"] == 1.0
     blind = fit_question_classifier(train.question_features().numpy(), [r.answer for r in train.records],
@@ -113,11 +120,27 @@ def test_question_prior_starts_at_the_blind_baseline_and_is_kept_fixed(tmp_path)
     assert torch.equal(loaded.question_prior.weight, model.question_prior.weight)
     with torch.no_grad():
         assert torch.allclose(loaded(batch).logits, model(batch).logits)
+    # Without the cache (vqalab predict) the model encodes the questions itself, as the features stage did.
+    uncached = VQADataset(val.records, val.images, val.image_row, val.vocab)
+    uncached_batch = loaded.collate([uncached[i] for i in range(len(uncached))])
+    assert "question_features" not in uncached_batch
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(uncached_batch).logits, model(batch).logits, atol=2e-3, rtol=0)
 
 
-def test_without_question_prior_the_head_is_not_offset():
-    model, train, val = toy_data(replace(CONFIG, question_prior=False), np.random.default_rng(0))
+@pytest.mark.parametrize("config", [CONFIG, VILT_CONFIG], ids=["resnet_bert", "vilt"])
+def test_without_question_prior_the_head_is_not_offset(config):
+    model, train, val = toy_data(replace(config, question_prior=False), np.random.default_rng(0))
     assert model.question_prior is None and model.prepare_for_training(train, val) == {}
+    assert not model.starts_as_baseline
+
+
+def test_vilt_caches_question_features_only_for_its_prior():
+    assert Vilt.feature_spec(VILT_CONFIG, seed=0) == {"question": {"text_encoder": MINILM, "max_question_tokens": 40}}
+    assert Vilt.feature_spec(replace(VILT_CONFIG, question_prior=False), seed=0) == {}
+    assert Vilt.feature_config(replace(VILT_CONFIG, question_prior=False)) == {}
+    with pytest.raises(ValueError, match="question_prior reads the questions with question_encoder, which is null"):
+        replace(VILT_CONFIG, question_encoder=None)
 
 
 def test_the_report_says_when_a_model_is_below_its_blind_baseline():

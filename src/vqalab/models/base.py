@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -138,3 +139,12 @@ def top_answers(logits: torch.Tensor, answers: list[str], top_k: int) -> list[li
     scores, indices = probs.topk(min(top_k, probs.shape[-1]), dim=-1)
     return [[(answers[i], float(s)) for s, i in zip(row_s.tolist(), row_i.tolist())]
             for row_s, row_i in zip(scores, indices)]
+
+
+def fingerprint(module: nn.Module) -> str:
+    """A hash of a module's weights: cached features are only used with the weights that made them."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(module.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()

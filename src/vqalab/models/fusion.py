@@ -12,29 +12,24 @@ How each encoder trains is a parameter (``image_training``, ``text_training``):
 - ``lora`` (text only): LoRA adapters (``text_lora``) on a frozen text encoder.
 
 With ``question_prior`` (a frozen text encoder), the answer scores start from the blind baseline's
-(``vqalab.evaluation.blind``: a logistic regression on the question alone, fitted in closed form
-before training, its ``C`` chosen on validation) and the fusion learns only what the image adds.
-On small real data sets (VQA-RAD: 1,608 training questions) a fusion trained from scratch
-scored below that baseline: it fitted image noise before it had learnt the questions.
+(``vqalab.models.prior``) and the fusion learns only what the image adds.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from transformers import AutoConfig, AutoModel, AutoTokenizer
 
 from vqalab.config import check_resize, param_name
-from vqalab.evaluation.blind import fit_question_classifier
-from vqalab.models.base import ModelOutput, VQAModel, classification_loss, top_answers
+from vqalab.models.base import ModelOutput, VQAModel, classification_loss, fingerprint, top_answers
 from vqalab.models.lora import LoraSettings, apply_lora
 from vqalab.models.pretrained import from_pretrained
+from vqalab.models.prior import QuestionPrior, mean_pool
 
 TEXT_ENCODER_DIR = "text_encoder"
 IMAGE_TRAINING = ("full", "partial", "frozen")
@@ -87,11 +82,6 @@ class FusionConfig:
                              f"frozen, got {self.text_training!r} (or set question_prior: false)")
 
 
-def mean_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    mask = mask.unsqueeze(-1).to(hidden.dtype)
-    return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
-
-
 def text_blocks(text_encoder: nn.Module) -> list[nn.Module]:
     """The transformer layers of a BERT-family encoder, embeddings first (for ``partial``)."""
     if not hasattr(text_encoder, "encoder") or not hasattr(text_encoder.encoder, "layer"):
@@ -118,15 +108,6 @@ def enable_activation_checkpointing(model: nn.Module) -> None:
     """transformers 5.x renamed gradient_checkpointing_enable; use the new name where it exists."""
     enable = getattr(model, "activation_checkpointing_enable", None) or model.gradient_checkpointing_enable
     enable()
-
-
-def fingerprint(module: nn.Module) -> str:
-    """A hash of a module's weights: cached features are only used with the weights that made them."""
-    digest = hashlib.sha256()
-    for name, tensor in sorted(module.state_dict().items()):
-        digest.update(name.encode())
-        digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
-    return digest.hexdigest()
 
 
 class FusionClassifier(VQAModel):
@@ -182,10 +163,9 @@ class FusionClassifier(VQAModel):
         if config.question_prior:
             # Fitted by prepare_for_training, then fixed; the head starts at zero, so the first
             # step predicts exactly as the blind baseline does.
-            self.question_prior = nn.Linear(text_size, len(self.answers)).requires_grad_(False)
-            for layer in (self.question_prior, self.classifier[-1]):
-                nn.init.zeros_(layer.weight)
-                nn.init.zeros_(layer.bias)
+            self.question_prior = QuestionPrior(text_size, len(self.answers))
+            nn.init.zeros_(self.classifier[-1].weight)
+            nn.init.zeros_(self.classifier[-1].bias)
         mean, std = self.pixel_stats(config)
         self.register_buffer("image_mean", torch.tensor(mean).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("image_std", torch.tensor(std).view(1, 3, 1, 1), persistent=False)
@@ -287,13 +267,7 @@ class FusionClassifier(VQAModel):
     def prepare_for_training(self, train_set, val_set) -> dict:
         if self.question_prior is None:
             return {}
-        prior = fit_question_classifier(
-            train_set.question_features().float().numpy(), [r.answer for r in train_set.records],
-            val_set.question_features().float().numpy(), [r.answer for r in val_set.records], answers=self.answers)
-        self.question_prior.weight.copy_(torch.from_numpy(prior.weight))
-        self.question_prior.bias.copy_(torch.from_numpy(prior.bias))
-        return {"question_prior_C": prior.C, "question_prior_val_log_loss": prior.val_log_loss,
-                "question_prior_val_accuracy": prior.val_accuracy}
+        return self.question_prior.fit(train_set, val_set, self.answers)
 
     def param_groups(self) -> list[dict]:
         # LoRA adapters are new weights: they take the new parts' learning rate.
@@ -368,8 +342,7 @@ class FusionClassifier(VQAModel):
         attended = torch.einsum("bn,bnh->bh", scores.softmax(-1), image)
         logits = self.classifier(torch.cat([attended, text, attended * text], dim=-1))
         if self.question_prior is not None:
-            # The blind baseline's log-probabilities, from the unit-length question vector it was fitted on.
-            logits = logits + self.question_prior(F.normalize(question.to(dtype), dim=-1)).log_softmax(-1)
+            logits = logits + self.question_prior.log_probs(question)
         return ModelOutput(logits=logits, loss=classification_loss(logits, batch.get("labels")))
 
     @torch.no_grad()
