@@ -152,9 +152,11 @@ class Vilt(VQAModel):
 
     @classmethod
     def feature_config(cls, config: ViltFamilyConfig) -> dict:
-        # The whole config: the features stage builds the model (the backbone with it) to reach its
-        # question encoder; the cache is kept while feature_spec's values stay the same.
-        return dict(vars(config)) if config.question_prior else {}
+        # The features stage builds the model to reach its question encoder: a random-init ViLT of
+        # these sizes (never the pretrained backbone, which the question features do not read).
+        fields = ("image_size", "patch_size", "hidden_size", "layers", "heads", "intermediate_size", "tokenizer",
+                  "max_question_tokens", "question_prior", "question_encoder")
+        return {name: getattr(config, name) for name in fields} if config.question_prior else {}
 
     def feature_fingerprints(self) -> dict[str, str]:
         return {"question": fingerprint(self.question_encoder)} if self.question_encoder is not None else {}
