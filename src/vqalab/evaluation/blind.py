@@ -1,8 +1,9 @@
 """The blind baseline: a classifier that reads the question and never sees the image.
 
 A model that scores below it is not using the image, whatever its accuracy; the evaluate stage
-fits one in every run (``blind_accuracy``, ``image_gain``), and the fusion classifiers can start
-from one (``question_prior``) so that training only has to learn what the image adds.
+fits one in every run (``blind_accuracy``, ``image_gain``), and the classifiers (fusion, vilt) can
+start from one (``question_prior``, ``vqalab.models.prior``) so that training only has to learn what
+the image adds.
 
 It is a multinomial logistic regression (scikit-learn) on L2-normalised sentence embeddings of the
 questions. Its one hyper-parameter, the inverse regularisation strength ``C``, is chosen on the

@@ -30,7 +30,7 @@ class VQAModel(nn.Module):
       also rank candidate answers).
     - ``param_groups()``: optimiser parameter groups with their learning rates.
     - ``prepare_for_training(train_set, val_set)``: what is set from the data before gradient
-      training starts (a fusion classifier's question prior, the generative family's closed-answer
+      training starts (a classifier's question prior, the generative family's closed-answer
       candidates); returns figures worth recording in the checkpoint ({} when nothing is set).
     - ``build(config, answers, train_texts=...)``: a new model from pretrained sources; families
       that fit a tokenizer to the data read the training questions from ``train_texts``.
