@@ -2,8 +2,8 @@
 
 from pathlib import Path
 
-from vqalab.config import StageParams
-from vqalab.data.registry import dataset_config, download
+from vqalab.params import Params
+from vqalab.data.registry import download
 from vqalab.stage import run_stage, stage_parser
 
 
@@ -13,8 +13,8 @@ def main(argv=None) -> None:
     parser.add_argument("--downloads", type=Path, required=True,
                         help="folder that keeps downloaded and unpacked source files between runs")
     args = parser.parse_args(argv)
-    params = StageParams.read(args.params)
-    download(params.dataset, dataset_config(params.dataset, params.section("dataset_config")), out=args.out,
+    params = Params.read(args.params, stage="download")
+    download(params.dataset, params.dataset_config, out=args.out,
              downloads=args.downloads, on_bad_record=params.download.on_bad_record,
              max_images_per_split=params.download.max_images_per_split)
 

@@ -8,7 +8,7 @@ so a new learning rate keeps the cache; a family or setting with nothing frozen 
 import logging
 from pathlib import Path
 
-from vqalab.config import StageParams
+from vqalab.params import Params
 from vqalab.data.dataset import ProcessedData
 from vqalab.data.features import compute_features, save_features
 from vqalab.models.registry import family_config, get_family
@@ -27,8 +27,8 @@ def main(argv=None) -> None:
     parser.add_argument("--data", type=Path, required=True, help="the preprocess stage's folder")
     parser.add_argument("--out", type=Path, required=True, help="folder for the cached features")
     args = parser.parse_args(argv)
-    params = StageParams.read(args.params)
-    frozen = params.encoders.section("frozen")
+    params = Params.read(args.params, stage="features")
+    frozen = params.encoders["frozen"]
     spec = {"family": params.model, "frozen": frozen}
     if not frozen:
         log.info("%s.%s freezes no encoder: nothing to cache", params.model, params.profile)
@@ -37,7 +37,7 @@ def main(argv=None) -> None:
     data = ProcessedData.load(args.data)
     # The train stage's seed: a random-init frozen encoder gets the same weights (it is built first).
     seed_everything(frozen.get("image", {}).get("seed", 0))
-    config = family_config(params.model, params.profile, params.encoders.section("config"))
+    config = family_config(params.model, params.profile, params.encoders["config"])
     model = get_family(params.model).model_class.build(
         config, data.vocab.answers, train_texts=[r.question for r in data.records if r.split == "train"])
     questions = sorted({r.question for r in data.records})

@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from vqalab.config import StageParams
+from vqalab.params import Params
 from vqalab.data.preprocess import preprocess
 from vqalab.io import atomic_path, write_json
 from vqalab.stage import run_stage, stage_parser
@@ -14,7 +14,7 @@ def main(argv=None) -> None:
     parser.add_argument("--out", type=Path, required=True, help="folder for the processed data")
     parser.add_argument("--stats", type=Path, required=True, help="JSON file for the split statistics")
     args = parser.parse_args(argv)
-    params = StageParams.read(args.params)
+    params = Params.read(args.params, stage="preprocess")
     with atomic_path(args.out, is_dir=True) as tmp:
         stats = preprocess(args.raw, tmp, image_size=params.family.image_size, resize=params.family.resize,
                            seed=params.seed,

@@ -6,7 +6,9 @@ changing it does not make DVC retrain a model that is up to date.
 """
 
 import os
+import resource
 import shlex
+import statistics
 import subprocess
 import sys
 from dataclasses import asdict
@@ -15,7 +17,7 @@ from pathlib import Path
 from dvclive import Live
 
 import vqalab
-from vqalab.config import StageParams, TrainParams, from_mapping, run_controls
+from vqalab.params import Params
 from vqalab.data.dataset import ProcessedData
 from vqalab.data.features import CachedFeatures
 from vqalab.io import digest
@@ -35,11 +37,9 @@ def main(argv=None) -> None:
     parser.add_argument("--live", type=Path, required=True, help="DVCLive folder for the training curves")
     parser.add_argument("--state", type=Path, required=True,
                         help="scratch file with the last completed epoch's training state (train.resume continues from it)")
-    parser.add_argument("--run-controls", type=Path, default=Path("params.yaml"),
-                        help="where train.resume, train.launcher and train.compile are read (default: params.yaml)")
     args = parser.parse_args(argv)
-    params = StageParams.read(args.params)
-    train_params = from_mapping(TrainParams, {**params.section("train"), **run_controls(args.run_controls)}, "train")
+    params = Params.read(args.params, stage="train")
+    train_params = params.train
     if train_params.launcher != "python" and "WORLD_SIZE" not in os.environ:
         launched = subprocess.run([*shlex.split(train_params.launcher), sys.argv[0], *sys.argv[1:]])
         sys.exit(launched.returncode)
@@ -53,7 +53,7 @@ def main(argv=None) -> None:
     prepared = model.prepare_for_training(train_set, val_set)
 
     # What the run depends on: a saved state made from anything else is not resumed.
-    fingerprint = {"params": params.as_dict(), "data": digest(args.data), "features": digest(args.features),
+    fingerprint = {"params": params.dependency_values(), "data": digest(args.data), "features": digest(args.features),
                    "code": {"vqalab": vqalab.__version__, "source": digest(Path(vqalab.__file__).parent, pattern="*.py")}}
     args.state.parent.mkdir(parents=True, exist_ok=True)
     if not is_main_process():
@@ -63,15 +63,19 @@ def main(argv=None) -> None:
         return
     with Live(dir=str(args.live), save_dvc_exp=False, dvcyaml=None, report=None) as live:
         def log_epoch(epoch: int, metrics: dict) -> None:
+            live.step = epoch  # the curves' x is the epoch; 0 is the untrained model where it is validated
             for name, value in metrics.items():
                 live.log_metric(name, value)
-            live.next_step()
 
         result = fit(model, train_set, val_set, params=train_params, device=device, seed=params.seed,
                      on_epoch_end=log_epoch, state_path=args.state, fingerprint=fingerprint)
+        # The summary (`dvc exp show`, `dvc metrics diff`) is the kept epoch's, not the last one's:
+        # its validation figures, not its timing (which differs in every run).
+        live.summary = best_epoch_summary(result)
+        live.step = result.best_epoch
 
     summary = asdict(result)
-    summary.pop("history")  # the curves live in the DVCLive folder
+    history = summary.pop("history")  # the curves live in the DVCLive folder
     save_checkpoint(model, args.out, info={
         "dataset": params.dataset,
         "profile": params.profile,
@@ -84,10 +88,21 @@ def main(argv=None) -> None:
         "n_train": len(train_set),
         "n_val": len(val_set),
         **summary,
+        "train_samples_per_s": statistics.fmean(e["train_samples_per_s"] for e in history) if history else 0.0,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,  # Linux: KiB
         **prepared,
         **model.parameter_counts(),
     })
     args.state.unlink(missing_ok=True)  # the run is complete: a rerun starts afresh
+
+
+def best_epoch_summary(result) -> dict:
+    """The kept epoch's validation accuracy and training loss (epoch 0, the untrained model, has no loss)."""
+    summary = {"val_accuracy": result.best_val_accuracy}
+    kept = [e for e in result.history if e["epoch"] == result.best_epoch]
+    if kept:
+        summary["train_loss"] = kept[0]["train_loss"]
+    return summary
 
 
 if __name__ == "__main__":

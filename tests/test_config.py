@@ -1,12 +1,12 @@
 from dataclasses import fields
+import json
 from pathlib import Path
 
 import pytest
 import yaml
 
-from vqalab.config import (DownloadParams, EvaluateParams, PreprocessParams, ReportParams, TrainParams, from_mapping,
-                           run_controls)
-from vqalab.params import load_params
+from vqalab.config import DownloadParams, EvaluateParams, PreprocessParams, ReportParams, TrainParams, from_mapping
+from vqalab.params import RESOLVED_ROOT, STAGE_PARAMS, Params, load_params, stage_dependencies
 from vqalab.models.resnet_bert import ResNetBertConfig
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -52,8 +52,9 @@ def test_paper_profile_loads(tmp_path):
         ({"dataset": "coco"}, r"dataset = 'coco' is not one of \['daquar', 'easy_vqa', 'folder', 'path_vqa', 'slake', 'vqa_rad'\]"),
         ({"profile": "huge"}, r"profile = 'huge' is not one of"),
         ({"recipes__easy_vqa__train__max_epochs": 0}, r"train: max_epochs must be >= 1, got 0"),
-        ({"dataset": "vqa_rad", "train__batch_size": 0}, r"train: batch_size must be >= 1, got 0"),
-        ({"train__batch_size": "64"}, r"train.batch_size = '64' should be of type int"),
+        ({"dataset": "vqa_rad", "resnet_bert__tiny__batch_size": 0}, r"resnet_bert.tiny: batch_size must be >= 1, got 0"),
+        ({"resnet_bert__tiny__batch_size": "64"}, r"resnet_bert.tiny.batch_size = '64' should be of type int"),
+        ({"train__batch_size": 32}, r"train.batch_size is not a parameter: the training batch is resnet_bert.tiny.batch_size"),
         ({"train__epochs": 3}, r"unknown key\(s\) train.epochs"),
         ({"preprocess__val_fraction": 1.5}, r"val_fraction must be in \(0, 1\)"),
         ({"resnet_bert__tiny__image_encoder": "vgg"}, r"resnet_bert.tiny: image_encoder 'vgg' is not one of"),
@@ -101,7 +102,7 @@ def test_recipes_fill_the_empty_values_and_a_written_value_wins(tmp_path):
 def test_a_recipe_names_a_data_set_and_every_empty_value_gets_one(tmp_path):
     with pytest.raises(ValueError, match=r"recipes.vqarad names no data set; recipes may be \['daquar', 'default'"):
         load_params(write_params(tmp_path, recipes__vqarad={"train": {"max_epochs": 3}}))
-    with pytest.raises(ValueError, match=r"train.max_epochs is empty \(null\) and no recipe sets it"):
+    with pytest.raises(ValueError, match=r"train.max_epochs is `recipe` but no recipe sets it"):
         load_params(write_params(tmp_path, dataset="vqa_rad", recipes__default__train={"weight_decay": 0.05}))
 
 
@@ -114,43 +115,56 @@ def test_params_yaml_is_the_one_source_of_every_section_value(section):
     """A section's dataclass has no defaults that could disagree with params.yaml: params.yaml sets
     every field, and a value left out of it fails, naming it."""
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    given = {**params[section], **params["recipes"]["default"].get(section, {})}  # the empty values filled
+    given = {**params[section], **params["recipes"]["default"].get(section, {})}  # the recipe's values filled
+    if section == "train":
+        given["batch_size"] = 64  # the chosen family's (test_the_training_batch_is_the_familys)
     assert set(given) == {f.name for f in fields(SECTIONS[section])}
     for key in given:
         with pytest.raises(ValueError, match=rf"params: {section}\.{key} is missing"):
             from_mapping(SECTIONS[section], {k: v for k, v in given.items() if k != key}, section)
 
 
-def test_run_controls_reads_and_checks_only_resume_launcher_and_compile(tmp_path):
-    assert run_controls(ROOT / "params.yaml") == {"resume": False, "launcher": "python", "compile": False}
-    controls = tmp_path / "controls.yaml"
-    controls.write_text(yaml.safe_dump({"train": {"resume": True, "launcher": "accelerate launch --num_processes 2",
-                                                  "compile": True}}))
-    assert run_controls(controls) == {"resume": True, "launcher": "accelerate launch --num_processes 2", "compile": True}
-    controls.write_text(yaml.safe_dump({"train": {"resume": True, "launcher": " ", "compile": False}}))
-    with pytest.raises(ValueError, match="params: train: launcher must be a command"):
-        run_controls(controls)
-    controls.write_text(yaml.safe_dump({"train": {"resume": "yes", "launcher": "python", "compile": False}}))
-    with pytest.raises(ValueError, match="params: train.resume = 'yes' should be of type bool"):
-        run_controls(controls)
-
-
 def test_the_train_stage_does_not_depend_on_its_run_controls():
-    """How a run is started, resumed or compiled is not what it makes: changing it retrains nothing."""
-    from vqalab.params import stage_values
+    """How a run is started, resumed or compiled is not what it makes: changing it retrains nothing,
+    though the stage reads it."""
+    train = stage_dependencies("train")
+    assert f"{RESOLVED_ROOT}.train.max_epochs" in train and f"{RESOLVED_ROOT}.family" in train
+    assert not {f"{RESOLVED_ROOT}.train.{name}" for name in ("resume", "launcher", "compile")} & set(train)
+    params = Params(load_params(ROOT / "params.yaml").values, stage="train")
+    assert (params.train.resume, params.train.launcher, params.train.compile) == (False, "python", False)
 
-    train = stage_values(load_params(ROOT / "params.yaml"), "train")["train"]
-    assert "max_epochs" in train and not {"resume", "launcher", "compile"} & set(train)
+
+def test_a_stage_reads_its_own_parameters_typed_and_no_others(tmp_path):
+    resolved = tmp_path / "resolved.json"
+    resolved.write_text(json.dumps({RESOLVED_ROOT: load_params(ROOT / "params.yaml").values}))
+    train = Params.read(resolved, stage="train")
+    assert isinstance(train.family, ResNetBertConfig) and isinstance(train.train, TrainParams)
+    assert train.family.image_widths == (32, 64, 128, 256)  # typed again: lists back to tuples
+    with pytest.raises(AttributeError, match=r"stage train reads 'report', which is not among its parameters"):
+        train.report
+    preprocess = Params.read(resolved, stage="preprocess")
+    assert (preprocess.family.image_size, preprocess.family.resize) == (64, "squash")
+    with pytest.raises(AttributeError, match=r"preprocess: family.lr is not among the stage's parameters"):
+        preprocess.family.lr
+    assert set(STAGE_PARAMS) == {"download", "preprocess", "features", "train", "evaluate", "report"}
 
 
-def test_a_family_profile_batch_size_replaces_the_train_batch_size(tmp_path):
-    """The paper profile trains on a GPU at its own batch (its learning rates are scaled to it)."""
+def test_the_training_batch_is_the_familys(tmp_path):
+    """The batch is set in one place, the family's section beside its learning rates (the paper
+    profile trains on a GPU at its own batch), and the resolved train section shows it."""
     tiny = load_params(write_params(tmp_path))
     paper = load_params(write_params(tmp_path, profile="paper"))
     qwen = load_params(write_params(tmp_path, profile="paper", model="qwen2vl"))
-    assert tiny.family.batch_size is None and tiny.train.batch_size == 64
+    assert (tiny.train.batch_size, tiny.family.batch_size) == (64, 64)
     assert (paper.train.batch_size, paper.family.batch_size) == (256, 256)
-    assert qwen.train.batch_size == 16
+    assert qwen.train.batch_size == qwen.values["train"]["batch_size"] == 16
     assert paper.train.section == "train"  # messages still name the real section
-    with pytest.raises(ValueError, match=r"params: resnet_bert.paper.batch_size must be >= 1 or null, got 0"):
+    with pytest.raises(ValueError, match=r"params: resnet_bert.paper: batch_size must be >= 1, got 0"):
         load_params(write_params(tmp_path, profile="paper", resnet_bert__paper__batch_size=0))
+
+
+def test_text_lora_is_written_once_for_every_fusion_family(tmp_path):
+    params = load_params(write_params(tmp_path, text_lora={"r": 4, "alpha": 8, "dropout": 0.0,
+                                                            "target_modules": ["query"]}))
+    assert params.family.text_lora.r == 4
+    assert load_params(write_params(tmp_path, model="pubmedclip")).family.text_lora.target_modules == ("query", "value")

@@ -1,6 +1,6 @@
 """dvc.yaml's dependencies are right by construction: every vqalab module a stage script imports,
 directly or through others (imports inside functions included), is among that stage's deps, and
-every stage depends on the params file of exactly the parameters it reads."""
+every stage lists as its DVC parameters exactly the resolved parameters it reads."""
 
 import ast
 from pathlib import Path
@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from vqalab.models.registry import FAMILIES
-from vqalab.params import STAGE_PARAMS
+from vqalab.params import STAGE_PARAMS, stage_dependencies
 
 ROOT = Path(__file__).resolve().parents[1]
 SRC = ROOT / "src"
@@ -83,20 +83,18 @@ def test_every_imported_module_is_a_dependency(stage, capsys):
 
 
 @pytest.mark.parametrize("stage", sorted(STAGE_PARAMS))
-def test_every_stage_depends_on_its_params_and_nothing_else(stage):
+def test_every_stage_tracks_exactly_the_resolved_parameters_it_reads(stage):
     spec = stages()[stage]
-    assert "params" not in spec, f"{stage} reads its parameters through data/params/{stage}.json, not params:"
-    params_deps = [d for d in spec["deps"] if d.startswith("data/params/")]
-    assert params_deps == [f"data/params/{stage}.json"]
+    assert spec["params"] == [{"data/params/resolved.json": stage_dependencies(stage)}]
+    assert not [d for d in spec["deps"] if d.startswith("data/params")], f"{stage}: the resolved file is a params file"
     script = (ROOT / spec["cmd"].split()[1]).read_text(encoding="utf-8")
-    assert f'stage_parser(__doc__, stage="{stage}")' in script, f"{stage} must read data/params/{stage}.json"
+    assert f'Params.read(args.params, stage="{stage}")' in script, f"{stage} must read its own parameters"
 
 
-def test_the_params_stage_tracks_all_of_params_yaml_and_writes_every_stage_file():
+def test_the_params_stage_tracks_all_of_params_yaml_and_writes_the_resolved_file():
     spec = stages()["params"]
     assert spec["params"] == [{"params.yaml": None}]
-    written = {next(iter(o)) for o in spec["outs"]}
-    assert written == {f"data/params/{s}.json" for s in STAGE_PARAMS}
+    assert [next(iter(o)) for o in spec["outs"]] == ["data/params/resolved.json"]
     assert set(stages()) == {"params", *STAGE_PARAMS}
 
 

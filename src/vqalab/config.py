@@ -1,8 +1,8 @@
-"""Typed parameter sections, their validation, and how a stage reads its own parameters.
+"""Typed parameter sections and their validation.
 
-``vqalab.params.load_params`` validates the whole of params.yaml into these objects; a stage reads
-only its share (``StageParams``, from data/params/<stage>.json). This module imports no model or
-data set, so a stage that needs neither does not depend on them.
+``vqalab.params`` validates the whole of params.yaml into these objects (and a family's or data
+set's own config class). This module imports no model or data set, so a stage that needs neither
+does not depend on them.
 """
 
 from __future__ import annotations
@@ -11,12 +11,13 @@ import dataclasses
 import types
 import typing
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-import yaml
 
 PROFILES = ("tiny", "paper")
+# The value of a parameter that the chosen data set's recipe sets (``vqalab.params.apply_recipe``);
+# an empty value (null) always means "none".
+RECIPE = "recipe"
 
 
 def flatten(mapping: dict, prefix: str = "") -> dict[str, Any]:
@@ -46,6 +47,9 @@ def from_mapping(cls: type, mapping: Any, where: str):
             if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
                 raise ValueError(f"params: {where}.{name} is missing")
             continue
+        if mapping[name] == RECIPE:
+            raise ValueError(f"params: {where}.{name} is `{RECIPE}` but no recipe sets it: give it a value in "
+                             f"params.yaml or in recipes.default")
         values[name] = _check_type(mapping[name], hints[name], f"{where}.{name}")
     try:
         built = cls(**values)
@@ -79,8 +83,7 @@ def _check_type(value: Any, hint: Any, where: str) -> Any:
                 pass
         raise ValueError(f"params: {where} = {value!r} should be {hint}")
     if value is None:  # and the parameter cannot be empty
-        raise ValueError(f"params: {where} is empty (null) and no recipe sets it: give it a value in params.yaml "
-                         f"or in recipes.default")
+        raise ValueError(f"params: {where} is empty (null), which it cannot be: give it a value")
     if dataclasses.is_dataclass(hint):
         return from_mapping(hint, value, where)
     if origin is dict:
@@ -149,9 +152,9 @@ class PreprocessParams:
         _require(self.min_answer_count >= 1, f"min_answer_count must be >= 1, got {self.min_answer_count}")
 
 
-# How the train stage runs, not what it makes, so left out of its params file (the stage reads
-# them from params.yaml, ``run_controls``): a resumed run ends where an uninterrupted one does,
-# the launcher only sets how many processes share the work, and compiling only how fast a step runs.
+# How the train stage runs, not what it makes, so not among its DVC parameters (the stage reads
+# them, changing them retrains nothing): a resumed run ends where an uninterrupted one does, the
+# launcher only sets how many processes share the work, and compiling only how fast a step runs.
 @dataclass(frozen=True)
 class RunControls:
     # Continue an interrupted run from its last completed epoch (its saved training state).
@@ -172,7 +175,9 @@ RUN_CONTROLS = tuple(f.name for f in dataclasses.fields(RunControls))
 
 @dataclass(frozen=True)
 class TrainParams(RunControls):
-    """The train section: how the stage runs (``RunControls``) and the settings of what it trains."""
+    """The train section: how the stage runs (``RunControls``) and the settings of what it trains.
+    ``batch_size`` is not written in the train section: it is the chosen family's (its learning
+    rates go with it), and the resolved parameters show it here."""
 
     max_epochs: int
     patience: int
@@ -221,45 +226,3 @@ class ReportParams:
 
     def __post_init__(self) -> None:
         _require(self.gallery_max_rows >= 1, f"gallery_max_rows must be >= 1, got {self.gallery_max_rows}")
-
-
-class StageParams:
-    """A stage's parameters as the params stage wrote them (data/params/<stage>.json), read by
-    attribute (``p.train.max_epochs``). Only what ``STAGE_PARAMS`` gives the stage is there, so a
-    stage cannot read a parameter its dependencies do not cover."""
-
-    def __init__(self, values: dict, *, where: str):
-        self._values, self._where = values, where
-
-    @classmethod
-    def read(cls, path: str | Path) -> "StageParams":
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"{path} does not exist: the params stage writes it (dvc repro)")
-        return cls(yaml.safe_load(path.read_text(encoding="utf-8")), where=str(path))
-
-    def __getattr__(self, name: str) -> Any:
-        if name.startswith("_"):
-            raise AttributeError(name)
-        if name not in self._values:
-            raise AttributeError(f"{self._where} holds no {name!r} (it holds {sorted(self._values)}): a stage reads "
-                                 f"only the parameters vqalab.params.STAGE_PARAMS gives it; add it there")
-        value = self._values[name]
-        return StageParams(value, where=f"{self._where}:{name}") if isinstance(value, dict) else value
-
-    def as_dict(self) -> dict:
-        """Every value, as the file holds it."""
-        return dict(self._values)
-
-    def section(self, name: str) -> dict:
-        """A whole section as a mapping (to build its typed config)."""
-        value = self._values[name]
-        if not isinstance(value, dict):
-            raise TypeError(f"{self._where}:{name} is not a section")
-        return value
-
-
-def run_controls(path: str | Path = "params.yaml") -> dict[str, Any]:
-    """``train.resume``, ``train.launcher`` and ``train.compile`` from params.yaml, validated (see ``RUN_CONTROLS``)."""
-    train = (yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}).get("train") or {}
-    return dataclasses.asdict(from_mapping(RunControls, {k: train[k] for k in RUN_CONTROLS if k in train}, "train"))

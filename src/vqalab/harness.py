@@ -8,12 +8,10 @@ assembled by hand, so what it measures is what the pipeline runs.
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import torch
 
@@ -23,23 +21,15 @@ from vqalab.evaluation.metrics import score_predictions
 from vqalab.evaluation.predict import predict_dataset
 from vqalab.models.base import VQAModel
 from vqalab.models.checkpoint import load_checkpoint
-from vqalab.models.registry import family_config, get_family
+from vqalab.models.registry import get_family
 from vqalab.training.device import seed_everything
-
-
-def model_config(params) -> Any:
-    """The chosen family's typed config: ``params.family`` of ``vqalab.params.Params`` is one
-    already; a stage's ``StageParams`` holds the section as a mapping, validated here."""
-    if dataclasses.is_dataclass(params.family):
-        return params.family
-    return family_config(params.model, params.profile, params.section("family"))
 
 
 def build_model(params, data: ProcessedData, *, where: str | Path | None = None) -> VQAModel:
     """A new model of ``params.model`` (config ``params.family``) for ``data``'s answers, its
-    random parts drawn from ``params.seed``. ``params``: ``vqalab.params.Params`` or a stage's
-    ``StageParams``; ``where`` names the data in the message when its image size does not fit."""
-    config = model_config(params)
+    random parts drawn from ``params.seed`` (``vqalab.params.Params``); ``where`` names the data in
+    the message when its image size does not fit."""
+    config = params.family
     if data.image_size != config.image_size:
         raise ValueError(f"{where or 'the processed data'} holds {data.image_size}px images but "
                          f"{params.model}.{params.profile}.image_size is {config.image_size}: rerun the preprocess "
@@ -56,6 +46,7 @@ class Evaluation:
     test: VQADataset
     outputs: dict[str, list[list[tuple[str, float]]]]  # per prediction mode, per test item: top answers
     modes: dict[str, dict]  # per prediction mode: scores and timing
+    shuffled_answers: list[str]  # the headline mode's answers with the test images shuffled among the questions
 
     @property
     def primary(self) -> str:
@@ -66,8 +57,10 @@ def evaluate_checkpoint(model_dir: str | Path, data: ProcessedData, features: Ca
                         device: torch.device, batch_size: int, sbert_model: str,
                         features_where: str | Path | None = None) -> Evaluation:
     """Load the checkpoint in ``model_dir``, predict ``data``'s test split in every prediction mode
-    of its family and score each (``vqalab.evaluation.metrics.score_predictions``, with timing).
-    On CUDA, the peak-memory counter is reset first, so it reads the evaluation's own peak after."""
+    of its family and score each (``vqalab.evaluation.metrics.score_predictions``, with timing);
+    predict it again in the headline mode with the images shuffled among the questions (a fixed
+    permutation), to see how much the answers depend on the image. On CUDA, the peak-memory counter
+    is reset first, so it reads the evaluation's own peak after."""
     model, checkpoint = load_checkpoint(model_dir)
     model.to(device)
     features.check(model, where=features_where or "the cached features")
@@ -84,7 +77,9 @@ def evaluate_checkpoint(model_dir: str | Path, data: ProcessedData, features: Ca
             **score_predictions([top[0][0] for top in outputs[mode]], test.records,
                                 train_answer_counts=train_answer_counts, sbert_model=sbert_model),
             "eval_time_s": round(elapsed, 2),
-            "latency_ms_per_question": round(1000 * elapsed / len(test), 3),
-            "test_samples_per_s": round(len(test) / elapsed, 2),
+            "test_ms_per_question": round(1000 * elapsed / len(test), 3),
         }
-    return Evaluation(model=model, checkpoint=checkpoint, test=test, outputs=outputs, modes=modes)
+    shuffled = predict_dataset(model, test.with_shuffled_images(), batch_size=batch_size, device=device,
+                               mode=model.prediction_modes[0], desc="predict, images shuffled")
+    return Evaluation(model=model, checkpoint=checkpoint, test=test, outputs=outputs, modes=modes,
+                      shuffled_answers=[top[0][0] for top in shuffled])

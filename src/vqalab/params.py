@@ -1,71 +1,172 @@
-"""The whole of params.yaml, validated into typed objects, and what each stage reads of it.
+"""The parameters of a run: params.yaml validated into typed objects, the data set's recipe applied.
 
 The params stage calls ``load_params`` first: a typo or an impossible value fails in a second, with
-the parameter's name and the allowed values, before any data is read or model built. It merges the
-chosen data set's recipe over the sections, and writes each stage's share (``stage_values``) to
-data/params/<stage>.json, which the stage reads (``vqalab.config.StageParams``) and depends on.
+the parameter's name and the allowed values, before any data is read or model built. It writes
+every value the run uses (``Params.values``: recipes applied, the chosen data set's and family's
+sections, the SBERT scorer of the profile) to data/params/resolved.json, under ``resolved``. Every
+other stage reads that file back (``Params.read(path, stage=...)``), typed as ``load_params`` types
+it, and may read only the parameters ``STAGE_PARAMS`` gives it - which dvc.yaml lists as the
+stage's ``params`` - so DVC reruns a stage exactly when a value it reads changes, and
+``dvc params diff`` / ``dvc exp show`` list every value a run used, including the recipe's.
 """
 
 from __future__ import annotations
 
 import copy
 import dataclasses
+import json
 import logging
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from vqalab.config import (PROFILES, RUN_CONTROLS, DownloadParams, EvaluateParams, PreprocessParams, ReportParams,
-                           TrainParams, flatten, from_mapping)
+from vqalab.config import (PROFILES, RECIPE, RUN_CONTROLS, DownloadParams, EvaluateParams, PreprocessParams,
+                           ReportParams, TrainParams, flatten, from_mapping)
 
 log = logging.getLogger(__name__)
 
-
-@dataclass(frozen=True)
-class Params:
-    dataset: str
-    model: str
-    profile: str
-    seed: int
-    download: DownloadParams
-    preprocess: PreprocessParams
-    train: TrainParams
-    evaluate: EvaluateParams
-    report: ReportParams
-    dataset_config: Any  # the chosen data set's config (a dataclass of the data set module)
-    family: Any  # the chosen family's config for the chosen profile (a dataclass of the family)
-
-    @property
-    def sbert_model(self) -> str:
-        return self.evaluate.sbert_model[self.profile]
-
-    @property
-    def encoders(self) -> dict:
-        """What the features stage needs: which encoders are frozen and what their cached outputs
-        depend on (``frozen``, with the seed of a random-init one), and the config fields that
-        build them (``config``). A new learning rate changes neither, so features are kept."""
-        from vqalab.models.registry import get_family
-
-        family = get_family(self.model).model_class
-        return {"frozen": family.feature_spec(self.family, seed=self.seed), "config": family.feature_config(self.family)}
-
-
-
-# Sections a data set's recipe may set (``recipes.<dataset>``): everything but the run's choices.
+# The resolved file's root key: its values show in `dvc exp show` as resolved.<name>, apart from
+# params.yaml's own.
+RESOLVED_ROOT = "resolved"
+# Sections a data set's recipe may set (``recipes.<dataset>``), besides the families': everything
+# but the run's choices.
 RECIPE_SECTIONS = ("preprocess", "train", "evaluate")
 # The recipe of every data set, under its own (``recipes.<dataset>``).
 DEFAULT_RECIPE = "default"
 
+# What each DVC stage reads, as dotted names of ``Params`` (``family``: the chosen family's section
+# for the chosen profile, ``dataset_config``: the chosen data set's, ``sbert_model``: the chosen
+# profile's scorer, ``encoders``: what the frozen encoders' cached outputs depend on).
+STAGE_PARAMS = {
+    "download": ("dataset", "dataset_config", "download"),
+    "preprocess": ("dataset", "seed", "preprocess", "family.image_size", "family.resize"),
+    "features": ("model", "profile", "encoders", "train.device"),
+    "train": ("dataset", "model", "profile", "seed", "family", "train"),
+    "evaluate": ("evaluate.batch_size", "sbert_model", "train.device"),
+    "report": ("report",),
+}
+
+
+def stage_dependencies(stage: str) -> list[str]:
+    """The parameters a stage's outputs depend on, as dvc.yaml lists them: what it reads, but for
+    ``RUN_CONTROLS`` (how the train stage runs, not what it makes: changing them retrains nothing)."""
+    names = []
+    for name in STAGE_PARAMS[stage]:
+        if name == "train":
+            names += [f"train.{f.name}" for f in dataclasses.fields(TrainParams) if f.name not in RUN_CONTROLS]
+        else:
+            names.append(name)
+    return [f"{RESOLVED_ROOT}.{name}" for name in names]
+
+
+def _family_config(value: dict, values: dict):
+    from vqalab.models.registry import family_config
+
+    return family_config(values["model"], values["profile"], value)
+
+
+def _dataset_config(value: dict, values: dict):
+    from vqalab.data.registry import dataset_config
+
+    return dataset_config(values["dataset"], value)
+
+
+# How a resolved value becomes its typed object (names not here are plain values: strings, the seed,
+# the derived ``encoders`` mapping).
+TYPED = {
+    "download": lambda value, values: from_mapping(DownloadParams, value, "download"),
+    "preprocess": lambda value, values: from_mapping(PreprocessParams, value, "preprocess"),
+    "train": lambda value, values: from_mapping(TrainParams, value, "train"),
+    "evaluate": lambda value, values: from_mapping(EvaluateParams, value, "evaluate"),
+    "report": lambda value, values: from_mapping(ReportParams, value, "report"),
+    "family": _family_config,
+    "dataset_config": _dataset_config,
+}
+
+
+class Params:
+    """The parameters of one run, typed on access: ``p.train`` is a ``TrainParams``, ``p.family`` the
+    chosen family's config, ``p.dataset_config`` the chosen data set's; ``dataset``, ``model``,
+    ``profile``, ``seed``, ``sbert_model`` and ``encoders`` are plain values.
+
+    Read for a ``stage``, only the parameters ``STAGE_PARAMS`` gives it can be read (a section of
+    which it reads some fields gives those fields only, as plain values), so a stage cannot depend
+    on a value DVC does not track for it. A family or data set module is imported only when its
+    whole section is read.
+    """
+
+    def __init__(self, values: dict, *, stage: str | None = None, where: str = "params"):
+        self._values, self._stage, self._where = values, stage, where
+        self._typed: dict[str, Any] = {}
+
+    @classmethod
+    def read(cls, path: str | Path, *, stage: str) -> Params:
+        """A stage's view of the resolved parameters the params stage wrote to ``path``."""
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"{path} does not exist: the params stage writes it (dvc repro)")
+        return cls(json.loads(path.read_text(encoding="utf-8"))[RESOLVED_ROOT], stage=stage, where=str(path))
+
+    @property
+    def values(self) -> dict:
+        """Every value, as plain data (what data/params/resolved.json holds under ``resolved``)."""
+        return copy.deepcopy(self._values)
+
+    def dependency_values(self) -> dict[str, Any]:
+        """{parameter: value} of what the stage's outputs depend on (``stage_dependencies``)."""
+        values = {}
+        for dotted in stage_dependencies(self._stage):
+            node = self._values
+            for part in dotted.split(".")[1:]:
+                node = node[part]
+            values[dotted] = node
+        return values
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        if name not in self._values:
+            raise AttributeError(f"the parameters hold no {name!r}")
+        readable = STAGE_PARAMS[self._stage] if self._stage else (name,)
+        if name in readable:
+            return self._typed_value(name)
+        fields = {r.split(".", 1)[1] for r in readable if r.startswith(f"{name}.")}
+        if not fields:
+            raise AttributeError(f"stage {self._stage} reads {name!r}, which is not among its parameters "
+                                 f"{list(readable)} ({self._where}): add it to vqalab.params.STAGE_PARAMS")
+        return _Fields(self._values[name], fields, where=f"{self._stage}: {name}")
+
+    def _typed_value(self, name: str) -> Any:
+        if name not in self._typed:
+            value = self._values[name]
+            self._typed[name] = TYPED[name](value, self._values) if name in TYPED else value
+        return self._typed[name]
+
+
+class _Fields:
+    """The fields of a section that a stage reads (and no other), as the params stage validated them:
+    plain values, so reading a family's image size does not import the family."""
+
+    def __init__(self, section: dict, fields: set[str], *, where: str):
+        self._section, self._fields, self._where = section, fields, where
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        if name not in self._fields:
+            raise AttributeError(f"{self._where}.{name} is not among the stage's parameters (it reads "
+                                 f"{sorted(self._fields)}): add it to vqalab.params.STAGE_PARAMS")
+        return self._section[name]
+
 
 def apply_recipe(raw: dict, dataset: str, families, datasets) -> dict:
-    """``raw`` with the recipe of ``dataset`` filled in where params.yaml leaves a value empty.
+    """``raw`` with the recipe of ``dataset`` filled in where params.yaml says ``recipe``.
 
     A recipe holds the settings a kind of data needs (image size, schedule, regularisation), so
     ``dvc exp run -S dataset=vqa_rad`` takes them with no other change: ``recipes.default`` (small
     real data sets) with ``recipes.<dataset>`` merged over it. A recipe fills only the values that
-    params.yaml leaves empty (null); a value written in its section - by hand or by
+    params.yaml leaves to it; a value written in its section - by hand or by
     ``dvc exp run -S train.max_epochs=4`` - wins over every recipe, and the log says so. A recipe may
     only set parameters that exist, so a typo fails instead of being ignored.
     """
@@ -93,7 +194,7 @@ def apply_recipe(raw: dict, dataset: str, families, datasets) -> dict:
         node = merged
         for part in parents:
             node = node[part]
-        if node[leaf] is None:
+        if node[leaf] == RECIPE:
             node[leaf] = value
             filled.append(f"{key}={value!r} ({name})")
         elif node[leaf] != value:
@@ -125,7 +226,7 @@ def merge_overrides(base: dict, override: dict) -> dict:
 
 
 def load_params(path: str | Path = "params.yaml", overrides: dict | None = None) -> Params:
-    """params.yaml validated, with the chosen data set's recipe merged over it.
+    """params.yaml validated, with the chosen data set's recipe applied.
 
     ``overrides`` (nested as params.yaml, e.g. ``{"train": {"precision": "bf16"}}``) are merged
     over the file's values, so they win over the recipe's - as ``dvc exp run -S`` would set them;
@@ -164,61 +265,34 @@ def load_params(path: str | Path = "params.yaml", overrides: dict | None = None)
     section = raw.get(model)
     if not isinstance(section, dict) or profile not in section:
         raise ValueError(f"params: section {model}.{profile} is missing; it holds the {model} settings for profile {profile}")
-    dataset_sections = raw.get("datasets") or {}
-    family_config = from_mapping(family.config_class, section[profile], f"{model}.{profile}")
-    train = from_mapping(TrainParams, raw.get("train", {}), "train")
-    if family_config.batch_size is not None:  # every family's config has it; checked once, here
-        if family_config.batch_size < 1:
-            raise ValueError(f"params: {model}.{profile}.batch_size must be >= 1 or null, got {family_config.batch_size}")
-        log.info("%s.%s.batch_size = %d replaces train.batch_size = %d", model, profile, family_config.batch_size,
-                 train.batch_size)
-        train = dataclasses.replace(train, batch_size=family_config.batch_size)
-        object.__setattr__(train, "section", "train")
-    return Params(
-        dataset=dataset,
-        model=model,
-        profile=profile,
-        seed=seed,
-        download=from_mapping(DownloadParams, raw.get("download", {}), "download"),
-        preprocess=from_mapping(PreprocessParams, raw.get("preprocess", {}), "preprocess"),
-        train=train,
-        evaluate=from_mapping(EvaluateParams, raw.get("evaluate", {}), "evaluate"),
-        report=from_mapping(ReportParams, raw.get("report", {}), "report"),
-        dataset_config=from_mapping(get_dataset(dataset).config_class, dataset_sections.get(dataset) or {},
-                                    f"datasets.{dataset}"),
-        family=family_config,
-    )
-
-
-# What each DVC stage reads, as dotted names of ``Params`` (``family`` is the chosen family's
-# section for the chosen profile and ``dataset_config`` the chosen data set's, both after the
-# recipe; ``sbert_model`` the chosen profile's scorer). The params stage writes the values of each
-# stage's parameters to data/params/<stage>.json, which is what that stage depends on in dvc.yaml,
-# and every stage reads its parameters from that file (``StageParams``), so a stage's
-# dependencies cannot miss a parameter it reads.
-STAGE_PARAMS = {
-    "download": ("dataset", "dataset_config", "download"),
-    "preprocess": ("dataset", "seed", "preprocess", "family.image_size", "family.resize"),
-    "features": ("model", "profile", "encoders", "train.device"),
-    "train": ("dataset", "model", "profile", "seed", "family", "train"),
-    "evaluate": ("dataset", "profile", "dataset_config", "download.max_images_per_split", "evaluate.batch_size",
-                 "sbert_model", "train.device"),
-    "report": ("report",),
-}
-def stage_values(params: Params, stage: str) -> dict[str, Any]:
-    """The values of the parameters ``stage``'s outputs depend on, nested as in params.yaml
-    (``family.image_size`` -> {"family": {"image_size": ...}}): its data/params/<stage>.json."""
-    values: dict[str, Any] = {}
-    for name in STAGE_PARAMS[stage]:
-        value, node, (*parents, leaf) = params, values, name.split(".")
-        for part in name.split("."):
-            value = getattr(value, part)
-        for parent in parents:
-            node = node.setdefault(parent, {})
-        node[leaf] = plain(value)
-    if "train" in values:
-        values["train"] = {k: v for k, v in values["train"].items() if k not in RUN_CONTROLS}
-    return values
+    # Settings several families share are written once, at the top level (e.g. text_lora).
+    shared = {name: raw[name] for name in getattr(family.config_class, "shared_params", ()) if name in raw}
+    family_config = from_mapping(family.config_class, {**section[profile], **shared}, f"{model}.{profile}")
+    train_section = dict(raw.get("train") or {})
+    if "batch_size" in train_section:
+        raise ValueError(f"params: train.batch_size is not a parameter: the training batch is {model}.{profile}.batch_size, "
+                         f"beside the learning rates that go with it")
+    train = from_mapping(TrainParams, {**train_section, "batch_size": family_config.batch_size}, "train")
+    log.info("training batch: %d questions (%s.%s.batch_size)", train.batch_size, model, profile)
+    evaluate = from_mapping(EvaluateParams, raw.get("evaluate", {}), "evaluate")
+    dataset_config = from_mapping(get_dataset(dataset).config_class, (raw.get("datasets") or {}).get(dataset) or {},
+                                  f"datasets.{dataset}")
+    typed = {
+        "download": from_mapping(DownloadParams, raw.get("download", {}), "download"),
+        "preprocess": from_mapping(PreprocessParams, raw.get("preprocess", {}), "preprocess"),
+        "train": train,
+        "evaluate": evaluate,
+        "report": from_mapping(ReportParams, raw.get("report", {}), "report"),
+        "dataset_config": dataset_config,
+        "family": family_config,
+    }
+    encoders = {"frozen": family.model_class.feature_spec(family_config, seed=seed),
+                "config": family.model_class.feature_config(family_config)}
+    params = Params({"dataset": dataset, "model": model, "profile": profile, "seed": seed,
+                     **{name: plain(value) for name, value in typed.items()},
+                     "sbert_model": evaluate.sbert_model[profile], "encoders": plain(encoders)})
+    params._typed.update(typed)
+    return params
 
 
 def plain(value: Any) -> Any:

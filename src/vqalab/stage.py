@@ -10,16 +10,16 @@ from pathlib import Path
 
 from vqalab.progress import quiet_library_bars
 
-PARAMS_DIR = Path("data/params")
+RESOLVED_PARAMS = Path("data/params/resolved.json")
 
 
 def stage_parser(description: str, *, stage: str) -> argparse.ArgumentParser:
-    """``--params`` defaults to the stage's own parameters, data/params/<stage>.json (the params
-    stage writes them from params.yaml); the params stage itself reads params.yaml."""
+    """``--params`` defaults to the resolved parameters, data/params/resolved.json (the params stage
+    writes them from params.yaml, which it reads itself)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     quiet_library_bars()
     parser = argparse.ArgumentParser(description=description)
-    default = Path("params.yaml") if stage == "params" else PARAMS_DIR / f"{stage}.json"
+    default = Path("params.yaml") if stage == "params" else RESOLVED_PARAMS
     parser.add_argument("--params", type=Path, default=default, help=f"the parameters file (default: {default})")
     return parser
 

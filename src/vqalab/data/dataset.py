@@ -29,19 +29,28 @@ class VQADataset(Dataset):
     """
 
     def __init__(self, records: list[Record], images: np.ndarray, image_row: dict[str, int], vocab: AnswerVocab,
-                 features: CachedFeatures | None = None):
+                 features: CachedFeatures | None = None, *, image_rows: list[int] | None = None):
         self.records = records
         self.features = features
         self.images = images
         self.image_row = image_row
         self.vocab = vocab
+        # The image (row of ``images``) each record is shown with: its own, unless shuffled.
+        self.image_rows = image_rows if image_rows is not None else [image_row[r.image] for r in records]
 
     def __len__(self) -> int:
         return len(self.records)
 
+    def with_shuffled_images(self, seed: int = 0) -> VQADataset:
+        """The same questions, each shown with another question's image (a fixed permutation drawn
+        from ``seed``): how much a model's answers depend on the image."""
+        order = np.random.default_rng(seed).permutation(len(self.records))
+        return VQADataset(self.records, self.images, self.image_row, self.vocab, self.features,
+                          image_rows=[self.image_rows[i] for i in order])
+
     def __getitem__(self, index: int) -> dict:
         record = self.records[index]
-        row = self.image_row[record.image]
+        row = self.image_rows[index]
         item = {
             "question": record.question,
             "answer": record.answer,
@@ -113,7 +122,7 @@ class IndexedBatches:
         self.batch_size, self.shuffle, self.generator = batch_size, shuffle, generator
         self.image = features.image.to(device)
         self.question = features.question.to(device)
-        self.image_rows = torch.tensor([dataset.image_row[r.image] for r in dataset.records], device=device)
+        self.image_rows = torch.tensor(dataset.image_rows, device=device)
         self.question_rows = torch.tensor([features.question_row[r.question] for r in dataset.records], device=device)
         self.labels = torch.tensor([dataset.vocab.label(r.answer) for r in dataset.records], device=device)
 

@@ -47,15 +47,6 @@ def download(name: str, config, *, out: Path, downloads: Path, on_bad_record: st
     return manifest
 
 
-def data_setting(config, *, max_images_per_split: int | None) -> str:
-    """What tells two runs on the same data set apart (its variant, a user's records file, a
-    smoke-run slice), in a few words for tables; where the same files come from (``source``) does not."""
-    parts = [f"{name}={value}" for name, value in asdict(config).items() if name != "source" and value is not None]
-    if max_images_per_split is not None:
-        parts.append(f"first {max_images_per_split} images per split")
-    return ", ".join(parts)
-
-
 def dataset_config(dataset: str, mapping: dict):
     """The typed config of ``datasets.<dataset>`` (as a params file holds it)."""
     from vqalab.config import from_mapping

@@ -122,19 +122,29 @@ def frequency_bucket(train_count: int) -> str:
     raise ValueError(f"negative count {train_count}")
 
 
+def accuracy_figures(predictions: Sequence[str], records: Sequence, *, train_answer_counts: dict[str, int]) -> dict:
+    """Accuracy overall, per answer type and per answer-frequency bucket (``records``: the test
+    records, in order)."""
+    golds = [r.answer for r in records]
+    counts = [train_answer_counts.get(g, 0) for g in golds]
+    return {
+        **accuracy_by_answer_type(predictions, golds, [r.answer_type for r in records]),
+        "by_frequency": accuracy_by_group(predictions, golds, [frequency_bucket(c) for c in counts]),
+    }
+
+
 def score_predictions(predictions: Sequence[str], records: Sequence, *, train_answer_counts: dict[str, int],
                       sbert_model: str) -> dict:
     """Every figure for one set of test predictions (``records``: the test records, in order)."""
     from vqalab.evaluation.wordnet import load_wordnet
 
     golds = [r.answer for r in records]
-    counts = [train_answer_counts.get(g, 0) for g in golds]
+    covered = [train_answer_counts.get(g, 0) > 0 for g in golds]
     result = {
-        **accuracy_by_answer_type(predictions, golds, [r.answer_type for r in records]),
+        **accuracy_figures(predictions, records, train_answer_counts=train_answer_counts),
         # The ceiling of a classifier over the training answers, beside what was achieved.
-        "answer_coverage": sum(c > 0 for c in counts) / len(counts) if counts else float("nan"),
+        "answer_coverage": sum(covered) / len(covered) if covered else float("nan"),
         "sbert_similarity": sbert_similarity(predictions, golds, model_name=sbert_model),
-        "by_frequency": accuracy_by_group(predictions, golds, [frequency_bucket(c) for c in counts]),
     }
     question_types = [r.question_type for r in records]
     if any(question_types):

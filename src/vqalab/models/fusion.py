@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import ClassVar
 from pathlib import Path
 
 import torch
@@ -59,12 +60,14 @@ class FusionConfig:
     question_prior: bool = False
     lr: float = 1e-3  # newly initialised parts: fusion, classifier, a random-init image encoder, LoRA adapters
     encoder_lr: float = 2e-5  # pretrained encoders that are fine-tuned
-    # The global batch for this family and profile (its lr and encoder_lr go with it); null: train.batch_size.
-    batch_size: int | None = None
+    # The global training batch of this family and profile (its lr and encoder_lr go with it).
+    batch_size: int = 64
+    # Read from params.yaml's top level: the same for every fusion family and profile.
+    shared_params: ClassVar[tuple[str, ...]] = ("text_lora",)
 
     def __post_init__(self) -> None:
         check_resize(self.resize)
-        for name in ("max_question_tokens", "hidden_size", "trainable_blocks"):
+        for name in ("max_question_tokens", "hidden_size", "trainable_blocks", "batch_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if not 0.0 <= self.dropout < 1.0:

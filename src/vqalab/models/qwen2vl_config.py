@@ -34,8 +34,8 @@ class Qwen2VLFamilyConfig:
     gradient_checkpointing: bool = False  # on a GPU
     max_new_tokens: int = 8
     lr: float = 1e-3  # every trainable weight: the adapters, or the whole random-init model
-    # The global batch for this family and profile (its lr and encoder_lr go with it); null: train.batch_size.
-    batch_size: int | None = None
+    # The global training batch of this family and profile (its lr goes with it).
+    batch_size: int = 64
 
     def __post_init__(self) -> None:
         check_resize(self.resize)
@@ -54,6 +54,8 @@ class Qwen2VLFamilyConfig:
             raise ValueError(f"max_new_tokens must be >= 1, got {self.max_new_tokens}")
         if self.lr <= 0:
             raise ValueError(f"lr must be > 0, got {self.lr}")
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
         if self.load_in_4bit and self.lora is None:
             raise ValueError("load_in_4bit needs lora: 4-bit weights cannot be trained directly")
 

@@ -53,8 +53,8 @@ class ViltFamilyConfig:
     # embedding of ``question_encoder`` (hub id, local folder or packaged:<name>), kept frozen.
     question_prior: bool = False
     question_encoder: str | None = None
-    # The global batch for this family and profile (its lr and encoder_lr go with it); null: train.batch_size.
-    batch_size: int | None = None
+    # The global training batch of this family and profile (its lr and encoder_lr go with it).
+    batch_size: int = 64
 
     def __post_init__(self) -> None:
         check_resize(self.resize)
@@ -67,6 +67,8 @@ class ViltFamilyConfig:
             raise ValueError(f"hidden_size {self.hidden_size} is not divisible by heads {self.heads}")
         if self.lr <= 0 or self.encoder_lr <= 0:
             raise ValueError(f"lr and encoder_lr must be > 0, got {self.lr} and {self.encoder_lr}")
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
         if self.question_prior and not self.question_encoder:
             raise ValueError("question_prior reads the questions with question_encoder, which is null: name a sentence "
                              "encoder (e.g. packaged:all-MiniLM-L6-v2) or set question_prior: false")

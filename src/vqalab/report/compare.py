@@ -1,16 +1,24 @@
-"""``vqalab-compare``: the study's table across experiments, from ``dvc exp show --json``.
+"""``vqalab compare``: the study's table across experiments, from ``dvc exp show --json``.
 
-Runs with the same parameters but for ``seed`` are one setting: its row gives the mean and the
-standard deviation over the seeds (the latest run of each seed), so a headline figure on a small
-test set carries its spread. Rows of one data set and model made with other parameters say which
-(``setting``: e.g. ``recipes.easy_vqa.train.max_epochs=1``), so a smoke run never passes for a full one. Rows show test accuracy beside the blind (question-only) baseline and
-the image gain, SBERT similarity, training time, closed/open accuracy and WUPS where the runs have
-them; and a plot of accuracy against training time.
+Runs whose resolved parameters (data/params/resolved.json: every value a run used) are the same but
+for ``seed`` are one setting: its row gives the mean and the standard deviation over the seeds (the
+latest run of each seed), so a headline figure on a small test set carries its spread, and a 95%
+interval from the test questions (bootstrap over questions of the per-question accuracy averaged
+over the seeds; for the image gain, paired with the blind baseline's answers to the same questions).
+Rows of one data set and model made with other parameters say which (``setting``: e.g.
+``train.max_epochs=1``), so a smoke run never passes for a full one. Rows show test accuracy beside
+the blind (question-only) baseline and the image gain, SBERT similarity, training time, closed/open
+accuracy and WUPS where the runs have them; and a plot of accuracy against training time.
+
+With ``--baseline REV`` (a commit, branch or experiment), every other row is compared with the
+baseline's row question by question (``metrics/predictions.jsonl`` of both): the paired difference
+in accuracy, its 95% interval and McNemar's p-value, or "no significant difference" where p >= 0.05.
 
     dvc exp run --queue -S seed=0,1,2 && dvc queue start   # three seeds of one setting
-    vqalab-compare                               # experiments of HEAD and the workspace
-    vqalab-compare --all-commits --out-md metrics/compare.md --out-png plots/compare.png
-    dvc exp show --json > exps.json && vqalab-compare --json exps.json
+    vqalab compare                               # experiments of HEAD and the workspace
+    vqalab compare --baseline main               # ... each compared with main's runs
+    vqalab compare --all-commits --out-md metrics/compare.md --out-png plots/compare.png
+    dvc exp show --json > exps.json && vqalab compare --json exps.json
 """
 
 from __future__ import annotations
@@ -22,20 +30,29 @@ import subprocess
 import sys
 from pathlib import Path
 
-from vqalab.config import flatten
+import numpy as np
+
+from vqalab.config import RUN_CONTROLS, flatten
+from vqalab.evaluation.stats import bootstrap_interval, paired_bootstrap_interval, paired_comparison
 from vqalab.io import atomic_path
 from vqalab.report.report import format_duration, plt
 
-EVAL_METRICS = "metrics/eval.json"
-PARAMS_FILE = "params.yaml"
+QUALITY_FILE = "metrics/eval.json"
+COST_FILE = "metrics/cost.json"
+RESOLVED_FILE = "data/params/resolved.json"
+PREDICTIONS_FILE = "metrics/predictions.jsonl"
 # Figures averaged over seeds, in table order; a column is shown when any row has it.
 AVERAGED = ("accuracy", "blind_accuracy", "image_gain", "accuracy_closed", "accuracy_open", "sbert_similarity",
             "wups_09", "wups_00", "train_time_s")
+# Parameters that set how a run is started, not what it makes: runs differing in them are one setting.
+NOT_A_SETTING = ("seed", *(f"train.{name}" for name in RUN_CONTROLS))
+ALPHA = 0.05
 
 
 def experiment_rows(exp_show: list[dict]) -> list[dict]:
-    """Flatten ``dvc exp show --json`` into one dict per run that has evaluation metrics: the
-    metrics, plus ``run``, ``timestamp`` and ``params`` (params.yaml as the run saw it)."""
+    """Flatten ``dvc exp show --json`` into one dict per run that has evaluation metrics: its quality
+    and cost figures, plus ``run`` (name), ``rev``, ``timestamp`` and ``params`` (the resolved
+    parameters, flattened)."""
     runs = []
     for commit in exp_show:
         runs.append(commit)
@@ -48,20 +65,32 @@ def experiment_rows(exp_show: list[dict]) -> list[dict]:
     rows = []
     for run in runs:
         data = run.get("data") or {}
-        metrics = ((data.get("metrics") or {}).get(EVAL_METRICS) or {}).get("data")
-        if not metrics or "accuracy" not in metrics:
+        metrics = data.get("metrics") or {}
+        quality = (metrics.get(QUALITY_FILE) or {}).get("data")
+        resolved = (((data.get("params") or {}).get(RESOLVED_FILE) or {}).get("data") or {}).get("resolved")
+        if not quality or "accuracy" not in quality or not resolved:
             continue
-        params = ((data.get("params") or {}).get(PARAMS_FILE) or {}).get("data") or {}
-        rows.append({"run": run.get("name") or data.get("rev") or run.get("rev"),
-                     "timestamp": data.get("timestamp") or "", "params": params, **metrics})
+        cost = (metrics.get(COST_FILE) or {}).get("data") or {}
+        rows.append({"run": run.get("name") or data.get("rev") or run.get("rev"), "rev": data.get("rev") or run.get("rev"),
+                     "timestamp": data.get("timestamp") or "", "params": flatten(resolved),
+                     "dataset": resolved["dataset"], "model": resolved["model"], "profile": resolved["profile"],
+                     "seed": resolved["seed"], "data_setting": data_setting(resolved), **cost, **quality})
     return rows
 
 
-def setting_key(row: dict) -> tuple:
-    """Runs that differ only in their seed share a key."""
-    params = {k: v for k, v in row["params"].items() if k != "seed"}
-    return (row["dataset"], row.get("data_setting", ""), row["model"], row["profile"],
-            json.dumps(params, sort_keys=True, default=str))
+def data_setting(resolved: dict) -> str:
+    """What tells two runs on the same data set apart (its variant, a user's records file, a
+    smoke-run slice), in a few words for tables; where the same files come from (``source``) does not."""
+    parts = [f"{name}={value}" for name, value in resolved["dataset_config"].items()
+             if name != "source" and value is not None]
+    if resolved["download"]["max_images_per_split"] is not None:
+        parts.append(f"first {resolved['download']['max_images_per_split']} images per split")
+    return ", ".join(parts)
+
+
+def setting_key(row: dict) -> str:
+    """Runs that differ only in their seed (or in how they were started) share a key."""
+    return json.dumps({k: v for k, v in row["params"].items() if k not in NOT_A_SETTING}, sort_keys=True, default=str)
 
 
 def aggregate_seeds(rows: list[dict]) -> list[dict]:
@@ -69,19 +98,19 @@ def aggregate_seeds(rows: list[dict]) -> list[dict]:
     count as the latest), averaged; ``<figure>_sd`` is the standard deviation over seeds (0 for one)."""
     latest: dict[tuple, dict] = {}
     for row in rows:
-        key = (setting_key(row), row.get("seed"))
+        key = (setting_key(row), row["seed"])
         if key not in latest or (row["timestamp"] or "9999") >= (latest[key]["timestamp"] or "9999"):
             latest[key] = row
-    settings: dict[tuple, list[dict]] = {}
+    settings: dict[str, list[dict]] = {}
     for (setting, _), row in latest.items():
         settings.setdefault(setting, []).append(row)
     table = []
     for runs in settings.values():
-        runs.sort(key=lambda r: (r.get("seed") is None, r.get("seed")))
+        runs.sort(key=lambda r: r["seed"])
         first = runs[0]
-        row = {"dataset": first["dataset"], "data_setting": first.get("data_setting", ""), "model": first["model"],
-               "profile": first["profile"], "seeds": [r.get("seed") for r in runs], "runs": [r["run"] for r in runs],
-               "params": {k: v for k, v in flatten(first["params"]).items() if k != "seed"}}
+        row = {"dataset": first["dataset"], "data_setting": first["data_setting"], "model": first["model"],
+               "profile": first["profile"], "seeds": [r["seed"] for r in runs], "runs": [r["run"] for r in runs],
+               "revs": [r["rev"] for r in runs], "params": {k: v for k, v in first["params"].items() if k != "seed"}}
         for name in AVERAGED:
             values = [r[name] for r in runs if name in r]
             if len(values) == len(runs):
@@ -100,13 +129,55 @@ def mark_differences(rows: list[dict]) -> None:
     for row in rows:
         groups.setdefault((row["dataset"], row["data_setting"], row["model"], row["profile"]), []).append(row)
     for group in groups.values():
-        keys = sorted({k for row in group for k in row["params"]})
+        keys = sorted({k for row in group for k in row["params"]} - set(NOT_A_SETTING))
         varying = [k for k in keys if len({json.dumps(row["params"].get(k), default=str) for row in group}) > 1]
         for row in group:
             row["differs"] = ", ".join(f"{k}={row['params'].get(k)}" for k in varying)
 
 
-def render_table(rows: list[dict]) -> str:
+def per_question(predictions: list[list[dict]]) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """(question ids, model, blind): each question's correctness averaged over the runs (seeds),
+    the runs' predictions files read in order. The runs must hold the same test questions."""
+    ids = [p["id"] for p in predictions[0]]
+    for run in predictions[1:]:
+        if [p["id"] for p in run] != ids:
+            raise ValueError("the runs of one setting predicted different test questions: they cannot be paired")
+    model = np.mean([[float(p["correct"]) for p in run] for run in predictions], axis=0)
+    blind = np.mean([[float(p["blind_prediction"] == p["gold"]) for p in run] for run in predictions], axis=0)
+    return ids, model, blind
+
+
+def add_intervals(row: dict, predictions: list[list[dict]]) -> None:
+    """The row's 95% intervals of accuracy and image gain, from its test questions."""
+    _, model, blind = per_question(predictions)
+    row["accuracy_ci95"] = bootstrap_interval(model)
+    row["image_gain_ci95"] = paired_bootstrap_interval(model, blind)
+
+
+def add_comparisons(rows: list[dict], predictions: dict[str, list[list[dict]]], baseline: str) -> None:
+    """``vs_baseline`` of every row with the baseline's data set and test questions: the paired
+    comparison (``vqalab.evaluation.stats.paired_comparison``) of its per-question correctness with
+    the baseline row's. With several seeds, correctness is averaged per question for the difference
+    and its interval, and McNemar's test reads a question as right when most seeds got it right."""
+    base = next((r for r in rows if baseline in r["runs"] or any(rev.startswith(baseline) for rev in r["revs"])), None)
+    if base is None:
+        raise SystemExit(f"--baseline {baseline}: no run of that name or revision has evaluation metrics")
+    base_ids, base_correct, _ = per_question(predictions[base["runs"][0]])
+    for row in rows:
+        if row is base:
+            row["vs_baseline"] = "baseline"
+            continue
+        ids, correct, _ = per_question(predictions[row["runs"][0]])
+        if ids != base_ids:
+            row["vs_baseline"] = "other test questions"
+            continue
+        comparison = paired_comparison(correct, base_correct)
+        comparison["mcnemar_p"] = paired_comparison(correct > 0.5, base_correct > 0.5)["mcnemar_p"]
+        comparison["significant"] = comparison["mcnemar_p"] < ALPHA
+        row["vs_baseline"] = comparison
+
+
+def render_table(rows: list[dict], *, baseline: str | None = None) -> str:
     def spread(row, key, scale=100.0, unit="%"):
         if key not in row:
             return "-"
@@ -114,28 +185,52 @@ def render_table(rows: list[dict]) -> str:
             return f"{scale * row[key]:.2f}{unit}"
         return f"{scale * row[key]:.2f} ± {scale * row[f'{key}_sd']:.2f}{unit}"
 
+    def interval(row, key, signed=False):
+        if key not in row:
+            return ""
+        low, high = row[key]
+        sign = "+" if signed else ""
+        return f" [{100 * low:{sign}.2f}, {100 * high:{sign}.2f}]"
+
     def gain(row):
         if "image_gain" not in row:
             return "-"
         sd = f" ± {100 * row['image_gain_sd']:.2f}" if len(row["seeds"]) > 1 else ""
-        return f"{100 * row['image_gain']:+.2f}{sd} pts"
+        return f"{100 * row['image_gain']:+.2f}{sd} pts{interval(row, 'image_gain_ci95', signed=True)}"
 
-    lines = ["| data set | model | profile | setting | seeds | test accuracy | blind baseline | image gain | closed | open | "
-             "SBERT similarity | WUPS@0.9 | WUPS@0.0 | training time | runs |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    def versus(row):
+        comparison = row.get("vs_baseline")
+        if not isinstance(comparison, dict):
+            return comparison or "-"
+        low, high = comparison["ci95"]
+        verdict = f"p = {comparison['mcnemar_p']:.3g}" if comparison["significant"] else \
+            f"no significant difference (p = {comparison['mcnemar_p']:.3g})"
+        return f"{100 * comparison['difference']:+.2f} pts [{100 * low:+.2f}, {100 * high:+.2f}], {verdict}"
+
+    header = ("| data set | model | profile | setting | seeds | test accuracy [95% CI] | blind baseline | "
+              "image gain [95% CI] | closed | open | SBERT similarity | WUPS@0.9 | WUPS@0.0 | training time |")
+    rule = "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+    if baseline:
+        header += f" vs {baseline} [95% CI], McNemar |"
+        rule += "---|"
+    lines = [header + " runs |", rule + "---|"]
     for r in rows:
         data = f"{r['dataset']} ({r['data_setting']})" if r["data_setting"] else r["dataset"]
         seeds = ", ".join(str(s) for s in r["seeds"])
-        lines.append(
-            f"| {data} | {r['model']} | {r['profile']} | {r.get('differs') or '-'} | {seeds} | {spread(r, 'accuracy')} | "
-            f"{spread(r, 'blind_accuracy')} | {gain(r)} | {spread(r, 'accuracy_closed')} | "
-            f"{spread(r, 'accuracy_open')} | {spread(r, 'sbert_similarity')} | {spread(r, 'wups_09', unit='')} | "
-            f"{spread(r, 'wups_00', unit='')} | {format_duration(r['train_time_s'])} | {', '.join(r['runs'])} |")
+        line = (f"| {data} | {r['model']} | {r['profile']} | {r.get('differs') or '-'} | {seeds} | "
+                f"{spread(r, 'accuracy')}{interval(r, 'accuracy_ci95')} | {spread(r, 'blind_accuracy')} | {gain(r)} | "
+                f"{spread(r, 'accuracy_closed')} | {spread(r, 'accuracy_open')} | {spread(r, 'sbert_similarity')} | "
+                f"{spread(r, 'wups_09', unit='')} | {spread(r, 'wups_00', unit='')} | "
+                f"{format_duration(r['train_time_s']) if 'train_time_s' in r else '-'} |")
+        if baseline:
+            line += f" {versus(r)} |"
+        lines.append(line + f" {', '.join(r['runs'])} |")
     return "\n".join(lines) + "\n"
 
 
 def plot_accuracy_vs_time(rows: list[dict], out_png: Path) -> None:
     """Mean test accuracy against mean training time per setting; bars: the spread over seeds."""
+    rows = [r for r in rows if "train_time_s" in r]
     fig, ax = plt.subplots(figsize=(6, 4))
     for dataset in sorted({r["dataset"] for r in rows}):
         picked = [r for r in rows if r["dataset"] == dataset]
@@ -163,17 +258,44 @@ def read_exp_show(json_path: Path | None, all_commits: bool) -> list[dict]:
     return json.loads(result.stdout)
 
 
+def read_predictions(rev: str) -> list[dict]:
+    """A run's metrics/predictions.jsonl: the workspace's file, or a revision's from DVC's cache."""
+    if rev == "workspace":
+        text = Path(PREDICTIONS_FILE).read_text(encoding="utf-8")
+    else:
+        import dvc.api
+
+        try:
+            text = dvc.api.read(PREDICTIONS_FILE, rev=rev)
+        except Exception as err:  # noqa: BLE001 - DVC raises many kinds; the message says what to do
+            raise SystemExit(f"cannot read {PREDICTIONS_FILE} of {rev} ({type(err).__name__}: {err}): "
+                             f"`dvc pull` or `dvc exp pull` its outputs, or rerun it") from None
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
 def main(argv: list[str] | None = None, *, prog: str | None = None) -> None:
     parser = argparse.ArgumentParser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--json", type=Path, help="read this `dvc exp show --json` output instead of running it")
     parser.add_argument("--all-commits", action="store_true", help="include the experiments of every commit")
+    parser.add_argument("--baseline", help="a commit, branch or experiment: compare every row with its row")
+    parser.add_argument("--no-intervals", action="store_true",
+                        help="leave out the intervals and comparisons that read each run's predictions")
     parser.add_argument("--out-md", type=Path, help="also write the table here")
     parser.add_argument("--out-png", type=Path, help="write the accuracy vs training time plot here")
     args = parser.parse_args(argv)
-    rows = aggregate_seeds(experiment_rows(read_exp_show(args.json, args.all_commits)))
+    exp_show = read_exp_show(args.json, args.all_commits)
+    rows = aggregate_seeds(experiment_rows(exp_show))
     if not rows:
-        raise SystemExit("no run with metrics/eval.json found: run `dvc repro` or `dvc exp run` first")
-    table = render_table(rows)
+        raise SystemExit(f"no run with {QUALITY_FILE} found: run `dvc repro` or `dvc exp run` first")
+    if args.baseline and args.no_intervals:
+        raise SystemExit("--baseline compares predictions question by question: it cannot go with --no-intervals")
+    if not args.no_intervals:
+        predictions = {row["runs"][0]: [read_predictions(rev) for rev in row["revs"]] for row in rows}
+        for row in rows:
+            add_intervals(row, predictions[row["runs"][0]])
+        if args.baseline:
+            add_comparisons(rows, predictions, args.baseline)
+    table = render_table(rows, baseline=args.baseline)
     sys.stdout.write(table)
     if args.out_md:
         with atomic_path(args.out_md) as tmp:

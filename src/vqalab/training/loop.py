@@ -92,6 +92,7 @@ class TrainingState:
     best_epoch: int = 0
     best_val_accuracy: float = -1.0  # below any accuracy: the first epoch is the best so far
     best_weights: dict[str, torch.Tensor] | None = None  # the family's checkpoint_state(), on the CPU
+    start_val_accuracy: float | None = None  # the untrained model's, where it is a baseline (epoch 0)
     history: list[dict] = field(default_factory=list)
     stop_reason: str | None = None
     elapsed_s: float = 0.0
@@ -104,6 +105,7 @@ class TrainingState:
         """The untrained model as epoch 0: kept if no epoch beats it on validation (the model then
         predicts as the baseline it starts from, rather than worse)."""
         self.best_val_accuracy = validation_accuracy(run.model, val_set, batch_size=batch_size, device=run.device)
+        self.start_val_accuracy = self.best_val_accuracy
         log.info("epoch 0 (the untrained model, as its baseline): val_accuracy %.5f", self.best_val_accuracy)
         self.best_weights = weights_on_cpu(run.model)
 
@@ -152,7 +154,8 @@ def fit(model: VQAModel, train_set: VQADataset, val_set: VQADataset, *, params: 
     a run started with ``params.resume`` continues from it to an uninterrupted run's result. The
     state carries ``fingerprint`` (parameters, data, features, code): one made with another is not
     resumed - the run starts afresh, the log naming what changed. ``on_epoch_end`` is also called
-    for the epochs a resumed run restores, so loggers see the whole history.
+    for the epochs a resumed run restores, so loggers see the whole history, and for epoch 0 (with
+    its validation accuracy only) where the untrained model is a baseline that can be kept.
 
     Launched as several processes (``accelerate launch``), the model trains under DDP with the
     global batch ``params.batch_size`` split across them; every process validates on the whole
@@ -161,10 +164,12 @@ def fit(model: VQAModel, train_set: VQADataset, val_set: VQADataset, *, params: 
     run = prepare_run(model, train_set, params=params, device=device, seed=seed)
     state = starting_state(state_path, run, resume=params.resume, fingerprint=fingerprint)
     report = on_epoch_end if run.main else None
-    for past in state.history if report else ():
-        report(past["epoch"], {k: v for k, v in past.items() if k != "epoch"})
     if state.epoch == 0 and model.starts_as_baseline:  # kept unless an epoch beats it on validation
         state.record_start(run, val_set, batch_size=2 * params.batch_size)
+    if report and state.start_val_accuracy is not None:
+        report(0, {"val_accuracy": state.start_val_accuracy})
+    for past in state.history if report else ():
+        report(past["epoch"], {k: v for k, v in past.items() if k != "epoch"})
     start, global_batch_size = time.perf_counter() - state.elapsed_s, 0
     while state.stop_reason is None and state.epoch < params.max_epochs:
         epoch = state.epoch + 1

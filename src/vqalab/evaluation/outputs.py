@@ -1,0 +1,70 @@
+"""What the evaluate stage writes, assembled from the scores: the files DVC and the report read.
+
+- quality (metrics/eval.json): the figures a reader compares across experiments - accuracy overall
+  and per answer type, the blind (question-only) baseline and the image gain, SBERT similarity,
+  WUPS and answer coverage; the same for two runs of the same setting on one machine;
+- cost (metrics/cost.json): what the run cost - training time and throughput, test latency, peak
+  memory, parameter counts; different in every run, so kept apart (``dvc metrics diff --targets``);
+- plots (metrics/plots/*.json): accuracy by answer type and by answer frequency in train, the
+  model's beside the blind baseline's, one row per bar, as ``dvc plots diff`` overlays them;
+- details (metrics/eval_details.json): what a run is (names, counts, the seed) and the report's
+  other figures. Names and counts are not metrics: in eval.json they would be columns of
+  ``dvc exp show`` that say nothing about quality.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from vqalab.evaluation.metrics import FREQUENCY_BUCKETS, accuracy, exact_match
+from vqalab.evaluation.stats import bootstrap_interval, paired_bootstrap_interval
+
+# Quality figures of a prediction mode's scores (``score_predictions``), where present.
+QUALITY_KEYS = ("accuracy", "accuracy_closed", "accuracy_open", "sbert_similarity", "wups_09", "wups_00",
+                "answer_coverage")
+ANSWER_TYPES = ("closed", "open")
+BLIND_LABEL = "blind baseline"
+
+
+def quality_figures(scores: dict, blind: dict, *, answers: Sequence[str], blind_answers: Sequence[str],
+                    shuffled_answers: Sequence[str], golds: Sequence[str], other_modes: dict[str, dict]) -> dict:
+    """The headline mode's quality figures (its ``answers`` to the test questions with gold answers
+    ``golds``), the blind baseline's and the image gain (accuracy minus blind accuracy), each with
+    a 95% interval from the test questions (for the gain, paired with the blind baseline's answers
+    to the same questions); how much the image matters (``shuffled_image_accuracy``: with the images
+    shuffled among the questions; ``image_sensitivity``: the share of answers that change); and
+    every other prediction mode's accuracy (``accuracy_<mode>``). The intervals are lists, which
+    ``dvc metrics diff`` and ``dvc exp show`` leave out."""
+    correct, blind_correct = exact_match(answers, golds), exact_match(blind_answers, golds)
+    figures = {key: scores[key] for key in QUALITY_KEYS if key in scores}
+    figures["accuracy_ci95"] = list(bootstrap_interval(correct))
+    figures["blind_accuracy"] = blind["accuracy"]
+    for answer_type in ANSWER_TYPES:
+        if f"accuracy_{answer_type}" in blind:
+            figures[f"blind_accuracy_{answer_type}"] = blind[f"accuracy_{answer_type}"]
+    figures["image_gain"] = scores["accuracy"] - blind["accuracy"]
+    figures["image_gain_ci95"] = list(paired_bootstrap_interval(correct, blind_correct))
+    figures["shuffled_image_accuracy"] = accuracy(shuffled_answers, golds)
+    figures["image_sensitivity"] = sum(a != s for a, s in zip(answers, shuffled_answers)) / len(answers)
+    figures.update({f"accuracy_{mode}": mode_scores["accuracy"] for mode, mode_scores in other_modes.items()})
+    return figures
+
+
+def plot_rows(scores: dict, blind: dict) -> dict[str, list[dict]]:
+    """Rows of the two bar plots: by answer type (and all questions) and by frequency bucket, each
+    group's model bar followed by its blind-baseline bar, with the number of test questions."""
+    by_type = []
+    for answer_type in (*ANSWER_TYPES, "all"):
+        key, n_key = ("accuracy", "n") if answer_type == "all" else (f"accuracy_{answer_type}", f"n_{answer_type}")
+        if key in scores:
+            by_type += [{"answer_type": answer_type, "accuracy": scores[key], "questions": scores[n_key]},
+                        {"answer_type": f"{answer_type}, {BLIND_LABEL}", "accuracy": blind[key],
+                         "questions": scores[n_key]}]
+    by_frequency = []
+    for bucket, _, _ in FREQUENCY_BUCKETS:
+        if bucket in scores["by_frequency"]:
+            group, blind_group = scores["by_frequency"][bucket], blind["by_frequency"][bucket]
+            by_frequency += [{"bucket": bucket, "accuracy": group["accuracy"], "questions": group["n"]},
+                             {"bucket": f"{bucket}, {BLIND_LABEL}", "accuracy": blind_group["accuracy"],
+                              "questions": group["n"]}]
+    return {"accuracy_by_answer_type": by_type, "accuracy_by_frequency": by_frequency}
