@@ -17,7 +17,7 @@ from vqalab.config import TrainParams
 from vqalab.data.dataset import ProcessedData, VQADataset
 from vqalab.data.schema import Record
 from vqalab.data.vocab import AnswerVocab
-from vqalab.training.device import to_device
+from vqalab.runtime import to_device
 from vqalab.training.loop import prepare_run, train_step, training_batches
 
 # Radiology-style question words: a synthetic question is a run of them, long enough to fill the

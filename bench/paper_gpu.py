@@ -41,7 +41,7 @@ from timing import Variant, environment, fast_math, measure  # noqa: E402
 from vqalab.data.features import CachedFeatures, compute_features  # noqa: E402
 from vqalab.harness import build_model  # noqa: E402
 from vqalab.params import load_params  # noqa: E402
-from vqalab.training.device import resolve_device, resolve_precision  # noqa: E402
+from vqalab.runtime import resolve_device, resolve_precision  # noqa: E402
 
 transformers.utils.logging.disable_progress_bar()  # one loading bar per variant would bury the table
 

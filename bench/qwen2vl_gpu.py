@@ -38,7 +38,7 @@ from vqalab.harness import build_model  # noqa: E402
 from vqalab.models.qwen2vl import build_processor  # noqa: E402
 from vqalab.models.qwen2vl_tokenizer import fit_tokenizer  # noqa: E402
 from vqalab.params import load_params  # noqa: E402
-from vqalab.training.device import resolve_device, to_device  # noqa: E402
+from vqalab.runtime import resolve_device, to_device  # noqa: E402
 
 transformers.utils.logging.disable_progress_bar()
 

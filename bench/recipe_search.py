@@ -80,7 +80,7 @@ def main() -> None:
     from vqalab.data.features import CachedFeatures, compute_features
     from vqalab.harness import build_model
     from vqalab.params import load_params, merge_overrides
-    from vqalab.training.device import resolve_device
+    from vqalab.runtime import resolve_device
     from vqalab.training.loop import fit
 
     options = dict(option.split("=", 1) for option in args.option)

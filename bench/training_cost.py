@@ -97,7 +97,7 @@ def run_one(spec: dict) -> dict:
     from vqalab.harness import build_model, evaluate_checkpoint
     from vqalab.models.checkpoint import save_checkpoint
     from vqalab.params import load_params
-    from vqalab.training.device import resolve_device
+    from vqalab.runtime import resolve_device
     from vqalab.training.loop import fit
 
     params = load_params(ROOT / "params.yaml", spec["overrides"])

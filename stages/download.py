@@ -3,7 +3,7 @@
 from pathlib import Path
 
 from vqalab.params import Params
-from vqalab.data.registry import download
+from vqalab.data.registry import dataset_config, download
 from vqalab.stage import run_stage, stage_parser
 
 
@@ -14,7 +14,7 @@ def main(argv=None) -> None:
                         help="folder that keeps downloaded and unpacked source files between runs")
     args = parser.parse_args(argv)
     params = Params.read(args.params, stage="download")
-    download(params.dataset, params.dataset_config, out=args.out,
+    download(params.dataset, dataset_config(params), out=args.out,
              downloads=args.downloads, on_bad_record=params.download.on_bad_record,
              max_images_per_split=params.download.max_images_per_split)
 

@@ -9,7 +9,8 @@ which every later stage reads and lists, key by key, as its DVC parameters.
 from pathlib import Path
 
 from vqalab.io import write_json
-from vqalab.params import RESOLVED_ROOT, load_params
+from vqalab.params import RESOLVED_ROOT
+from vqalab.resolve import load_params
 from vqalab.models.sources import check_pretrained_sources
 from vqalab.stage import run_stage, stage_parser
 

@@ -14,7 +14,7 @@ from vqalab.config import from_mapping
 from vqalab.models.checkpoint import load_checkpoint, save_checkpoint
 from vqalab.models.fusion import FusionConfig
 from vqalab.models.lora import LoraSettings
-from vqalab.models.pretrained import resolve_pretrained
+from vqalab.pretrained import resolve_pretrained
 from vqalab.models.pubmedclip import PubMedClip, PubMedClipConfig
 from vqalab.models.registry import FAMILIES, get_family
 from vqalab.models.vilt import Vilt, ViltFamilyConfig

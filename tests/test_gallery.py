@@ -9,8 +9,7 @@ import pytest
 from PIL import Image
 
 from vqalab.data.dataset import ProcessedData
-from vqalab.data.preprocess import ANSWERS_FILE, IMAGE_INDEX_FILE, IMAGES_FILE
-from vqalab.data.schema import RECORDS_FILE, Record
+from vqalab.data.schema import ANSWERS_FILE, IMAGE_INDEX_FILE, IMAGES_FILE, RECORDS_FILE, Record
 from vqalab.io import write_json, write_jsonl
 from vqalab.report.gallery import cap_rows, gallery_rows, render_gallery, write_gallery
 

@@ -5,7 +5,7 @@ from sentence_transformers import SentenceTransformer
 from vqalab.evaluation.metrics import (accuracy, accuracy_by_answer_type, accuracy_by_group, exact_match,
                                       frequency_bucket, sbert_similarity, wup_word_similarity, wups)
 from vqalab.evaluation.wordnet import load_wordnet
-from vqalab.models.pretrained import resolve_pretrained
+from vqalab.pretrained import resolve_pretrained
 
 SCORER = "packaged:all-MiniLM-L6-v2"
 

@@ -11,7 +11,7 @@ from vqalab.data.vocab import IGNORE_INDEX
 from vqalab.models.lora import LoraSettings
 from vqalab.models.checkpoint import load_checkpoint, save_checkpoint
 from vqalab.models.resnet_bert import ResNetBert, ResNetBertConfig
-from vqalab.models.pretrained import resolve_pretrained
+from vqalab.pretrained import resolve_pretrained
 
 ANSWERS = ["yes", "no", "red", "circle"]
 TINY = ResNetBertConfig(image_size=64, image_encoder="resnet_small", text_encoder="packaged:all-MiniLM-L6-v2",

@@ -30,7 +30,7 @@ def test_paper_model_without_network_fails_fast_and_says_what_to_do(monkeypatch)
 def test_unreachable_hub_without_offline_mode_also_fails_fast(monkeypatch):
     """HF_HUB_OFFLINE unset and the hub out of reach (here: a closed local port): one probe, then the
     local cache only - no retries against the network."""
-    from vqalab.models import pretrained
+    from vqalab import pretrained
 
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     monkeypatch.setattr(pretrained, "hub_probe_url", lambda: "http://127.0.0.1:9/")
@@ -45,7 +45,7 @@ def test_every_missing_pretrained_source_is_reported_before_any_work(monkeypatch
     """The params stage checks all the sources of the chosen profile, not only the first."""
     import yaml
 
-    from vqalab.models import pretrained, sources
+    from vqalab import pretrained, sources
     from vqalab.params import load_params
     from conftest import ROOT
 

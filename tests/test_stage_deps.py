@@ -1,6 +1,10 @@
-"""dvc.yaml's dependencies are right by construction: every vqalab module a stage script imports,
-directly or through others (imports inside functions included), is among that stage's deps, and
-every stage lists as its DVC parameters exactly the resolved parameters it reads."""
+"""dvc.yaml's dependencies are right by construction: every stage lists as its deps exactly the
+source files of the vqalab modules its script imports, directly or through others (imports inside
+functions included; ``if TYPE_CHECKING`` blocks not), no more and no fewer; where a registry
+imports only the chosen family or data set, the dep is ``src/vqalab/models/${model}.py`` or
+``src/vqalab/data/${dataset}.py``, and what the chosen module imports counts for every choice. Every
+stage lists as its DVC parameters exactly the resolved parameters it reads, and the packages import
+each other without a cycle."""
 
 import ast
 from pathlib import Path
@@ -8,40 +12,58 @@ from pathlib import Path
 import pytest
 import yaml
 
+from vqalab.data.registry import DATASETS
 from vqalab.models.registry import FAMILIES
 from vqalab.params import STAGE_PARAMS, stage_dependencies
 
 ROOT = Path(__file__).resolve().parents[1]
 SRC = ROOT / "src"
+# A registry's lazily imported modules, as dvc.yaml names the chosen one.
+REGISTRIES = {"vqalab.models.registry": (FAMILIES, "vqalab.models.${model}"),
+              "vqalab.data.registry": (DATASETS, "vqalab.data.${dataset}")}
+PLACEHOLDERS = {placeholder: choices for choices, placeholder in REGISTRIES.values()}
 
 
 def module_file(module: str) -> Path | None:
     path = SRC / Path(*module.split("."))
-    if path.with_suffix(".py").is_file():
+    if path.with_suffix(".py").is_file() or "${" in module:
         return path.with_suffix(".py")
     if (path / "__init__.py").is_file():
         return path / "__init__.py"
     return None
 
 
-def imported_modules(path: Path) -> set[str]:
-    """vqalab modules ``path`` imports anywhere in its body, and the modules a registry names."""
+def type_checking_nodes(tree: ast.AST) -> set[int]:
+    """ids of the nodes inside ``if TYPE_CHECKING:`` blocks (imported for type hints only)."""
+    skipped = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING":
+            skipped |= {id(child) for statement in node.body for child in ast.walk(statement)}
+    return skipped
+
+
+def imported_modules(module: str | None, path: Path) -> set[str]:
+    """vqalab modules ``path`` imports anywhere in its body; a registry imports its placeholder."""
     tree = ast.parse(path.read_text(encoding="utf-8"))
+    skipped = type_checking_nodes(tree)
     found = set()
     for node in ast.walk(tree):
+        if id(node) in skipped:
+            continue
         if isinstance(node, ast.Import):
             found |= {alias.name for alias in node.names}
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             found.add(node.module)
             found |= {f"{node.module}.{alias.name}" for alias in node.names}  # from package import module
-        elif isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value.startswith("vqalab."):
-            found.add(node.value)  # a registry's lazily imported module
+    if module in REGISTRIES:
+        found.add(REGISTRIES[module][1])
     return {m for m in found if m.split(".")[0] == "vqalab" and module_file(m) is not None}
 
 
-def import_closure(script: Path) -> set[Path]:
-    """The source files of every vqalab module ``script`` needs, the parent packages included."""
-    todo, seen = list(imported_modules(script)), set()
+def import_closure(script: Path) -> set[str]:
+    """Every vqalab module ``script`` needs (parent packages included), a chosen family or data set
+    as its placeholder, with what each choice imports."""
+    todo, seen = list(imported_modules(None, script)), set()
     while todo:
         module = todo.pop()
         if module in seen:
@@ -49,37 +71,71 @@ def import_closure(script: Path) -> set[Path]:
         seen.add(module)
         parts = module.split(".")
         todo += [".".join(parts[:i]) for i in range(1, len(parts))]  # importing a.b.c runs a and a.b
-        todo += list(imported_modules(module_file(module)))
-    return {module_file(m).relative_to(ROOT) for m in seen}
+        if module in PLACEHOLDERS:
+            todo += [m for choice in PLACEHOLDERS[module].values() for m in imported_modules(choice, module_file(choice))]
+        else:
+            todo += list(imported_modules(module, module_file(module)))
+    chosen = {choice for m in seen if m in PLACEHOLDERS for choice in PLACEHOLDERS[m].values()}
+    return seen - chosen
+
+
+def source_files(modules: set[str]) -> set[str]:
+    return {str(module_file(m).relative_to(ROOT)) for m in modules}
 
 
 def stages():
     return yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
 
 
-def expand(dep: str) -> list[str]:
-    """A dep naming a chosen data set or family stands for every one of them."""
-    from vqalab.data.registry import DATASETS
-    from vqalab.models.registry import FAMILIES
-
-    return [dep.replace("${dataset}", d).replace("${model}", m) for d in DATASETS for m in FAMILIES]
-
-
-def covered(path: Path, deps: list[str]) -> bool:
-    return any(path == Path(dep) or Path(dep) in path.parents for dep in deps)
+def script_of(spec: dict) -> Path:
+    return ROOT / spec["cmd"].split()[1]
 
 
 @pytest.mark.parametrize("stage", sorted(stages()))
-def test_every_imported_module_is_a_dependency(stage, capsys):
+def test_every_stage_depends_on_exactly_the_code_it_imports(stage, capsys):
     spec = stages()[stage]
-    script = Path(spec["cmd"].split("stages/", 1)[1].split()[0])
-    deps = [d for dep in spec["deps"] for d in expand(dep)]
-    assert f"stages/{script}" in spec["deps"], f"{stage} must depend on its own script"
-    needed = import_closure(ROOT / "stages" / script)
+    script = script_of(spec)
+    code = {d for d in spec["deps"] if d.startswith("src/")}
+    needed = source_files(import_closure(script))
     with capsys.disabled():
-        print(f"\n{stage}: {len(needed)} modules: {', '.join(sorted(str(p.relative_to('src/vqalab')) for p in needed))}")
-    missing = sorted(str(p) for p in needed if not covered(p, deps))
-    assert not missing, f"stage {stage} imports {missing} but does not list them (or a folder above) in its deps"
+        print(f"\n{stage}: {len(needed)} modules")
+    assert str(script.relative_to(ROOT)) in spec["deps"], f"{stage} must depend on its own script"
+    assert not needed - code, f"stage {stage} imports {sorted(needed - code)} but does not list them in its deps"
+    assert not code - needed, f"stage {stage} lists {sorted(code - needed)} among its deps but does not import them"
+
+
+def test_a_change_in_one_family_or_data_set_reruns_only_its_own_stages():
+    """Only the registries name a family or data set module: dvc.yaml lists the chosen one."""
+    for spec in stages().values():
+        listed = {d for d in spec["deps"] if d.startswith("src/")}
+        assert not {f"src/vqalab/models/{f}.py" for f in FAMILIES} & listed
+        assert not {f"src/vqalab/data/{d}.py" for d in DATASETS} & listed
+
+
+def test_the_wups_code_is_the_evaluate_stages_alone():
+    """Fixing a WUPS detail rescores; it retrains nothing."""
+    users = {name for name, spec in stages().items() if "src/vqalab/evaluation/wups.py" in spec["deps"]}
+    assert users == {"evaluate"}
+
+
+def test_packages_import_each_other_without_a_cycle():
+    packages = {}
+    for path in (SRC / "vqalab").rglob("*.py"):
+        module = ".".join(path.relative_to(SRC).with_suffix("").parts).removesuffix(".__init__")
+        package = module.split(".")[1] if module.count(".") >= 2 else None
+        if package is None:
+            continue
+        for imported in imported_modules(module, path):
+            target = imported.split(".")[1] if imported.count(".") >= 1 else None
+            if target and target != package and (SRC / "vqalab" / target).is_dir():
+                packages.setdefault(package, set()).add(target)
+
+    def reaches(start, goal, seen=()):
+        return any(nxt == goal or (nxt not in seen and reaches(nxt, goal, (*seen, nxt)))
+                   for nxt in packages.get(start, ()))
+
+    cycles = sorted(p for p in packages if reaches(p, p))
+    assert not cycles, f"packages in an import cycle: {cycles} ({packages})"
 
 
 @pytest.mark.parametrize("stage", sorted(STAGE_PARAMS))
@@ -87,8 +143,7 @@ def test_every_stage_tracks_exactly_the_resolved_parameters_it_reads(stage):
     spec = stages()[stage]
     assert spec["params"] == [{"data/params/resolved.json": stage_dependencies(stage)}]
     assert not [d for d in spec["deps"] if d.startswith("data/params")], f"{stage}: the resolved file is a params file"
-    script = (ROOT / spec["cmd"].split()[1]).read_text(encoding="utf-8")
-    assert f'Params.read(args.params, stage="{stage}")' in script, f"{stage} must read its own parameters"
+    assert f'Params.read(args.params, stage="{stage}")' in script_of(spec).read_text(encoding="utf-8")
 
 
 def test_the_params_stage_tracks_all_of_params_yaml_and_writes_the_resolved_file():
@@ -102,4 +157,4 @@ def test_the_params_stage_tracks_all_of_params_yaml_and_writes_the_resolved_file
 def test_model_code_does_not_import_the_preprocessing_code(module):
     """A family's config checks its resize mode with vqalab.config.check_resize: a stage that builds
     a model does not depend on (nor import scikit-learn through) the preprocess stage's code."""
-    assert Path("src/vqalab/data/preprocess.py") not in import_closure(module_file(module))
+    assert "vqalab.data.preprocess" not in import_closure(module_file(module))

@@ -12,7 +12,7 @@ from vqalab.data.dataset import VQADataset
 from vqalab.data.schema import Record
 from vqalab.data.vocab import AnswerVocab
 from vqalab.models.resnet_bert import ResNetBert, ResNetBertConfig
-from vqalab.training.device import library_versions, seed_everything
+from vqalab.runtime import library_versions, seed_everything
 from vqalab.training.loop import fit
 
 CONFIG = ResNetBertConfig(image_size=32, image_encoder="resnet_small", image_widths=(8, 8, 16, 16),
@@ -316,7 +316,7 @@ def test_collated_batches_are_pinned_for_cuda_and_cached_ones_gathered_on_the_de
 
 def test_channels_last_is_for_cnn_image_encoders_on_cuda():
     from vqalab.models.base import VQAModel
-    from vqalab.training.device import to_device, use_channels_last
+    from vqalab.runtime import to_device, use_channels_last
 
     cnn = ResNetBert.build(CONFIG, ["red", "blue"])
     assert use_channels_last(cnn, torch.device("cuda"))

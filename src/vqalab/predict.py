@@ -234,7 +234,7 @@ def check_arguments(args: argparse.Namespace) -> list[Question]:
 
 def run(args: argparse.Namespace) -> None:
     questions = check_arguments(args)
-    from vqalab.training.device import resolve_device
+    from vqalab.runtime import resolve_device
 
     try:
         device = resolve_device(args.device, setting="--device")

@@ -114,3 +114,6 @@ def index_images(root: Path, downloads: Path) -> dict[str, Path]:
 
 def _image_files(root: Path) -> list[Path]:
     return [path for path in files_under(root) if fnmatch.fnmatchcase(path.name, "image*.png")]
+
+
+CONFIG_CLASS = DaquarConfig

@@ -10,8 +10,7 @@ import torch
 from torch.utils.data import Dataset
 
 from vqalab.data.features import CachedFeatures
-from vqalab.data.preprocess import ANSWERS_FILE, IMAGE_INDEX_FILE, IMAGES_FILE
-from vqalab.data.schema import RECORDS_FILE, Record, read_records
+from vqalab.data.schema import ANSWERS_FILE, IMAGE_INDEX_FILE, IMAGES_FILE, RECORDS_FILE, Record, read_records
 from vqalab.data.vocab import AnswerVocab
 from vqalab.io import read_json
 

@@ -34,3 +34,6 @@ def materialize(config: EasyVQAConfig, *, collector: RecordCollector, downloads:
         for index, (question, answer, image_id) in enumerate(zip(*read_questions())):
             collector.add(id=f"easy_vqa-{split}-{index}", image=f"images/{split}/{image_id}.png", question=question,
                           answer=answer, split=split, where=f"easy_vqa {split} questions.json[{index}]")
+
+
+CONFIG_CLASS = EasyVQAConfig

@@ -74,6 +74,17 @@ class CachedFeatures:
     def __bool__(self) -> bool:
         return bool(self.fingerprints)
 
+    def save(self, directory: str | Path, *, spec: dict) -> None:
+        """Write the cache (float16, as computed) with the ``spec`` it was made from, atomically."""
+        tensors = {name: t.to(STORAGE_DTYPE).contiguous() for name, t in (("image", self.image), ("question", self.question))
+                   if t is not None}
+        questions = sorted(self.question_row or {}, key=self.question_row.get) if "question" in tensors else []
+        with atomic_path(directory, is_dir=True) as tmp:
+            if tensors:
+                save_file(tensors, tmp / TENSORS_FILE)
+            write_json(tmp / INFO_FILE, {"spec": spec, "fingerprints": self.fingerprints, "questions": questions,
+                                         "shapes": {k: list(v.shape) for k, v in tensors.items()}})
+
 
 @torch.no_grad()
 def compute_features(model, images: np.ndarray, questions: list[str], *, batch_size: int,
@@ -92,13 +103,3 @@ def compute_features(model, images: np.ndarray, questions: list[str], *, batch_s
                 for start in progress(range(0, len(questions), batch_size), desc="question features", unit="batch")]
         tensors["question"] = torch.cat(rows)
     return tensors, fingerprints
-
-
-def save_features(directory: str | Path, *, tensors: dict[str, torch.Tensor], fingerprints: dict[str, str],
-                  questions: list[str], spec: dict) -> None:
-    with atomic_path(directory, is_dir=True) as tmp:
-        if tensors:
-            save_file({k: v.contiguous() for k, v in tensors.items()}, tmp / TENSORS_FILE)
-        write_json(tmp / INFO_FILE, {"spec": spec, "fingerprints": fingerprints,
-                                     "questions": questions if "question" in tensors else [],
-                                     "shapes": {k: list(v.shape) for k, v in tensors.items()}})

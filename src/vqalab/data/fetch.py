@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from vqalab.io import atomic_path
-from vqalab.models.pretrained import hub_offline
+from vqalab.pretrained import hub_offline
 
 log = logging.getLogger(__name__)
 

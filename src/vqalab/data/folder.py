@@ -167,3 +167,6 @@ def carve_test_split(images: list[str], config: FolderConfig) -> list[str]:
     _, test_idx = next(splitter.split(images, groups=images))
     test = set(test_idx)
     return ["test" if i in test else "train" for i in range(len(images))]
+
+
+CONFIG_CLASS = FolderConfig

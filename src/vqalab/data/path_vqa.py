@@ -30,3 +30,6 @@ def materialize(config: PathVQAConfig, *, collector: RecordCollector, downloads:
     else:
         root = local_copy(config.source, param=PARAM, downloads=downloads)
     read_parquet_vqa(root, collector, dataset="path_vqa")
+
+
+CONFIG_CLASS = PathVQAConfig

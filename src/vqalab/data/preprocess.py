@@ -19,16 +19,13 @@ from sklearn.model_selection import GroupShuffleSplit
 
 from vqalab.config import check_resize
 from vqalab.data.collect import MANIFEST_FILE
-from vqalab.data.schema import RECORDS_FILE, Record, read_records
+from vqalab.data.schema import ANSWERS_FILE, IMAGE_INDEX_FILE, IMAGES_FILE, RECORDS_FILE, Record, read_records
 from vqalab.data.vocab import AnswerVocab
 from vqalab.io import read_json, write_json, write_jsonl
 from vqalab.progress import progress
 
 log = logging.getLogger(__name__)
 
-ANSWERS_FILE = "answers.json"
-IMAGES_FILE = "images.npy"
-IMAGE_INDEX_FILE = "image_index.json"
 
 
 def validation_unit(records: list[Record], val_split: str) -> str:

@@ -1,14 +1,30 @@
-"""Data set registry: name -> its config class and the function that reads it into records."""
+"""Data set registry: name -> the module that reads it, imported only when it is chosen.
+
+Each data set module names its config class ``CONFIG_CLASS`` and has ``materialize(config, *,
+collector, downloads)``, which feeds every row of the data set to the collector. A stage that reads
+one data set imports only its module, and lists only it among its DVC dependencies
+(``src/vqalab/data/${dataset}.py``).
+"""
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from vqalab.data import daquar, easy_vqa, folder, path_vqa, slake, vqa_rad
+from vqalab.config import from_mapping
 from vqalab.data.collect import MANIFEST_FILE, RecordCollector
 from vqalab.io import atomic_path, write_json
+
+DATASETS = {
+    "easy_vqa": "vqalab.data.easy_vqa",
+    "vqa_rad": "vqalab.data.vqa_rad",
+    "slake": "vqalab.data.slake",
+    "path_vqa": "vqalab.data.path_vqa",
+    "daquar": "vqalab.data.daquar",
+    "folder": "vqalab.data.folder",
+}
 
 
 @dataclass(frozen=True)
@@ -18,21 +34,11 @@ class DatasetSpec:
     materialize: Callable[..., None]
 
 
-DATASETS = {
-    "easy_vqa": DatasetSpec(easy_vqa.EasyVQAConfig, easy_vqa.materialize),
-    "vqa_rad": DatasetSpec(vqa_rad.VQARadConfig, vqa_rad.materialize),
-    "slake": DatasetSpec(slake.SlakeConfig, slake.materialize),
-    "path_vqa": DatasetSpec(path_vqa.PathVQAConfig, path_vqa.materialize),
-    "daquar": DatasetSpec(daquar.DaquarConfig, daquar.materialize),
-    "folder": DatasetSpec(folder.FolderConfig, folder.materialize),
-}
-
-
 def get_dataset(name: str) -> DatasetSpec:
-    try:
-        return DATASETS[name]
-    except KeyError:
-        raise ValueError(f"unknown dataset {name!r}; choices: {sorted(DATASETS)}") from None
+    if name not in DATASETS:
+        raise ValueError(f"unknown dataset {name!r}; choices: {sorted(DATASETS)}")
+    module = importlib.import_module(DATASETS[name])
+    return DatasetSpec(module.CONFIG_CLASS, module.materialize)
 
 
 def download(name: str, config, *, out: Path, downloads: Path, on_bad_record: str = "error",
@@ -47,8 +53,6 @@ def download(name: str, config, *, out: Path, downloads: Path, on_bad_record: st
     return manifest
 
 
-def dataset_config(dataset: str, mapping: dict):
-    """The typed config of ``datasets.<dataset>`` (as a params file holds it)."""
-    from vqalab.config import from_mapping
-
-    return from_mapping(get_dataset(dataset).config_class, mapping, f"datasets.{dataset}")
+def dataset_config(params) -> object:
+    """The typed config of the chosen data set (``vqalab.params.Params``: its ``dataset_config``)."""
+    return from_mapping(get_dataset(params.dataset).config_class, params.dataset_config, f"datasets.{params.dataset}")

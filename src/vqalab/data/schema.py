@@ -10,6 +10,11 @@ from vqalab.io import read_jsonl
 SPLITS = ("train", "val", "test")
 ANSWER_TYPES = ("closed", "open")
 RECORDS_FILE = "records.jsonl"
+# A processed folder (the preprocess stage's output, ``vqalab.data.dataset.ProcessedData``) holds the
+# records beside the answer vocabulary, the resized images and the image paths in their order.
+ANSWERS_FILE = "answers.json"
+IMAGES_FILE = "images.npy"
+IMAGE_INDEX_FILE = "image_index.json"
 
 
 @dataclass(frozen=True)

@@ -54,3 +54,6 @@ def find_image_root(root: Path, downloads: Path) -> Path:
         unpacked = extract(root / "imgs.zip", downloads / "slake_imgs")
         return unpacked / "imgs" if (unpacked / "imgs").is_dir() else unpacked
     raise FileNotFoundError(f"{root} holds neither imgs/ nor imgs.zip with the SLAKE images")
+
+
+CONFIG_CLASS = SlakeConfig

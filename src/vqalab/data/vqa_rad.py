@@ -93,3 +93,6 @@ def read_official(json_path: Path, variant: str, collector: RecordCollector) -> 
                                where=f"{where} question_frame", **common))
     for frame in frames:
         collector.add(**frame)
+
+
+CONFIG_CLASS = VQARadConfig

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 from torch.utils.data import DataLoader, Dataset
 
 from vqalab.data.dataset import IndexedBatches, VQADataset
-from vqalab.models.base import VQAModel
 from vqalab.progress import progress as progress_bar
-from vqalab.training.device import to_device
+from vqalab.runtime import to_device
+
+if TYPE_CHECKING:  # evaluation reads models through their interface only; the models never import it
+    from vqalab.models.base import VQAModel
 
 
 @torch.no_grad()

@@ -29,9 +29,10 @@ class VQAModel(nn.Module):
       ``prediction_modes`` lists the modes, the first being the default (a generative family can
       also rank candidate answers).
     - ``param_groups()``: optimiser parameter groups with their learning rates.
-    - ``prepare_for_training(train_set, val_set)``: what is set from the data before gradient
-      training starts (a classifier's question prior, the generative family's closed-answer
-      candidates); returns figures worth recording in the checkpoint ({} when nothing is set).
+    - ``prepare_for_training(train_set, val_set, blind=)``: what is set from the data before
+      gradient training starts (a classifier's question prior, from the blind baseline ``blind``;
+      the generative family's closed-answer candidates); returns figures worth recording in the
+      checkpoint ({} when nothing is set).
     - ``build(config, answers, train_texts=...)``: a new model from pretrained sources; families
       that fit a tokenizer to the data read the training questions from ``train_texts``.
     - ``save_extra(directory)`` / ``from_saved(directory, config, answers)``: what a checkpoint
@@ -70,7 +71,7 @@ class VQAModel(nn.Module):
     def collate(self, items: list[dict]) -> dict:
         raise NotImplementedError
 
-    def prepare_for_training(self, train_set, val_set) -> dict:
+    def prepare_for_training(self, train_set, val_set, *, blind) -> dict:
         return {}
 
     def predict(self, batch: dict, top_k: int = 1, mode: str | None = None) -> list[list[tuple[str, float]]]:

@@ -29,7 +29,7 @@ from transformers import AutoConfig, AutoModel, AutoTokenizer
 from vqalab.config import check_resize, param_name
 from vqalab.models.base import ModelOutput, VQAModel, classification_loss, fingerprint, top_answers
 from vqalab.models.lora import LoraSettings, apply_lora
-from vqalab.models.pretrained import from_pretrained
+from vqalab.pretrained import from_pretrained
 from vqalab.models.prior import QuestionPrior, mean_pool
 
 TEXT_ENCODER_DIR = "text_encoder"
@@ -267,10 +267,11 @@ class FusionClassifier(VQAModel):
         """Over the question prior, the head starts at zero: the untrained model is the blind baseline."""
         return self.question_prior is not None
 
-    def prepare_for_training(self, train_set, val_set) -> dict:
+    def prepare_for_training(self, train_set, val_set, *, blind) -> dict:
         if self.question_prior is None:
             return {}
-        return self.question_prior.fit(train_set, val_set, self.answers)
+        return self.question_prior.set_from(blind, answers=self.answers, encoder=self.config.text_encoder,
+                                            where=param_name(self.config, "text_encoder"))
 
     def param_groups(self) -> list[dict]:
         # LoRA adapters are new weights: they take the new parts' learning rate.

@@ -2,9 +2,10 @@
 
 A classifier with ``question_prior`` adds to its answer logits the log-probabilities of the blind
 baseline (``vqalab.evaluation.blind``: a logistic regression on the sentence embedding of the
-question alone, fitted in closed form before training, its ``C`` chosen on validation), and its own
-answer head starts at zero: the untrained model predicts exactly as the blind baseline does, and
-training learns only what the image adds. On small real data sets (VQA-RAD: 1,608 training
+question alone, fitted once by the blind stage, its ``C`` chosen on validation), and its own answer
+head starts at zero: the untrained model predicts as the blind baseline does, and training learns
+only what the image adds. The model reads the question with the encoder the baseline was fitted
+on (the SBERT scorer: the same weights and pooling), so the prior's input is the baseline's. On small real data sets (VQA-RAD: 1,608 training
 questions) heads trained from scratch scored below that baseline: they fitted image noise before
 they had learnt the questions. The fusion classifiers read the prior from their frozen text
 encoder's features; vilt, whose text goes through its own transformer, from a frozen sentence
@@ -17,7 +18,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vqalab.evaluation.blind import fit_question_classifier
 
 
 def mean_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -36,16 +36,21 @@ class QuestionPrior(nn.Linear):
         nn.init.zeros_(self.weight)
         nn.init.zeros_(self.bias)
 
-    def fit(self, train_set, val_set, answers: list[str]) -> dict:
-        """Fit on ``train_set``'s cached question features (C chosen on ``val_set``'s); the figures
-        worth recording in the checkpoint."""
-        prior = fit_question_classifier(
-            train_set.question_features().float().numpy(), [r.answer for r in train_set.records],
-            val_set.question_features().float().numpy(), [r.answer for r in val_set.records], answers=answers)
-        self.weight.copy_(torch.from_numpy(prior.weight))
-        self.bias.copy_(torch.from_numpy(prior.bias))
-        return {"question_prior_C": prior.C, "question_prior_val_log_loss": prior.val_log_loss,
-                "question_prior_val_accuracy": prior.val_accuracy}
+    def set_from(self, blind, *, answers: list[str], encoder: str, where: str) -> dict:
+        """Take the blind baseline's classifier (``vqalab.evaluation.blind.BlindBaseline``), fitted on
+        the embeddings of ``encoder`` over ``answers``; the figures worth recording in the checkpoint.
+        ``where`` names the parameter that chose the model's question encoder, for the message."""
+        classifier = blind.classifier
+        if classifier.encoder != encoder:
+            raise ValueError(f"question_prior: the blind baseline was fitted on {classifier.encoder!r} embeddings, but "
+                             f"{where} is {encoder!r}: make them the same sentence encoder, or set question_prior: false")
+        if classifier.answers != answers:
+            raise ValueError("question_prior: the blind baseline was fitted over other answers than this model's: "
+                             "rerun the blind stage (dvc repro)")
+        self.weight.copy_(torch.from_numpy(classifier.weight))
+        self.bias.copy_(torch.from_numpy(classifier.bias))
+        return {"question_prior_C": classifier.C, "question_prior_val_log_loss": classifier.val_log_loss,
+                "question_prior_val_accuracy": classifier.val_accuracy}
 
     def log_probs(self, question_features: torch.Tensor) -> torch.Tensor:
         """The blind baseline's answer log-probabilities, from the unit-length question vector it was fitted on."""

@@ -16,7 +16,7 @@ from transformers import CLIPVisionConfig, CLIPVisionModel
 
 from vqalab.config import param_name
 from vqalab.models.fusion import FusionClassifier, FusionConfig, enable_activation_checkpointing
-from vqalab.models.pretrained import from_pretrained
+from vqalab.pretrained import from_pretrained
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)

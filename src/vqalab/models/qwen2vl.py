@@ -28,7 +28,7 @@ from vqalab.data.normalize import normalize_answer
 from vqalab.io import read_json, write_json
 from vqalab.models.base import ModelOutput, VQAModel
 from vqalab.models.lora import apply_lora
-from vqalab.models.pretrained import from_pretrained
+from vqalab.pretrained import from_pretrained
 from vqalab.models.qwen2vl_config import Qwen2VLFamilyConfig, pixel_budget, tiny_model_config
 from vqalab.models.qwen2vl_tokenizer import fit_tokenizer
 
@@ -110,7 +110,7 @@ class Qwen2VL(VQAModel):
         self.model_config.save_pretrained(directory / MODEL_CONFIG_DIR)
         write_json(directory / CLOSED_ANSWERS_FILE, self.closed_answers)
 
-    def prepare_for_training(self, train_set, val_set) -> dict:
+    def prepare_for_training(self, train_set, val_set, *, blind) -> dict:
         answers = set(self.answers)
         self.closed_answers = sorted({r.answer for r in train_set.records if r.answer_type == "closed"} & answers)
         return {"closed_candidates": len(self.closed_answers)}

@@ -1,13 +1,18 @@
 """Model registry: family name -> the module that defines it, imported only when it is chosen.
 
 A stage that runs one family does not import the others (Qwen2-VL pulls in a good deal of
-transformers); each family module names its classes ``CONFIG_CLASS`` and ``MODEL_CLASS``.
+transformers), and lists only it among its DVC dependencies (``src/vqalab/models/${model}.py``);
+each family module names its classes ``CONFIG_CLASS`` and ``MODEL_CLASS``.
 """
 
 from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass
+from pathlib import Path
+
+from vqalab.config import from_mapping
+from vqalab.runtime import seed_everything
 
 FAMILIES = {
     "resnet_bert": "vqalab.models.resnet_bert",
@@ -32,6 +37,23 @@ def get_family(name: str) -> Family:
 
 def family_config(model: str, profile: str, mapping: dict):
     """The typed config of ``model``'s section ``<model>.<profile>`` (as a params file holds it)."""
-    from vqalab.config import from_mapping
-
     return from_mapping(get_family(model).config_class, mapping, f"{model}.{profile}")
+
+
+def chosen_family_config(params):
+    """The typed config of the chosen family and profile (``vqalab.params.Params``: its ``family``)."""
+    return family_config(params.model, params.profile, params.family)
+
+
+def build_model(params, data, *, where: str | Path | None = None):
+    """A new model of the chosen family for ``data``'s answers (a ``ProcessedData``), its random
+    parts drawn from ``params.seed``; ``where`` names the data in the message when its image size
+    does not fit."""
+    config = chosen_family_config(params)
+    if data.image_size != config.image_size:
+        raise ValueError(f"{where or 'the processed data'} holds {data.image_size}px images but "
+                         f"{params.model}.{params.profile}.image_size is {config.image_size}: rerun the preprocess "
+                         f"stage (dvc repro)")
+    seed_everything(params.seed)
+    return get_family(params.model).model_class.build(
+        config, data.vocab.answers, train_texts=[r.question for r in data.records if r.split == "train"])

@@ -10,18 +10,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from vqalab.models.pretrained import (PACKAGED_PREFIX, hub_offline, hub_probe_url, hub_reachable, how_to_get,
+from vqalab.models.registry import chosen_family_config, get_family
+from vqalab.pretrained import (PACKAGED_PREFIX, hub_offline, hub_probe_url, hub_reachable, how_to_get,
                                       resolve_pretrained)
 
 TORCHVISION_PREFIX = "torchvision:"
 
 
 def check_pretrained_sources(params) -> None:
-    from vqalab.models.registry import get_family
-
     family = get_family(params.model).model_class
     sources = {f"{params.model}.{params.profile}.{field}": name
-               for field, name in family.pretrained_sources(params.family).items()}
+               for field, name in family.pretrained_sources(chosen_family_config(params)).items()}
     sources[f"evaluate.sbert_model.{params.profile}"] = params.sbert_model
     problems = [f"{param} = {name!r}: {why}" for param, name in sources.items()
                 if (why := source_problem(name, param)) is not None]

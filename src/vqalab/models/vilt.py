@@ -23,7 +23,7 @@ from transformers import AutoConfig, AutoModel, AutoTokenizer, ViltConfig, ViltF
 from vqalab.config import check_resize, param_name
 from vqalab.models.base import ModelOutput, VQAModel, classification_loss, fingerprint, top_answers
 from vqalab.models.lora import LoraSettings, apply_lora
-from vqalab.models.pretrained import from_pretrained
+from vqalab.pretrained import from_pretrained
 from vqalab.models.prior import QuestionPrior, mean_pool
 
 BACKBONE_DIR = "backbone"
@@ -178,8 +178,11 @@ class Vilt(VQAModel):
     def starts_as_baseline(self) -> bool:
         return self.question_prior is not None
 
-    def prepare_for_training(self, train_set, val_set) -> dict:
-        return self.question_prior.fit(train_set, val_set, self.answers) if self.question_prior is not None else {}
+    def prepare_for_training(self, train_set, val_set, *, blind) -> dict:
+        if self.question_prior is None:
+            return {}
+        return self.question_prior.set_from(blind, answers=self.answers, encoder=self.config.question_encoder,
+                                            where=param_name(self.config, "question_encoder"))
 
     def train(self, mode: bool = True):
         super().train(mode)

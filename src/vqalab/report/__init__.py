@@ -1,0 +1,1 @@
+"""The report, the error gallery and the comparison across experiments."""

@@ -25,7 +25,7 @@ from vqalab.evaluation.predict import predict_dataset
 from vqalab.io import atomic_path
 from vqalab.models.base import VQAModel
 from vqalab.progress import progress
-from vqalab.training.device import resolve_precision, to_device, use_channels_last
+from vqalab.runtime import resolve_precision, to_device, use_channels_last
 from vqalab.training.distributed import (
     is_main_process,
     launched_processes,

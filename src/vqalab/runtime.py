@@ -1,13 +1,34 @@
+"""Where and how a process computes: its device, precision, seeds, and the machine it runs on.
+
+Every entry point that computes (the stages, ``vqalab predict``, the benchmarks) resolves its
+device here, and ``resolve_device`` also sets the CPU to flush subnormal floats to zero: as a
+model converges, gradients and optimiser states underflow into subnormal numbers, which some x86
+processors compute in microcode - training on a 2-core Xeon slowed 3x after the second epoch,
+with the same validation accuracy to the fifth digit once they were flushed.
+"""
+
 from __future__ import annotations
 
+import logging
 import random
 
 import numpy as np
 import torch
 
+log = logging.getLogger(__name__)
+
+
+def flush_denormals() -> bool:
+    """Treat subnormal floats as zero in this process's CPU arithmetic (x86 with SSE3); whether it
+    could. Their values are below 1.2e-38 (float32): nothing a model's output depends on."""
+    return torch.set_flush_denormal(True)
+
 
 def resolve_device(name: str, *, setting: str = "params: train.device") -> torch.device:
-    """``setting`` names where ``name`` came from, for the error message."""
+    """The device ``name`` (auto | cpu | cuda[:N]) names; ``setting`` names where it came from, for
+    the error message. Every process that computes gets here, so it also flushes subnormals."""
+    if not flush_denormals():
+        log.info("this CPU cannot flush subnormal floats to zero: arithmetic on them may be slow")
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():

@@ -1,4 +1,4 @@
-"""What the evaluate stage writes, assembled from the scores: the files DVC and the report read.
+"""Every figure of a test run (``score_predictions``), and what the evaluate stage writes of them.
 
 - quality (metrics/eval.json): the figures a reader compares across experiments - accuracy overall
   and per answer type, the blind (question-only) baseline and the image gain, SBERT similarity,
@@ -16,14 +16,40 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from vqalab.evaluation.metrics import FREQUENCY_BUCKETS, accuracy, exact_match
+from vqalab.evaluation.metrics import FREQUENCY_BUCKETS, accuracy, accuracy_by_group, accuracy_figures, exact_match
+from vqalab.evaluation.similarity import sbert_similarity
 from vqalab.evaluation.stats import bootstrap_interval, paired_bootstrap_interval
+from vqalab.evaluation.wordnet import load_wordnet
+from vqalab.evaluation.wups import wups
 
 # Quality figures of a prediction mode's scores (``score_predictions``), where present.
 QUALITY_KEYS = ("accuracy", "accuracy_closed", "accuracy_open", "sbert_similarity", "wups_09", "wups_00",
                 "answer_coverage")
 ANSWER_TYPES = ("closed", "open")
 BLIND_LABEL = "blind baseline"
+
+
+def score_predictions(predictions: Sequence[str], records: Sequence, *, train_answer_counts: dict[str, int],
+                      sbert_model: str) -> dict:
+    """Every figure for one set of test predictions (``records``: the test records, in order)."""
+    golds = [r.answer for r in records]
+    covered = [train_answer_counts.get(g, 0) > 0 for g in golds]
+    result = {
+        **accuracy_figures(predictions, records, train_answer_counts=train_answer_counts),
+        # The ceiling of a classifier over the training answers, beside what was achieved.
+        "answer_coverage": sum(covered) / len(covered) if covered else float("nan"),
+        "sbert_similarity": sbert_similarity(predictions, golds, model_name=sbert_model),
+    }
+    question_types = [r.question_type for r in records]
+    if any(question_types):
+        result["by_question_type"] = accuracy_by_group(predictions, golds, question_types)
+    wordnet, why_not = load_wordnet()
+    if wordnet is None:
+        result["wups_unavailable"] = why_not
+    else:
+        result["wups_09"] = wups(predictions, golds, threshold=0.9, wordnet=wordnet)
+        result["wups_00"] = wups(predictions, golds, threshold=0.0, wordnet=wordnet)
+    return result
 
 
 def quality_figures(scores: dict, blind: dict, *, answers: Sequence[str], blind_answers: Sequence[str],

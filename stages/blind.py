@@ -1,0 +1,21 @@
+"""Stage blind: fit the question-only baseline and cache it with its answers (``vqalab.pipeline.blind``)."""
+
+from pathlib import Path
+
+from vqalab.data.dataset import ProcessedData
+from vqalab.params import Params
+from vqalab.pipeline.blind import blind_baseline
+from vqalab.stage import run_stage, stage_parser
+
+
+def main(argv=None) -> None:
+    parser = stage_parser(__doc__, stage="blind")
+    parser.add_argument("--data", type=Path, required=True, help="the preprocess stage's folder")
+    parser.add_argument("--out", type=Path, required=True, help="folder for the fitted baseline")
+    args = parser.parse_args(argv)
+    params = Params.read(args.params, stage="blind")
+    blind_baseline(params, ProcessedData.load(args.data)).save(args.out)
+
+
+if __name__ == "__main__":
+    run_stage(main)
