@@ -1,9 +1,10 @@
-"""Stage download: read the chosen data set from its source into the common record schema."""
+"""Stage download: read the chosen data set from its source into the common record schema
+(``vqalab.pipeline.download``)."""
 
 from pathlib import Path
 
 from vqalab.params import Params
-from vqalab.data.registry import dataset_config, download
+from vqalab.pipeline.download import download_data
 from vqalab.stage import run_stage, stage_parser
 
 
@@ -13,10 +14,7 @@ def main(argv=None) -> None:
     parser.add_argument("--downloads", type=Path, required=True,
                         help="folder that keeps downloaded and unpacked source files between runs")
     args = parser.parse_args(argv)
-    params = Params.read(args.params, stage="download")
-    download(params.dataset, dataset_config(params), out=args.out,
-             downloads=args.downloads, on_bad_record=params.download.on_bad_record,
-             max_images_per_split=params.download.max_images_per_split)
+    download_data(Params.read(args.params, stage="download"), args.out, downloads=args.downloads)
 
 
 if __name__ == "__main__":

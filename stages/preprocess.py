@@ -1,10 +1,11 @@
-"""Stage preprocess: validation split, answer vocabulary, resized images, statistics."""
+"""Stage preprocess: validation split, answer vocabulary, resized images, statistics
+(``vqalab.pipeline.preprocess``)."""
 
 from pathlib import Path
 
+from vqalab.io import write_json
 from vqalab.params import Params
-from vqalab.data.preprocess import preprocess
-from vqalab.io import atomic_path, write_json
+from vqalab.pipeline.preprocess import preprocess_data
 from vqalab.stage import run_stage, stage_parser
 
 
@@ -14,14 +15,7 @@ def main(argv=None) -> None:
     parser.add_argument("--out", type=Path, required=True, help="folder for the processed data")
     parser.add_argument("--stats", type=Path, required=True, help="JSON file for the split statistics")
     args = parser.parse_args(argv)
-    params = Params.read(args.params, stage="preprocess")
-    with atomic_path(args.out, is_dir=True) as tmp:
-        stats = preprocess(args.raw, tmp, image_size=params.family.image_size, resize=params.family.resize,
-                           seed=params.seed,
-                           val_fraction=params.preprocess.val_fraction,
-                           val_split=params.preprocess.val_split,
-                           min_answer_count=params.preprocess.min_answer_count)
-    write_json(args.stats, {"dataset": params.dataset, **stats})
+    write_json(args.stats, preprocess_data(Params.read(args.params, stage="preprocess"), args.raw, args.out))
 
 
 if __name__ == "__main__":

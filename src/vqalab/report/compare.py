@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from vqalab.config import RUN_CONTROLS, flatten
-from vqalab.evaluation.stats import bootstrap_interval, paired_bootstrap_interval, paired_comparison
+from vqalab.evaluation.stats import bootstrap_interval, mcnemar, paired_bootstrap_interval
 from vqalab.io import atomic_path
 from vqalab.report.report import format_duration, plt
 
@@ -155,10 +155,11 @@ def add_intervals(row: dict, predictions: list[list[dict]]) -> None:
 
 
 def add_comparisons(rows: list[dict], predictions: dict[str, list[list[dict]]], baseline: str) -> None:
-    """``vs_baseline`` of every row with the baseline's data set and test questions: the paired
-    comparison (``vqalab.evaluation.stats.paired_comparison``) of its per-question correctness with
-    the baseline row's. With several seeds, correctness is averaged per question for the difference
-    and its interval, and McNemar's test reads a question as right when most seeds got it right."""
+    """``vs_baseline`` of every row with the baseline's test questions: the difference of its
+    accuracy from the baseline row's, the paired bootstrap interval of that difference over the
+    questions, and McNemar's p-value on the per-question results. With several seeds, correctness
+    is averaged per question for the difference and its interval, and McNemar's test reads a
+    question as right when at least half of the seeds got it right."""
     base = next((r for r in rows if baseline in r["runs"] or any(rev.startswith(baseline) for rev in r["revs"])), None)
     if base is None:
         raise SystemExit(f"--baseline {baseline}: no run of that name or revision has evaluation metrics")
@@ -171,10 +172,10 @@ def add_comparisons(rows: list[dict], predictions: dict[str, list[list[dict]]], 
         if ids != base_ids:
             row["vs_baseline"] = "other test questions"
             continue
-        comparison = paired_comparison(correct, base_correct)
-        comparison["mcnemar_p"] = paired_comparison(correct > 0.5, base_correct > 0.5)["mcnemar_p"]
-        comparison["significant"] = comparison["mcnemar_p"] < ALPHA
-        row["vs_baseline"] = comparison
+        test = mcnemar(correct >= 0.5, base_correct >= 0.5)
+        row["vs_baseline"] = {"difference": float(correct.mean() - base_correct.mean()),
+                              "ci95": paired_bootstrap_interval(correct, base_correct), "mcnemar_p": test.p_value,
+                              "significant": test.p_value < ALPHA}
 
 
 def render_table(rows: list[dict], *, baseline: str | None = None) -> str:
