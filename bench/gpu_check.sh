@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
-# Every GPU benchmark of issue 16 in one call, then one table: the figures, their ratios to the
-# plain PyTorch reference measured in the same run, the targets, and the study's training time.
+# Every GPU benchmark in one call, then one table: the figures, their ratios to the plain PyTorch
+# reference measured in the same run, the targets, and the study's training time.
 #
 #   bash bench/gpu_check.sh                 # on an H100/H200: the study's sizes, about 5-7 minutes
 #   bash bench/gpu_check.sh --device cpu    # smoke run: tiny sizes, one step per round (~1 minute, 2 cores)
 #   OUT=/some/dir bash bench/gpu_check.sh   # where the JSON results and the table go (default bench/results)
 #
 # Needs: Python 3.10+ with torch, torchvision, transformers (5.x), peft, accelerate, safetensors,
-# scikit-learn, numpy, pyyaml, tqdm, pillow, jinja2 - what the device machine has (GUIDE.md section 3).
+# scikit-learn, numpy, pyyaml, tqdm, pillow, jinja2: what a GPU machine without network needs.
 # Not needed: dvc, dvclive, the model hub, network, the data sets: every model is built with random
 # weights through vqalab's own code, which is imported from src/ (PYTHONPATH), not installed.
 # flash-attn is used for qwen2vl when it is installed, else PyTorch's SDPA.
@@ -39,7 +39,7 @@ EOF
 if [ "$device" = cpu ]; then
   # Tiny sizes, every code path once: the figures mean nothing, the table's shape does.
   paper_args=(--sizes tiny --device cpu --batch-sizes 4 --warmup 1 --steps 1 --repeats 3
-              --strategies resnet_bert:full resnet_bert:frozen_cached pubmedclip:paper vilt:paper)
+              --strategies resnet_bert:full_fp32 resnet_bert:full_bf16 resnet_bert:frozen_cached pubmedclip:paper vilt:paper)
   qwen_args=(--sizes tiny --device cpu --image-px 56 --batch-size 2 --warmup 1 --steps 1 --repeats 3)
 else
   if ! "$python" -c "import torch, sys; sys.exit(not torch.cuda.is_available())"; then
@@ -48,7 +48,7 @@ else
   # The tiny recipe's batch (64, the cached head) and the paper profile's (256), fp32 and bf16;
   # the families' paper profiles for the study estimate.
   paper_args=(--sizes paper --device "$device" --warmup 5 --steps 10 --repeats 3
-              --strategies resnet_bert:full resnet_bert:frozen_cached pubmedclip:paper vilt:paper)
+              --strategies resnet_bert:full_fp32 resnet_bert:full_bf16 resnet_bert:frozen_cached pubmedclip:paper vilt:paper)
   qwen_args=(--sizes 2b --device "$device" --batch-size 16 --warmup 2 --steps 5 --repeats 3)
 fi
 

@@ -1,19 +1,24 @@
 """GPU benchmark of the classifier families at the study's sizes, against a plain PyTorch reference.
 
-Every model is built by ``vqalab.harness.build_model`` from ``params.yaml`` with a strategy's
-parameter overrides (``vqalab.params.load_params(overrides=...)``): the paper profile on VQA-RAD,
-its pretrained sources replaced by the same architectures with random weights, saved locally and
-loaded through the same ``from_pretrained`` path as hub ids (the device machine has no hub). Each
-training step is the loop's (``loopstep.LoopStep``: fit's batches, collator, optimiser, schedule,
-autocast, clipping, ``loss.item()``).
+Every model is built by ``vqalab.models.registry.build_model`` from ``params.yaml`` with a
+strategy's parameter overrides (a file of bench/strategies/, the ones ``training_cost.py`` runs,
+resolved by ``vqalab.resolve.load_params``): the paper profile on VQA-RAD, its pretrained sources
+replaced by the same architectures with random weights, saved locally and loaded through the same
+``from_pretrained`` path as hub ids (a GPU machine without network has no hub). A strategy sets the
+precision (``full_fp32``, ``full_bf16``; ``paper``: the profile's, auto). Frozen encoders' features
+are the features stage's (``vqalab.pipeline.features``). Each training step is the loop's
+(``vqalab.benchmark.loopstep.LoopStep``: fit's batches, collator, optimiser, schedule, autocast,
+clipping).
 
 The reference, timed in the same run, interleaved with the vqalab variants: torchvision's CNN of
 the same name in channels_last + BERT of the same config (sequence 32), a linear head over the
 concatenated pooled features, fused AdamW (on CUDA), TF32 and cudnn.benchmark - at the same batch
-and precision as each resnet_bert variant. Synthetic questions are long enough that vqalab's
-tokenizer truncates them to ``max_question_tokens`` (32): both see sequences of the same length.
+and precision as each resnet_bert variant that fine-tunes both encoders. Synthetic questions are
+long enough that vqalab's tokenizer truncates them to ``max_question_tokens`` (32): both see
+sequences of the same length.
 
-Timing: ``timing.measure`` (warm-up excluded, variants interleaved, >= 3 rounds, median).
+Timing: ``vqalab.benchmark.timing.measure`` (warm-up excluded, variants interleaved, >= 3 rounds,
+median).
 
     python bench/paper_gpu.py --out bench/results/paper_gpu.json
     python bench/paper_gpu.py --sizes tiny --device cpu --batch-sizes 4 --steps 1 --warmup 1   # a smoke run
@@ -24,7 +29,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import sys
 import tempfile
 from pathlib import Path
 
@@ -32,16 +36,16 @@ import torch
 import torchvision
 import transformers
 from torch import nn
-from transformers import BertConfig, BertModel, BertTokenizerFast, CLIPVisionConfig, CLIPVisionModel, ViltConfig, ViltForQuestionAnswering
+from transformers import (BertConfig, BertModel, BertTokenizerFast, CLIPVisionConfig, CLIPVisionModel, ViltConfig,
+                          ViltForQuestionAnswering)
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from loopstep import WORDS, LoopStep, synthetic_data  # noqa: E402
-from timing import Variant, environment, fast_math, measure  # noqa: E402
-
-from vqalab.data.features import CachedFeatures, compute_features  # noqa: E402
-from vqalab.harness import build_model  # noqa: E402
-from vqalab.params import load_params  # noqa: E402
-from vqalab.runtime import resolve_device, resolve_precision  # noqa: E402
+from vqalab.benchmark.loopstep import WORDS, LoopStep, synthetic_data
+from vqalab.benchmark.strategies import load_strategies, strategy_overrides
+from vqalab.benchmark.timing import Variant, environment, fast_math, measure
+from vqalab.models.registry import FAMILIES, build_model
+from vqalab.pipeline.features import frozen_encoder_features
+from vqalab.resolve import load_params
+from vqalab.runtime import resolve_device, resolve_precision
 
 transformers.utils.logging.disable_progress_bar()  # one loading bar per variant would bury the table
 
@@ -50,25 +54,21 @@ STUDY_QUESTIONS = 3064  # VQA-RAD frame's training questions
 ANSWERS = 500  # about VQA-RAD's answer vocabulary
 REFERENCE_SEQUENCE = 32
 
-# The study's architectures; "tiny" keeps every code path at sizes a CPU smoke run can afford.
+# The study's architectures and training questions (VQA-RAD frame's); "tiny" keeps every code path
+# at sizes a CPU smoke run can afford.
 SIZES = {
-    "paper": dict(image_size=224, cnn="resnet50", bert=dict(), clip=dict(patch_size=32), vilt=dict(), images=64),
+    "paper": dict(image_size=224, cnn="resnet50", bert=dict(), clip=dict(patch_size=32), vilt=dict(), images=64,
+                  questions=STUDY_QUESTIONS),
     "tiny": dict(image_size=32, cnn="resnet18",
                  bert=dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64),
                  clip=dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
                            image_size=32, patch_size=16),
                  vilt=dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
                            patch_size=16, max_image_length=-1),
-                 images=8),
+                 images=8, questions=64),
 }
-FUSION_STRATEGIES = {
-    "paper": {},  # the paper profile as params.yaml has it (full fine-tuning)
-    "full": {"image_training": "full", "text_training": "full", "question_prior": False},
-    "lora_text": {"image_training": "frozen", "text_training": "lora", "question_prior": False},
-    "frozen_cached": {"image_training": "frozen", "text_training": "frozen"},
-}
-STRATEGIES = {"resnet_bert": FUSION_STRATEGIES, "pubmedclip": FUSION_STRATEGIES,
-              "vilt": {"paper": {}, "full": {"lora": None}}}
+STRATEGIES = load_strategies(ROOT / "bench/strategies")
+PRECISION_NAMES = {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}  # autocast dtype -> name
 
 
 def save_sources(directory: Path, sizes: dict) -> dict[str, str]:
@@ -87,15 +87,17 @@ def save_sources(directory: Path, sizes: dict) -> dict[str, str]:
     return {name: str(path) for name, path in paths.items()}
 
 
-def overrides(family: str, strategy: str, *, sources: dict, sizes: dict, batch_size: int, precision: str,
+def overrides(family: str, strategy: str, *, sources: dict, sizes: dict, batch_size: int,
               device: torch.device) -> dict:
-    """The parameter values of one variant, over params.yaml (paper profile, VQA-RAD)."""
+    """The parameter values of one variant: params.yaml's paper profile on VQA-RAD, its sources
+    replaced by the random-weight ones at the benchmark's sizes, then the strategy's values."""
     section = {"resnet_bert": {"text_encoder": sources["bert"], "image_weights": None, "image_encoder": sizes["cnn"]},
                "pubmedclip": {"text_encoder": sources["bert"], "vision_model": sources["clip"]},
                "vilt": {"backbone": sources["vilt"], "tokenizer": sources["vilt"]}}[family]
-    return {"dataset": "vqa_rad", "model": family, "profile": "paper",
-            family: {"paper": {**section, "image_size": sizes["image_size"], **STRATEGIES[family][strategy]}},
-            "train": {"batch_size": batch_size, "precision": precision, "device": str(device)}}
+    base = {"dataset": "vqa_rad", family: {"paper": {**section, "image_size": sizes["image_size"],
+                                                     "batch_size": batch_size}},
+            "train": {"device": str(device)}}
+    return strategy_overrides(STRATEGIES[strategy], model=family, profile="paper", base=base)
 
 
 class ReferenceStep:
@@ -133,75 +135,82 @@ class ReferenceStep:
 
 def variants_for(args, device: torch.device, sources: dict, sizes: dict, data) -> list[Variant]:
     variants, features_cache = [], {}
-    for family in args.families:
-        for strategy in args.strategies.get(family, []):
-            for batch_size in args.batch_sizes:
-                for precision in args.precisions:
-                    params = load_params(ROOT / "params.yaml", overrides(
-                        family, strategy, sources=sources, sizes=sizes, batch_size=batch_size,
-                        precision=precision, device=device))
-                    model = build_model(params, data).to(device)
-                    features = None
-                    if model.feature_fingerprints():
-                        key = (family, strategy)  # frozen random encoders: the same weights for every batch size
-                        if key not in features_cache:
-                            questions = sorted({r.question for r in data.records})
-                            tensors, fingerprints = compute_features(model, data.images, questions,
-                                                                     batch_size=256, device=device)
-                            features_cache[key] = CachedFeatures.from_tensors(tensors, fingerprints, questions)
-                        features = features_cache[key]
-                        features.check(model, where="the benchmark's features")
-                    train_set = data.split("train", features)
-                    step = LoopStep(model, train_set, params=params.train, device=device)
-                    counts = model.parameter_counts()
-                    info = {"family": family, "strategy": strategy, "batch_size": batch_size, "precision": precision,
-                            "kind": "vqalab", "trainable_params": counts["trainable_params"],
-                            "total_params": counts["total_params"]}
-                    variants.append(Variant(f"{family}/{strategy}/b{batch_size}/{precision}", step, batch_size,
-                                            info=info))
-                    if family == "resnet_bert" and strategy in ("paper", "full") and args.reference \
-                            and f"reference/b{batch_size}/{precision}" not in {v.name for v in variants}:
-                        reference = ReferenceStep(cnn=sizes["cnn"], bert=sizes["bert"], answers=ANSWERS,
-                                                  batch_size=batch_size, image_size=sizes["image_size"],
-                                                  precision=precision, device=device)
-                        variants.append(Variant(f"reference/b{batch_size}/{precision}", reference, batch_size,
-                                                context=lambda: fast_math(True),
-                                                info={"family": "reference", "strategy": "plain pytorch",
-                                                      "batch_size": batch_size, "precision": precision,
-                                                      "kind": "reference"}))
+    for family, strategy in args.strategies:
+        for batch_size in args.batch_sizes:
+            params = load_params(ROOT / "params.yaml", overrides(family, strategy, sources=sources, sizes=sizes,
+                                                                 batch_size=batch_size, device=device))
+            model = build_model(params, data).to(device)
+            precision = PRECISION_NAMES[resolve_precision(params.train.precision, device)]
+            # The features stage's, once per frozen-encoder setting (the same weights at every batch size).
+            key = json.dumps(params.encoders, sort_keys=True)
+            if key not in features_cache:
+                features_cache[key] = frozen_encoder_features(params, data, device=device)
+            features = features_cache[key]
+            features.check(model, where="the benchmark's features")
+            step = LoopStep(model, data.split("train", features), params=params.train, device=device)
+            counts = model.parameter_counts()
+            info = {"family": family, "strategy": strategy, "batch_size": batch_size, "precision": precision,
+                    "kind": "vqalab", "trainable_params": counts["trainable_params"],
+                    "total_params": counts["total_params"]}
+            needs_reference = args.reference and family == "resnet_bert" and fine_tunes_both_encoders(params)
+            if needs_reference:
+                info["reference"] = f"reference/b{batch_size}/{precision}"
+            variants.append(Variant(f"{family}/{strategy}/b{batch_size}/{precision}", step, batch_size, info=info))
+            if needs_reference and info["reference"] not in {v.name for v in variants}:
+                variants.append(reference_variant(sizes, batch_size=batch_size, precision=precision, device=device))
     return variants
 
 
+def fine_tunes_both_encoders(params) -> bool:
+    """Whether a fusion variant trains what the reference step trains: every weight of both encoders."""
+    return params.family["image_training"] == params.family["text_training"] == "full"
+
+
+def reference_variant(sizes: dict, *, batch_size: int, precision: str, device: torch.device) -> Variant:
+    step = ReferenceStep(cnn=sizes["cnn"], bert=sizes["bert"], answers=ANSWERS, batch_size=batch_size,
+                         image_size=sizes["image_size"], precision=precision, device=device)
+    return Variant(f"reference/b{batch_size}/{precision}", step, batch_size, context=lambda: fast_math(True),
+                   info={"family": "reference", "strategy": "plain pytorch", "batch_size": batch_size,
+                         "precision": precision, "kind": "reference"})
+
+
 def add_ratios(rows: list[dict]) -> None:
-    """Each vqalab resnet_bert row over the reference at its batch and precision."""
-    reference = {(r["batch_size"], r["precision"]): r["samples_per_s"] for r in rows if r["kind"] == "reference"}
+    """Each row that has a reference (a resnet_bert variant fine-tuning both encoders) over it."""
+    speeds = {r["name"]: r["samples_per_s"] for r in rows}
     for row in rows:
-        ref = reference.get((row["batch_size"], row["precision"])) if row["family"] == "resnet_bert" else None
-        row["reference_samples_per_s"] = ref
-        row["ratio_to_reference"] = row["samples_per_s"] / ref if ref else None
+        reference = speeds.get(row.get("reference"))
+        row["reference_samples_per_s"] = reference
+        row["ratio_to_reference"] = row["samples_per_s"] / reference if reference else None
 
 
-def parse_strategies(values: list[str]) -> dict[str, list[str]]:
-    chosen: dict[str, list[str]] = {}
+def parse_strategies(values: list[str]) -> list[tuple[str, str]]:
+    """``family:strategy`` pairs, each checked as a parameter override of the family's paper profile."""
+    pairs = []
     for value in values:
         family, _, strategy = value.partition(":")
-        if family not in STRATEGIES or strategy not in STRATEGIES[family]:
-            raise SystemExit(f"--strategies: {value!r} is not family:strategy of "
-                             f"{[f'{f}:{s}' for f in STRATEGIES for s in STRATEGIES[f]]}")
-        chosen.setdefault(family, []).append(strategy)
-    return chosen
+        if family not in FAMILIES or strategy not in STRATEGIES:
+            raise SystemExit(f"--strategies: {value!r} is not family:strategy with a family of {sorted(FAMILIES)} "
+                             f"and a strategy of {sorted(STRATEGIES)} (bench/strategies/)")
+        try:
+            load_params(ROOT / "params.yaml", strategy_overrides(STRATEGIES[strategy], model=family, profile="paper",
+                                                                 base={"dataset": "vqa_rad"}))
+        except ValueError as err:
+            raise SystemExit(f"--strategies: {value} is not a valid override of {family}'s paper profile: {err}") \
+                from None
+        pairs.append((family, strategy))
+    return pairs
 
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--sizes", choices=sorted(SIZES), default="paper")
-    parser.add_argument("--strategies", nargs="+", default=["resnet_bert:full", "resnet_bert:frozen_cached"],
-                        help="family:strategy pairs; strategies are overrides of the paper profile: "
-                             + ", ".join(f"{f}:{s}" for f in STRATEGIES for s in STRATEGIES[f]))
+    parser.add_argument("--strategies", nargs="+",
+                        default=["resnet_bert:full_fp32", "resnet_bert:full_bf16", "resnet_bert:frozen_cached"],
+                        help="family:strategy pairs; a strategy is a file of bench/strategies/ ("
+                             + ", ".join(STRATEGIES) + "), overriding the family's paper profile")
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=None,
-                        help="default: params.yaml's train.batch_size (VQA-RAD's recipe) and 256")
-    parser.add_argument("--precisions", nargs="+", default=["fp32", "bf16"], choices=["fp32", "bf16"])
+                        help="default: the tiny profile's batch on VQA-RAD and the paper profile's")
     parser.add_argument("--warmup", type=int, default=5, help="untimed steps per variant")
     parser.add_argument("--steps", type=int, default=10, help="timed steps per variant and round")
     parser.add_argument("--repeats", type=int, default=3, help="rounds (the median is reported)")
@@ -209,16 +218,15 @@ def main(argv=None) -> None:
     parser.add_argument("--out", type=Path, default=Path("bench/results/paper_gpu.json"))
     args = parser.parse_args(argv)
     args.strategies = parse_strategies(args.strategies)
-    args.families = list(args.strategies)
     device = resolve_device(args.device, setting="--device")
     # The paper profile's batch (fine-tuning on a GPU) and the tiny recipe's (the cached head).
     paper_batch = load_params(ROOT / "params.yaml", {"dataset": "vqa_rad", "profile": "paper"}).train.batch_size
     cached_batch = load_params(ROOT / "params.yaml", {"dataset": "vqa_rad"}).train.batch_size
     args.batch_sizes = args.batch_sizes or sorted({cached_batch, paper_batch})
     sizes = SIZES[args.sizes]
-    # As many questions as VQA-RAD frame's training split, rounded up so every batch is full.
+    # The sizes' questions, rounded up so every batch is full.
     multiple = math.lcm(*args.batch_sizes)
-    data = synthetic_data(questions=math.ceil(STUDY_QUESTIONS / multiple) * multiple, images=sizes["images"],
+    data = synthetic_data(questions=math.ceil(sizes["questions"] / multiple) * multiple, images=sizes["images"],
                           image_size=sizes["image_size"], answers=ANSWERS, words=REFERENCE_SEQUENCE + 8)
     with tempfile.TemporaryDirectory() as tmp:
         sources = save_sources(Path(tmp), sizes)
@@ -234,9 +242,11 @@ def main(argv=None) -> None:
         params = f"{r['trainable_params']:,}" if "trainable_params" in r else "-"
         print(f"| {r['name']} | {r['samples_per_s']:.1f} | {r['samples_per_s_min']:.1f}-{r['samples_per_s_max']:.1f} "
               f"| {r['step_ms']:.1f} | {ratio} | {peak} | {params} |")
-    result = {"environment": environment(device), "sizes": args.sizes, "paper_batch_size": paper_batch, "cached_batch_size": cached_batch,
-              "study_questions": STUDY_QUESTIONS, "warmup": args.warmup, "steps": args.steps,
-              "repeats": args.repeats, "rows": rows}
+    result = {"environment": environment(device), "sizes": args.sizes, "paper_batch_size": paper_batch,
+              "cached_batch_size": cached_batch, "study_questions": STUDY_QUESTIONS, "warmup": args.warmup,
+              "steps": args.steps, "repeats": args.repeats,
+              "strategies": {s: STRATEGIES[s].values() for s in sorted({s for _, s in args.strategies})},
+              "rows": rows}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     tmp_out = args.out.with_suffix(".tmp")
     tmp_out.write_text(json.dumps(result, indent=1))

@@ -1,19 +1,21 @@
 """GPU benchmark of the qwen2vl family at the published Qwen2-VL-2B sizes (random weights, no hub).
 
-The model is built by ``vqalab.harness.build_model`` from params.yaml's paper profile (VQA-RAD)
-with the checkpoint overridden by a random-init Qwen2-VL of Qwen2-VL-2B-Instruct's sizes (its full
-151,936-token vocabulary; a byte-level BPE fitted to the synthetic questions stands in for Qwen's
-tokenizer), saved locally and loaded through the family's ``from_pretrained`` path - the same
-dtype, attention implementation and LoRA as a real run. Measured, interleaved (``timing.measure``):
+The model is built by ``vqalab.models.registry.build_model`` from params.yaml's paper profile
+(VQA-RAD) with the checkpoint overridden by a random-init Qwen2-VL of Qwen2-VL-2B-Instruct's sizes:
+the family's own random-init model (``vqalab.models.qwen2vl_config.tiny_model_config``) at those
+sizes, with Qwen's full 151,936-token vocabulary and tied embeddings (a byte-level BPE fitted to
+the synthetic questions stands in for Qwen's tokenizer), saved locally and loaded through the
+family's ``from_pretrained`` path - the same dtype, attention implementation and LoRA as a real
+run. Measured, interleaved (``vqalab.benchmark.timing.measure``):
 
 - LoRA training samples/s at 448 px with and without gradient checkpointing: the loop's step
-  (``loopstep.LoopStep``) on the family's collator, host collation included;
+  (``vqalab.benchmark.loopstep.LoopStep``) on the family's collator, host collation included;
 - greedy generation samples/s: ``model.predict(mode="generate")`` on the evaluation batches
   (``predict_dataset``'s step), ``max_new_tokens`` as the profile sets it. Random weights rarely
   emit the end token, so every answer runs the full ``max_new_tokens``: an upper bound on the cost.
 
     python bench/qwen2vl_gpu.py --out bench/results/qwen2vl_gpu.json
-    python bench/qwen2vl_gpu.py --sizes tiny --device cpu --image-px 56 --batch-size 2 --steps 1 --warmup 1   # smoke run
+    python bench/qwen2vl_gpu.py --sizes tiny --device cpu --image-px 56 --batch-size 2 --steps 1 --warmup 1
 """
 
 from __future__ import annotations
@@ -22,56 +24,52 @@ import argparse
 import contextlib
 import json
 import math
-import sys
 import tempfile
 from pathlib import Path
 
 import torch
 import transformers
-from transformers import Qwen2VLConfig, Qwen2VLForConditionalGeneration
+from transformers import Qwen2VLForConditionalGeneration
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from loopstep import LoopStep, loop_batches, synthetic_data  # noqa: E402
-from timing import Variant, environment, measure  # noqa: E402
-
-from vqalab.harness import build_model  # noqa: E402
-from vqalab.models.qwen2vl import build_processor  # noqa: E402
-from vqalab.models.qwen2vl_tokenizer import fit_tokenizer  # noqa: E402
-from vqalab.params import load_params  # noqa: E402
-from vqalab.runtime import resolve_device, to_device  # noqa: E402
+from vqalab.benchmark.loopstep import LoopStep, loop_batches, synthetic_data
+from vqalab.benchmark.timing import Variant, environment, measure
+from vqalab.models.qwen2vl import build_processor
+from vqalab.models.qwen2vl_config import tiny_model_config
+from vqalab.models.qwen2vl_tokenizer import fit_tokenizer
+from vqalab.models.registry import build_model, family_config
+from vqalab.resolve import load_params
+from vqalab.runtime import resolve_device, to_device
 
 transformers.utils.logging.disable_progress_bar()
 
 ROOT = Path(__file__).resolve().parents[1]
 STUDY_QUESTIONS = 3064
-# Qwen/Qwen2-VL-2B-Instruct's published config.json.
+# The random-init model's sizes, as qwen2vl's family config gives them: Qwen/Qwen2-VL-2B-Instruct's
+# published config.json, and a smoke run's.
 SIZES = {
-    "2b": dict(text=dict(vocab_size=151936, hidden_size=1536, intermediate_size=8960, num_hidden_layers=28,
-                         num_attention_heads=12, num_key_value_heads=2, tie_word_embeddings=True,
-                         rope_parameters={"rope_type": "default", "rope_theta": 1e6, "mrope_section": [16, 24, 24]}),
-               vision=dict(depth=32, embed_dim=1280, hidden_size=1536, num_heads=16)),
-    "tiny": dict(text=dict(vocab_size=151936, hidden_size=64, intermediate_size=128, num_hidden_layers=1,
-                           num_attention_heads=2, num_key_value_heads=1,
-                           rope_parameters={"rope_type": "default", "rope_theta": 1e6, "mrope_section": [4, 6, 6]}),
-                 vision=dict(depth=1, embed_dim=32, hidden_size=64, num_heads=2)),
+    "2b": dict(hidden_size=1536, intermediate_size=8960, layers=28, heads=12, kv_heads=2, mrope_section=[16, 24, 24],
+               vision_embed_dim=1280, vision_depth=32, vision_heads=16),
+    "tiny": dict(hidden_size=64, intermediate_size=128, layers=1, heads=2, kv_heads=1, mrope_section=[4, 6, 6],
+                 vision_embed_dim=32, vision_depth=1, vision_heads=2),
 }
+# Qwen2-VL's vocabulary: the logits, the memory they take and the LM head's cost are a real run's.
+QWEN_VOCABULARY = 151936
 
 
 def save_random_checkpoint(directory: Path, sizes: str, data, *, image_px: int, device: torch.device) -> None:
     """A random-init Qwen2-VL of ``sizes`` and its processor, as ``from_pretrained`` reads them."""
-    tokenizer = fit_tokenizer([r.question for r in data.records] + data.vocab.answers, vocab_size=1000)
-    token = tokenizer.convert_tokens_to_ids
-    ids = dict(bos_token_id=token("<|endoftext|>"), eos_token_id=token("<|im_end|>"), pad_token_id=token("<|endoftext|>"))
-    config = Qwen2VLConfig(text_config={**SIZES[sizes]["text"], **ids}, vision_config=SIZES[sizes]["vision"],
-                           image_token_id=token("<|image_pad|>"), video_token_id=token("<|video_pad|>"),
-                           vision_start_token_id=token("<|vision_start|>"), vision_end_token_id=token("<|vision_end|>"))
+    config = family_config("qwen2vl", "tiny", {**SIZES[sizes], "image_size": image_px})
+    tokenizer = fit_tokenizer([r.question for r in data.records] + data.vocab.answers, config.tokenizer_vocab_size)
+    model_config = tiny_model_config(config, tokenizer)
+    model_config.text_config.vocab_size = QWEN_VOCABULARY
+    model_config.tie_word_embeddings = True
     # Initialised on the device in bf16 there: 2B parameters initialise in seconds on a GPU, minutes on a CPU.
     dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
     with torch.device(device):
-        model = Qwen2VLForConditionalGeneration._from_config(config, dtype=dtype)
+        model = Qwen2VLForConditionalGeneration._from_config(model_config, dtype=dtype)
     model.save_pretrained(directory)
     del model
-    build_processor(tokenizer, image_px).save_pretrained(directory)
+    build_processor(tokenizer, config.image_size).save_pretrained(directory)
 
 
 def evaluating(model):
@@ -98,7 +96,7 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     device = resolve_device(args.device, setting="--device")
     paper = load_params(ROOT / "params.yaml", {"dataset": "vqa_rad", "model": "qwen2vl", "profile": "paper"})
-    image_px = args.image_px or paper.family.image_size
+    image_px = args.image_px or paper.family["image_size"]
     batch = args.batch_size
     # VQA-RAD-like questions (about 8 words) and short answers; every batch full.
     questions = math.ceil(STUDY_QUESTIONS / batch) * batch
@@ -110,9 +108,9 @@ def main(argv=None) -> None:
         for checkpointing in (False, True):
             params = load_params(ROOT / "params.yaml", {
                 "dataset": "vqa_rad", "model": "qwen2vl", "profile": "paper",
-                "qwen2vl": {"paper": {"checkpoint": tmp, "image_size": image_px,
+                "qwen2vl": {"paper": {"checkpoint": tmp, "image_size": image_px, "batch_size": batch,
                                       "gradient_checkpointing": checkpointing}},
-                "train": {"batch_size": batch, "device": str(device)}})
+                "train": {"device": str(device)}})
             model = build_model(params, data).to(device)
             models[checkpointing] = (model, params)
             step = LoopStep(model, data.split("train"), params=params.train, device=device)
@@ -123,7 +121,7 @@ def main(argv=None) -> None:
                 "attn_implementation": model.model.config._attn_implementation,
                 "vision_without_grad": model.vision_without_grad, **counts}))
     # Generation with the paper profile's model (gradient checkpointing plays no part in inference).
-    model, params = models[paper.family.gradient_checkpointing]
+    model, params = models[paper.family["gradient_checkpointing"]]
     val = data.split("val")
     eval_batches = loop_batches(model, val, batch_size=batch, device=device)  # the evaluation's batches, shuffled
 
@@ -132,7 +130,8 @@ def main(argv=None) -> None:
 
     variants.append(Variant("qwen2vl/generate", torch.no_grad()(generate), batch, context=evaluating(model), info={
         "family": "qwen2vl", "mode": "generate", "batch_size": batch, "image_px": image_px,
-        "max_new_tokens": model.config.max_new_tokens, "attn_implementation": model.model.config._attn_implementation}))
+        "max_new_tokens": model.config.max_new_tokens,
+        "attn_implementation": model.model.config._attn_implementation}))
     timings = measure(variants, device=device, warmup=args.warmup, steps=args.steps, repeats=args.repeats)
     rows = [t.row() for t in timings]
     print("\n| variant | samples/s (median) | min-max | ms/step | peak GiB |")
@@ -141,8 +140,9 @@ def main(argv=None) -> None:
         peak = "-" if r["peak_gib"] is None else f"{r['peak_gib']:.1f}"
         print(f"| {r['name']} | {r['samples_per_s']:.2f} | {r['samples_per_s_min']:.2f}-{r['samples_per_s_max']:.2f} "
               f"| {r['step_ms']:.0f} | {peak} |")
-    result = {"environment": environment(device), "sizes": args.sizes, "paper_gradient_checkpointing":
-              paper.family.gradient_checkpointing, "warmup": args.warmup, "steps": args.steps,
+    result = {"environment": environment(device), "sizes": args.sizes,
+              "paper_gradient_checkpointing": paper.family["gradient_checkpointing"], "warmup": args.warmup,
+              "steps": args.steps,
               "repeats": args.repeats, "rows": rows}
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -11,7 +11,7 @@ from vqalab.data.dataset import VQADataset
 from vqalab.data.features import CachedFeatures, compute_features
 from vqalab.data.schema import Record
 from vqalab.data.vocab import AnswerVocab
-from vqalab.evaluation.blind import fit_question_classifier, normalise_rows
+from vqalab.evaluation.blind import BlindBaseline, fit_question_classifier, normalise_rows
 from vqalab.models.checkpoint import load_checkpoint, save_checkpoint
 from vqalab.models.resnet_bert import ResNetBert, ResNetBertConfig
 from vqalab.models.vilt import Vilt, ViltFamilyConfig
@@ -104,11 +104,14 @@ def test_question_prior_starts_at_the_blind_baseline_and_is_kept_fixed(tmp_path,
     torch.manual_seed(0)
     model, train, val = toy_data(config, np.random.default_rng(0))
     assert model.starts_as_baseline
-    figures = model.prepare_for_training(train, val)
-    assert set(figures) == {"question_prior_C", "question_prior_val_log_loss", "question_prior_val_accuracy"} and figures["question_prior_val_accuracy"] == 1.0
+    # The blind stage's classifier, fitted on the same sentence encoder's embeddings of the questions.
     blind = fit_question_classifier(train.question_features().numpy(), [r.answer for r in train.records],
                                     val.question_features().numpy(), [r.answer for r in val.records],
-                                    answers=train.vocab.answers)
+                                    answers=train.vocab.answers, encoder=MINILM)
+    with pytest.raises(ValueError, match="the blind baseline was fitted on 'other/encoder' embeddings"):
+        model.prepare_for_training(train, val, blind=BlindBaseline(replace(blind, encoder="other/encoder"), {}))
+    figures = model.prepare_for_training(train, val, blind=BlindBaseline(blind, {}))
+    assert set(figures) == {"question_prior_C", "question_prior_val_log_loss", "question_prior_val_accuracy"} and figures["question_prior_val_accuracy"] == 1.0
     model.eval()
     batch = model.collate([val[i] for i in range(len(val))])
     predicted = [top[0][0] for top in model.predict(batch)]
@@ -131,7 +134,7 @@ def test_question_prior_starts_at_the_blind_baseline_and_is_kept_fixed(tmp_path,
 @pytest.mark.parametrize("config", [CONFIG, VILT_CONFIG], ids=["resnet_bert", "vilt"])
 def test_without_question_prior_the_head_is_not_offset(config):
     model, train, val = toy_data(replace(config, question_prior=False), np.random.default_rng(0))
-    assert model.question_prior is None and model.prepare_for_training(train, val) == {}
+    assert model.question_prior is None and model.prepare_for_training(train, val, blind=None) == {}
     assert not model.starts_as_baseline
 
 
@@ -148,11 +151,16 @@ def test_vilt_caches_question_features_only_for_its_prior():
 def test_the_report_says_when_a_model_is_below_its_blind_baseline():
     from vqalab.report.report import blind_verdict
 
-    below = blind_verdict({"image_gain": -0.042, "blind_C": 10.0})
+    looks = {"shuffled_image_accuracy": 0.5, "image_sensitivity": 0.25}
+    below = blind_verdict({"image_gain": -0.042, **looks}, {"blind_C": 10.0})
     assert below.startswith("**Warning: this model scores 4.20 pts below the blind baseline: it is not using the image.**")
     assert "C = 10 chosen by validation log-loss" in below
-    assert "Warning" not in blind_verdict({"image_gain": 0.013, "blind_C": 3.0})
-    assert "+1.30 pts" in blind_verdict({"image_gain": 0.013, "blind_C": 3.0})
+    above = blind_verdict({"image_gain": 0.013, "image_gain_ci95": [-0.01, 0.03], **looks}, {"blind_C": 3.0})
+    assert "Warning" not in above and "+1.30 pts (95% interval [-1.00, +3.00] points)" in above
+    assert "accuracy is 50.00% and 25.00% of the answers change." in above
+    blind = blind_verdict({"image_gain": 0.0, "image_gain_ci95": [0.0, 0.0], "shuffled_image_accuracy": 0.5,
+                           "image_sensitivity": 0.0}, {"blind_C": 3.0})
+    assert "0.00% of the answers change: the model does not read the image.**" in blind
 
 
 def test_indexed_batches_equal_the_collated_batches_of_cached_items():

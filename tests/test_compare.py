@@ -1,19 +1,33 @@
 import json
 
+import numpy as np
 import pytest
 
-from vqalab.report.compare import aggregate_seeds, experiment_rows, render_table
+from vqalab.evaluation.stats import mcnemar, paired_bootstrap_interval
+from vqalab.report.compare import add_comparisons, add_intervals, aggregate_seeds, experiment_rows, render_table
 
-PARAMS = {"dataset": "vqa_rad", "model": "resnet_bert", "profile": "tiny", "download": {"max_images_per_split": None}}
+RESOLVED = {"dataset": "vqa_rad", "model": "resnet_bert", "profile": "tiny",
+            "dataset_config": {"source": "path/to/vqa_rad", "variant": "public"},
+            "download": {"max_images_per_split": None, "on_bad_record": "error"},
+            "train": {"max_epochs": 20, "resume": False, "launcher": "python", "compile": False},
+            "family": {"lr": 0.0005}}
 
 
-def run(name, timestamp, *, seed=0, params=None, **metrics):
-    metrics = {"dataset": "vqa_rad", "data_setting": "variant=public", "model": "resnet_bert", "profile": "tiny",
-               "seed": seed, "train_time_s": 60.0, "sbert_similarity": 0.7, **metrics}
+def merged(base: dict, override: dict) -> dict:
+    out = dict(base)
+    for key, value in override.items():
+        out[key] = merged(base[key], value) if isinstance(value, dict) and isinstance(base.get(key), dict) else value
+    return out
+
+
+def run(name, timestamp, *, seed=0, params=None, cost=None, **quality):
+    resolved = merged(RESOLVED, {**(params or {}), "seed": seed})
     return {"rev": name, "name": name, "data": {
-        "timestamp": timestamp,
-        "params": {"params.yaml": {"data": {**PARAMS, **(params or {}), "seed": seed}}},
-        "metrics": {"metrics/eval.json": {"data": metrics}}}}
+        "rev": name, "timestamp": timestamp,
+        "params": {"params.yaml": {"data": {"seed": seed}},
+                   "data/params/resolved.json": {"data": {"resolved": resolved}}},
+        "metrics": {"metrics/eval.json": {"data": {"sbert_similarity": 0.7, **quality}},
+                    "metrics/cost.json": {"data": {"train_time_s": 60.0, **(cost or {})}}}}}
 
 
 def rows_of(exp_show):
@@ -25,8 +39,9 @@ def test_seeds_of_one_setting_are_averaged_with_their_spread():
                  "experiments": [
                      {"revs": [run("exp-s1", "2026-01-02T00:00:00", seed=1, accuracy=0.50, blind_accuracy=0.41,
                                    image_gain=0.09)]},
+                     # how it was started is not a setting: a resumed run is the same setting
                      {"revs": [run("exp-s2", "2026-01-03T00:00:00", seed=2, accuracy=0.60, blind_accuracy=0.42,
-                                   image_gain=0.18)]},
+                                   image_gain=0.18, params={"train": {"resume": True}})]},
                      {"revs": [{"rev": "failed", "name": "exp-failed", "data": {"metrics": {}}}]},
                      # a queued run shows the metrics of the commit it started from: left out
                      {"executor": {"state": "running"},
@@ -37,7 +52,7 @@ def test_seeds_of_one_setting_are_averaged_with_their_spread():
     table = render_table([row])
     assert ("| vqa_rad (variant=public) | resnet_bert | tiny | - | 0, 1, 2 | 50.00 ± 10.00% | 42.00 ± 1.00% | "
             "+8.00 ± 10.54 pts |") in table
-    assert table.rstrip().endswith("| abc123, exp-s1, exp-s2 |")
+    assert table.rstrip().endswith("| 1 min 00 s | abc123, exp-s1, exp-s2 |")
 
 
 def test_the_latest_run_of_a_seed_counts_and_other_settings_get_their_own_rows():
@@ -45,18 +60,17 @@ def test_the_latest_run_of_a_seed_counts_and_other_settings_get_their_own_rows()
                 {**run("abc123", "2026-01-01T00:00:00", seed=0, accuracy=0.40), "experiments": [
                     # A smoke run on a slice is another setting: it must not replace the full run's row.
                     {"revs": [run("exp-smoke", "2026-01-02T00:00:00", seed=0, accuracy=0.7296,
-                                  params={"download": {"max_images_per_split": 200}},
-                                  data_setting="variant=public, first 200 images per split")]},
+                                  params={"download": {"max_images_per_split": 200}})]},
                     {"revs": [run("exp-lr", "2026-01-03T00:00:00", seed=0, accuracy=0.3,
-                                  params={"resnet_bert": {"tiny": {"lr": 0.01}}})]}]}]
+                                  params={"family": {"lr": 0.01}})]}]}]
     rows = rows_of(exp_show)
     assert sorted((r["data_setting"], r["runs"][0], r["accuracy"]) for r in rows) == [
         ("variant=public", "exp-lr", 0.3), ("variant=public", "workspace", 0.55),
         ("variant=public, first 200 images per split", "exp-smoke", 0.7296)]
     # The two full-data rows say what sets them apart.
     differs = {r["runs"][0]: r["differs"] for r in rows}
-    assert differs["exp-lr"] == "resnet_bert.tiny.lr=0.01" and differs["workspace"] == "resnet_bert.tiny.lr=None"
-    assert "| vqa_rad (variant=public) | resnet_bert | tiny | resnet_bert.tiny.lr=0.01 | 0 | 30.00% |" in render_table(rows)
+    assert differs["exp-lr"] == "family.lr=0.01" and differs["workspace"] == "family.lr=0.0005"
+    assert "| vqa_rad (variant=public) | resnet_bert | tiny | family.lr=0.01 | 0 | 30.00% |" in render_table(rows)
 
 
 def test_single_seed_rows_show_optional_columns_without_spread():
@@ -64,3 +78,42 @@ def test_single_seed_rows_show_optional_columns_without_spread():
                        wups_09=0.45, wups_00=0.7), "experiments": None}]
     table = render_table(rows_of(exp_show))
     assert "| 0 | 40.00% | - | - | 60.00% | 20.00% | 70.00% | 45.00 | 70.00 | 1 min 00 s | abc123 |" in table
+
+
+def predictions(correct, blind_correct):
+    return [{"id": f"q{i}", "gold": "yes", "correct": bool(c), "blind_prediction": "yes" if b else "no"}
+            for i, (c, b) in enumerate(zip(correct, blind_correct))]
+
+
+def test_rows_get_intervals_and_a_paired_comparison_with_the_baseline():
+    rng = np.random.default_rng(0)
+    base = rng.random(200) < 0.5
+    better = base | (rng.random(200) < 0.3)  # right wherever the baseline is, and on a third of the rest
+    blind = rng.random(200) < 0.4
+    exp_show = [{**run("main", "2026-01-01T00:00:00", accuracy=float(base.mean())), "experiments": [
+        {"revs": [run("exp-better", "2026-01-02T00:00:00", accuracy=float(better.mean()), params={"family": {"lr": 1.0}})]},
+        {"revs": [run("exp-same", "2026-01-03T00:00:00", accuracy=float(base.mean()), params={"family": {"lr": 2.0}})]}]}]
+    rows = rows_of(exp_show)
+    runs = {"main": predictions(base, blind), "exp-better": predictions(better, blind),
+            "exp-same": predictions(base, blind)}
+    by_run = {row["runs"][0]: row for row in rows}
+    for name, row in by_run.items():
+        add_intervals(row, [runs[name]])
+    add_comparisons(rows, {name: [runs[name]] for name in runs}, "main")
+    assert by_run["main"]["vs_baseline"] == "baseline"
+    better_row = by_run["exp-better"]["vs_baseline"]
+    assert better_row["difference"] == pytest.approx(better.mean() - base.mean())
+    assert better_row["ci95"] == paired_bootstrap_interval(better, base)
+    assert better_row["mcnemar_p"] == mcnemar(better, base).p_value < 0.05 and better_row["significant"]
+    assert by_run["exp-same"]["vs_baseline"]["significant"] is False
+    table = render_table(rows, baseline="main")
+    assert "| vs main [95% CI], McNemar |" in table
+    assert "+0.00 pts [+0.00, +0.00], no significant difference (p = 1)" in table
+    low, high = by_run["exp-better"]["accuracy_ci95"]
+    assert low < better.mean() < high and f"[{100 * low:.2f}, {100 * high:.2f}]" in table
+
+
+def test_a_baseline_that_is_not_there_is_named():
+    rows = rows_of([{**run("main", "2026-01-01T00:00:00", accuracy=0.5), "experiments": None}])
+    with pytest.raises(SystemExit, match="--baseline nope: no run of that name or revision"):
+        add_comparisons(rows, {"main": [predictions([True], [True])]}, "nope")

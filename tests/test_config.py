@@ -6,7 +6,9 @@ import pytest
 import yaml
 
 from vqalab.config import DownloadParams, EvaluateParams, PreprocessParams, ReportParams, TrainParams, from_mapping
-from vqalab.params import RESOLVED_ROOT, STAGE_PARAMS, Params, load_params, stage_dependencies
+from vqalab.params import RESOLVED_ROOT, STAGE_PARAMS, Params, stage_dependencies
+from vqalab.resolve import load_params
+from vqalab.models.registry import chosen_family_config
 from vqalab.models.resnet_bert import ResNetBertConfig
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -28,20 +30,20 @@ def write_params(tmp_path, **changes):
 def test_project_params_load_into_typed_objects():
     params = load_params(ROOT / "params.yaml")
     assert params.model == "resnet_bert" and params.profile == "tiny" and params.dataset == "easy_vqa"
-    assert isinstance(params.family, ResNetBertConfig)
-    assert params.family.image_widths == (32, 64, 128, 256)
+    assert isinstance(chosen_family_config(params), ResNetBertConfig)
+    assert chosen_family_config(params).image_widths == (32, 64, 128, 256)
     assert params.sbert_model == "packaged:all-MiniLM-L6-v2"
 
 
 def test_exponent_floats_written_by_dvc_exp_run_are_floats(tmp_path):
     path = write_params(tmp_path, resnet_bert__tiny__encoder_lr="5e-05")
     assert "encoder_lr: 5e-05" in path.read_text()
-    assert load_params(path).family.encoder_lr == 5e-05
+    assert chosen_family_config(load_params(path)).encoder_lr == 5e-05
 
 
 def test_paper_profile_loads(tmp_path):
     params = load_params(write_params(tmp_path, profile="paper"))
-    assert params.family.image_encoder == "resnet50" and params.family.image_size == 224
+    assert chosen_family_config(params).image_encoder == "resnet50" and chosen_family_config(params).image_size == 224
     assert params.sbert_model == "sentence-transformers/paraphrase-MiniLM-L6-v2"
 
 
@@ -86,17 +88,17 @@ def test_recipes_fill_the_empty_values_and_a_written_value_wins(tmp_path):
     easy = load_params(write_params(tmp_path, resnet_bert__tiny__hidden_size=128))
     rad = load_params(write_params(tmp_path, dataset="vqa_rad", resnet_bert__tiny__hidden_size=128))
     # easy-VQA's own recipe over the default one; VQA-RAD has none of its own: the default.
-    assert easy.family.image_size == recipes["easy_vqa"]["resnet_bert"]["tiny"]["image_size"] == 64
+    assert chosen_family_config(easy).image_size == recipes["easy_vqa"]["resnet_bert"]["tiny"]["image_size"] == 64
     assert easy.train.max_epochs == recipes["easy_vqa"]["train"]["max_epochs"] == 12
-    assert easy.family.question_prior is False
-    assert rad.family.image_size == recipes["default"]["resnet_bert"]["tiny"]["image_size"] == 224
+    assert chosen_family_config(easy).question_prior is False
+    assert chosen_family_config(rad).image_size == recipes["default"]["resnet_bert"]["tiny"]["image_size"] == 224
     assert rad.train.max_epochs == recipes["default"]["train"]["max_epochs"] == 20
     # What no recipe sets comes from the section, for every data set.
-    assert easy.family.hidden_size == rad.family.hidden_size == 128
+    assert chosen_family_config(easy).hidden_size == chosen_family_config(rad).hidden_size == 128
     # A value written in its section (as `dvc exp run -S train.max_epochs=4` does) wins over every recipe.
     for dataset in ("easy_vqa", "vqa_rad"):
         written = load_params(write_params(tmp_path, dataset=dataset, train__max_epochs=4, resnet_bert__tiny__lr=0.01))
-        assert (written.train.max_epochs, written.family.lr) == (4, 0.01)
+        assert (written.train.max_epochs, chosen_family_config(written).lr) == (4, 0.01)
 
 
 def test_a_recipe_names_a_data_set_and_every_empty_value_gets_one(tmp_path):
@@ -138,15 +140,15 @@ def test_a_stage_reads_its_own_parameters_typed_and_no_others(tmp_path):
     resolved = tmp_path / "resolved.json"
     resolved.write_text(json.dumps({RESOLVED_ROOT: load_params(ROOT / "params.yaml").values}))
     train = Params.read(resolved, stage="train")
-    assert isinstance(train.family, ResNetBertConfig) and isinstance(train.train, TrainParams)
-    assert train.family.image_widths == (32, 64, 128, 256)  # typed again: lists back to tuples
+    assert isinstance(chosen_family_config(train), ResNetBertConfig) and isinstance(train.train, TrainParams)
+    assert chosen_family_config(train).image_widths == (32, 64, 128, 256)  # typed again: lists back to tuples
     with pytest.raises(AttributeError, match=r"stage train reads 'report', which is not among its parameters"):
         train.report
     preprocess = Params.read(resolved, stage="preprocess")
     assert (preprocess.family.image_size, preprocess.family.resize) == (64, "squash")
     with pytest.raises(AttributeError, match=r"preprocess: family.lr is not among the stage's parameters"):
         preprocess.family.lr
-    assert set(STAGE_PARAMS) == {"download", "preprocess", "features", "train", "evaluate", "report"}
+    assert set(STAGE_PARAMS) == {"download", "preprocess", "features", "blind", "train", "evaluate", "report"}
 
 
 def test_the_training_batch_is_the_familys(tmp_path):
@@ -155,8 +157,8 @@ def test_the_training_batch_is_the_familys(tmp_path):
     tiny = load_params(write_params(tmp_path))
     paper = load_params(write_params(tmp_path, profile="paper"))
     qwen = load_params(write_params(tmp_path, profile="paper", model="qwen2vl"))
-    assert (tiny.train.batch_size, tiny.family.batch_size) == (64, 64)
-    assert (paper.train.batch_size, paper.family.batch_size) == (256, 256)
+    assert (tiny.train.batch_size, chosen_family_config(tiny).batch_size) == (64, 64)
+    assert (paper.train.batch_size, chosen_family_config(paper).batch_size) == (256, 256)
     assert qwen.train.batch_size == qwen.values["train"]["batch_size"] == 16
     assert paper.train.section == "train"  # messages still name the real section
     with pytest.raises(ValueError, match=r"params: resnet_bert.paper: batch_size must be >= 1, got 0"):
@@ -166,5 +168,5 @@ def test_the_training_batch_is_the_familys(tmp_path):
 def test_text_lora_is_written_once_for_every_fusion_family(tmp_path):
     params = load_params(write_params(tmp_path, text_lora={"r": 4, "alpha": 8, "dropout": 0.0,
                                                             "target_modules": ["query"]}))
-    assert params.family.text_lora.r == 4
-    assert load_params(write_params(tmp_path, model="pubmedclip")).family.text_lora.target_modules == ("query", "value")
+    assert chosen_family_config(params).text_lora.r == 4
+    assert chosen_family_config(load_params(write_params(tmp_path, model="pubmedclip"))).text_lora.target_modules == ("query", "value")

@@ -200,26 +200,30 @@ def test_files_under_follows_links_once_per_path_and_stops_at_loops(tmp_path):
 
 # F: the report's shared test images ------------------------------------------------------------
 def report_inputs():
-    metrics = {"model": "m", "profile": "p", "dataset": "d", "accuracy": 0.5, "blind_accuracy": 0.4, "image_gain": 0.1, "blind_C": 1.0, "sbert_similarity": 0.6,
-               "train_time_s": 61, "sbert_model": "s", "best_epoch": 1, "trainable_params": 1, "total_params": 2,
-               "eval_time_s": 1.0, "n": 8, "answer_coverage": 1.0, "by_frequency": {}, "wups_unavailable": "n/a",
-               "latency_ms_per_question": 1.0, "test_samples_per_s": 1.0, "peak_rss_mb": 1.0}
+    quality = {"accuracy": 0.5, "accuracy_ci95": [0.4, 0.6], "blind_accuracy": 0.4, "image_gain": 0.1,
+               "image_gain_ci95": [0.0, 0.2], "sbert_similarity": 0.6, "answer_coverage": 1.0,
+               "shuffled_image_accuracy": 0.45, "image_sensitivity": 0.2}
+    cost = {"train_time_s": 61, "train_samples_per_s": 100.0, "test_ms_per_question": 1.0, "peak_rss_mb": 1.0,
+            "trainable_params": 1, "total_params": 2}
+    details = {"model": "m", "profile": "p", "dataset": "d", "blind_C": 1.0, "sbert_model": "s", "best_epoch": 1,
+               "eval_time_s": 1.0, "n": 8, "wups_unavailable": "n/a"}
+    plots = {"accuracy_by_answer_type": [], "accuracy_by_frequency": []}
     split = {"questions": 8, "images": 8, "answers": 2, "answers_outside_vocabulary": 0, "answer_coverage": 1.0}
     stats = {"train": split, "val": split, "test": split, "answer_vocabulary": 2, "image_size": 64,
              "images_shared_train_val": 0, "test_images_seen_in_train_or_val": 0,
              "images_shared_train_val_by_content": 0, "test_images_seen_in_train_or_val_by_content": 5}
-    return metrics, stats
+    return (quality, cost, details, plots), stats
 
 
 def test_report_gives_shared_test_images_by_path_and_by_content():
     from vqalab.report.report import render_report
 
     metrics, stats = report_inputs()
-    report = render_report(metrics, stats, plot_names=[])
+    report = render_report(*metrics, stats, plot_names=[])
     assert "test images also in train or val: 0 of 8 by path, 5 by content" in report
     # data_stats.json written before the content counts existed
     del stats["test_images_seen_in_train_or_val_by_content"], stats["images_shared_train_val_by_content"]
-    report = render_report(metrics, stats, plot_names=[])
+    report = render_report(*metrics, stats, plot_names=[])
     assert "test images also in train or val: 0 of 8 by path." in report and "by content" not in report
 
 
@@ -229,7 +233,7 @@ def test_report_counts_questions_whose_rephrasing_is_in_train():
     metrics, stats = report_inputs()
     stats["test"] = {**stats["test"], "rephrased_in_train": 3}
     stats["val"] = {**stats["val"], "rephrased_in_train": 2}
-    report = render_report(metrics, stats, plot_names=[])
+    report = render_report(*metrics, stats, plot_names=[])
     assert "Questions whose rephrasing is in train: 3 of 8 test, 2 of 8 validation." in report
     stats["test"]["rephrased_in_train"] = 0  # no leak through rephrasings: nothing to say
-    assert "rephrasing" not in render_report(metrics, stats, plot_names=[])
+    assert "rephrasing" not in render_report(*metrics, stats, plot_names=[])

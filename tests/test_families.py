@@ -37,10 +37,11 @@ def tiny_config(name):
     """The family's tiny profile exactly as params.yaml sets it for the default data set (its recipe applied)."""
     from vqalab.data.registry import DATASETS
     from vqalab.models.registry import FAMILIES
-    from vqalab.params import apply_recipe
+    from vqalab.resolve import apply_recipe
 
     raw = apply_recipe(yaml.safe_load((ROOT / "params.yaml").read_text()), "easy_vqa", FAMILIES, DATASETS)
-    return from_mapping(get_family(name).config_class, raw[name]["tiny"], f"{name}.tiny")
+    section = {**raw[name]["tiny"], **{k: raw[k] for k in getattr(get_family(name).config_class, "shared_params", ())}}
+    return from_mapping(get_family(name).config_class, section, f"{name}.tiny")
 
 
 @pytest.mark.parametrize("name", sorted(FAMILIES))

@@ -2,8 +2,9 @@ import numpy as np
 import pytest
 from sentence_transformers import SentenceTransformer
 
-from vqalab.evaluation.metrics import (accuracy, accuracy_by_answer_type, accuracy_by_group, exact_match,
-                                      frequency_bucket, sbert_similarity, wup_word_similarity, wups)
+from vqalab.evaluation.metrics import accuracy, accuracy_by_answer_type, accuracy_by_group, exact_match, frequency_bucket
+from vqalab.evaluation.similarity import sbert_similarity
+from vqalab.evaluation.wups import wup_word_similarity, wups
 from vqalab.evaluation.wordnet import load_wordnet
 from vqalab.pretrained import resolve_pretrained
 

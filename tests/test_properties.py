@@ -8,7 +8,9 @@ from hypothesis import strategies as st
 from vqalab.data.daquar import image_of, parse_qa_file
 from vqalab.data.normalize import normalize_answer
 
-answers = st.one_of(st.text(), st.integers(), st.floats(allow_nan=False, allow_infinity=False))
+# No subnormal floats: vqalab.runtime flushes them to zero in a process that computes (as this test
+# process may, after other tests), and hypothesis refuses to draw them then; no answer is one.
+answers = st.one_of(st.text(), st.integers(), st.floats(allow_nan=False, allow_infinity=False, allow_subnormal=False))
 
 
 @given(answers)

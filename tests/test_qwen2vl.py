@@ -122,7 +122,7 @@ def test_closed_questions_rank_the_answers_closed_questions_take_in_train(tmp_pa
     model = build()
     train = SimpleNamespace(records=records([("is it a circle?", "yes", "closed"), ("is it left or right?", "blue", "closed"),
                                              ("is it round?", "no", "closed"), ("what colour?", "red circle", "open")]))
-    assert model.prepare_for_training(train, None) == {"closed_candidates": 3}
+    assert model.prepare_for_training(train, None, blind=None) == {"closed_candidates": 3}
     model.eval()
     batch = model.collate(items())
     ranked = model.predict(batch, top_k=len(ANSWERS), mode="candidates")

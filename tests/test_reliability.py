@@ -45,8 +45,9 @@ def test_every_missing_pretrained_source_is_reported_before_any_work(monkeypatch
     """The params stage checks all the sources of the chosen profile, not only the first."""
     import yaml
 
-    from vqalab import pretrained, sources
-    from vqalab.params import load_params
+    from vqalab import pretrained
+    from vqalab.models import sources
+    from vqalab.resolve import load_params
     from conftest import ROOT
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vqalab.config import from_mapping
-from vqalab.runtime import seed_everything
 
 FAMILIES = {
     "resnet_bert": "vqalab.models.resnet_bert",
@@ -49,6 +48,8 @@ def build_model(params, data, *, where: str | Path | None = None):
     """A new model of the chosen family for ``data``'s answers (a ``ProcessedData``), its random
     parts drawn from ``params.seed``; ``where`` names the data in the message when its image size
     does not fit."""
+    from vqalab.runtime import seed_everything  # torch: not imported by what only reads a checkpoint's metadata
+
     config = chosen_family_config(params)
     if data.image_size != config.image_size:
         raise ValueError(f"{where or 'the processed data'} holds {data.image_size}px images but "

@@ -20,7 +20,7 @@ what it costs.
 from __future__ import annotations
 
 import contextlib
-import platform
+import os
 import statistics
 import time
 from collections.abc import Callable
@@ -29,7 +29,12 @@ from importlib.metadata import PackageNotFoundError, version
 
 import torch
 
+from vqalab.runtime import library_versions
+
 MIN_REPEATS = 3
+# What the GPU benchmarks also depend on, beyond the versions every run records: multi-GPU launches
+# and Qwen2-VL's attention kernel.
+GPU_PACKAGES = ("accelerate", "flash-attn")
 
 
 @dataclass
@@ -99,7 +104,8 @@ def measure(variants: list[Variant], *, device: torch.device, warmup: int, steps
                 synchronize(device)
                 seconds[variant.name].append(time.perf_counter() - start)
             if device.type == "cuda":
-                peaks[variant.name] = max(peaks.get(variant.name, 0.0), torch.cuda.max_memory_allocated(device) / 2**30)
+                peak = torch.cuda.max_memory_allocated(device) / 2**30
+                peaks[variant.name] = max(peaks.get(variant.name, 0.0), peak)
     timings = []
     for variant in variants:
         rates = [variant.samples * steps / s for s in seconds[variant.name]]
@@ -112,27 +118,29 @@ def measure(variants: list[Variant], *, device: torch.device, warmup: int, steps
 
 def environment(device: torch.device) -> dict:
     """What a figure depends on, recorded beside it: the card, the libraries, the CUDA build."""
-    record = {"device": str(device), "python": platform.python_version(), "host_cpus": _cpus(),
-              "torch_threads": torch.get_num_threads(), "cuda": torch.version.cuda,
+    record = {"device": str(device), **library_versions(), **{p: installed_version(p) for p in GPU_PACKAGES},
+              "host_cpus": usable_cpus(), "torch_threads": torch.get_num_threads(), "cuda": torch.version.cuda,
               "cudnn": torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None}
-    for package in ("torch", "torchvision", "transformers", "peft", "accelerate", "flash-attn", "vqalab"):
-        try:
-            record[package] = version(package)
-        except PackageNotFoundError:
-            record[package] = None
     if device.type == "cuda":
         properties = torch.cuda.get_device_properties(device)
-        record |= {"gpu": torch.cuda.get_device_name(device), "gpu_memory_gib": round(properties.total_memory / 2**30, 1),
+        record |= {"gpu": torch.cuda.get_device_name(device),
+                   "gpu_memory_gib": round(properties.total_memory / 2**30, 1),
                    "gpu_capability": f"{properties.major}.{properties.minor}"}
     else:
         record["gpu"] = None
     return record
 
 
-def _cpus() -> int:
-    import os
-
+def usable_cpus() -> int:
+    """The CPUs this process may run on (a container's share, where the OS says), else all of them."""
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+
+
+def installed_version(package: str) -> str | None:
+    try:
+        return version(package)
+    except PackageNotFoundError:
+        return None
 
 
 @contextlib.contextmanager

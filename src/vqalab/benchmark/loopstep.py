@@ -1,8 +1,8 @@
 """What the GPU benchmarks share: a synthetic processed data set, and the training loop's step.
 
-The data is synthetic (the device machine has no data and no network) but has the pipeline's own
+The data is synthetic (a GPU machine without network has no data set) but has the pipeline's own
 types - ``ProcessedData`` and the ``VQADataset`` items it splits into - so a model is built by
-``vqalab.harness.build_model`` and fed by its family's ``collate``, as in a real run.
+``vqalab.models.registry.build_model`` and fed by its family's ``collate``, as in a real run.
 
 ``LoopStep`` is one optimiser step of ``vqalab.training.loop.fit``, made by the loop's own
 functions (``prepare_run``, ``train_step``): what a benchmark times is what a training run does.
