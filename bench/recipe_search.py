@@ -104,6 +104,38 @@ def print_table(rows: list[dict], *, seeds: list[int]) -> None:
               f"{statistics.mean(r['train_s'] for r in runs):.0f} |")
 
 
+def check_settings(grid: list[tuple[str, dict]], common: dict) -> None:
+    """Every setting's parameters checked, and told apart from the others', before the first run starts."""
+    resolved: dict[str, str] = {}
+    for label, override in grid:
+        params = load_params(ROOT / "params.yaml", merge_overrides(common, override))
+        values = json.dumps(params.values, sort_keys=True)
+        if values in resolved:
+            raise SystemExit(f"--set {label} gives the parameters of {resolved[values]}: "
+                             f"it changes nothing a run reads")
+        resolved[values] = label
+
+
+def search(grid: list[tuple[str, dict]], common: dict, *, seeds: list[int], work: Path) -> list[dict]:
+    """Every setting trained with every seed, as the train stage trains; the settings' rows, best first."""
+    results: dict[str, list[dict]] = {label: [] for label, _ in grid}
+    seed_rows = []
+    for seed in seeds:
+        inputs = RunInputs(work)  # this seed's data and features (its own validation split)
+        for label, override in grid:
+            params = load_params(ROOT / "params.yaml", merge_overrides(common, {**override, "seed": seed}))
+            device = resolve_device(params.train.device)
+            result = train_model(params, inputs.data(params), inputs.features(params, device=device),
+                                 inputs.blind(params), device=device, where=inputs.processed(params)).result
+            results[label].append({"seed": seed, "best_val_accuracy": result.best_val_accuracy,
+                                   "best_epoch": result.best_epoch, "train_s": result.train_time_s})
+            seed_rows.append(seed_row(label, params, val_accuracy=result.best_val_accuracy,
+                                      train_s=result.train_time_s))
+            print(f"seed {seed} {label}: val {result.best_val_accuracy:.4f} (epoch {result.best_epoch}, "
+                  f"{result.train_time_s:.0f} s)", file=sys.stderr, flush=True)
+    return summary_rows(results, seed_rows)
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset", required=True)
@@ -122,33 +154,13 @@ def main(argv=None) -> None:
     dataset_values = {**options, **({"source": args.source} if args.source else {})}
     common = {"dataset": args.dataset, "model": args.model, "datasets": {args.dataset: dataset_values},
               "download": {"max_images_per_split": args.max_images}}
-    base_params = load_params(ROOT / "params.yaml", common)
-    base_values = {path: lookup(base_params, path) for path, _ in args.varied}
+    base_values = {path: lookup(load_params(ROOT / "params.yaml", common), path) for path, _ in args.varied}
     grid = settings(args.varied, base_values)
     described = ", ".join(f"{'.'.join(path)}={value}" for path, value in base_values.items())
     print(f"base: {described}; {len(grid)} settings x {len(args.seeds)} seeds", file=sys.stderr, flush=True)
-    # Every setting's parameters are checked before the first run starts.
-    for _, override in grid:
-        load_params(ROOT / "params.yaml", merge_overrides(common, override))
-
-    results: dict[str, list[dict]] = {label: [] for label, _ in grid}
-    seed_rows = []
+    check_settings(grid, common)
     start = time.perf_counter()
-    for seed in args.seeds:
-        inputs = RunInputs(args.work)  # this seed's data and features (its own validation split)
-        for label, override in grid:
-            params = load_params(ROOT / "params.yaml", merge_overrides(common, {**override, "seed": seed}))
-            device = resolve_device(params.train.device)
-            result = train_model(params, inputs.data(params), inputs.features(params, device=device),
-                                 inputs.blind(params), device=device, where=inputs.processed(params)).result
-            results[label].append({"seed": seed, "best_val_accuracy": result.best_val_accuracy,
-                                   "best_epoch": result.best_epoch, "train_s": result.train_time_s})
-            seed_rows.append(seed_row(label, params, val_accuracy=result.best_val_accuracy,
-                                      train_s=result.train_time_s))
-            print(f"seed {seed} {label}: val {result.best_val_accuracy:.4f} (epoch {result.best_epoch}, "
-                  f"{result.train_time_s:.0f} s)", file=sys.stderr, flush=True)
-
-    rows = summary_rows(results, seed_rows)
+    rows = search(grid, common, seeds=args.seeds, work=args.work)
     print_table(rows, seeds=args.seeds)
     print(f"\n{args.dataset} {options or ''} {args.model}; wall time {time.perf_counter() - start:.0f} s; torch "
           f"{torch.__version__}, {torch.get_num_threads()} threads; the test split was not scored.")

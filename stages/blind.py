@@ -2,7 +2,8 @@
 
 from pathlib import Path
 
-from vqalab.data.dataset import ProcessedData
+from vqalab.data.schema import read_records
+from vqalab.io import read_json
 from vqalab.params import Params
 from vqalab.pipeline.blind import blind_baseline
 from vqalab.stage import run_stage, stage_parser
@@ -10,11 +11,12 @@ from vqalab.stage import run_stage, stage_parser
 
 def main(argv=None) -> None:
     parser = stage_parser(__doc__, stage="blind")
-    parser.add_argument("--data", type=Path, required=True, help="the preprocess stage's folder")
+    parser.add_argument("--records", type=Path, required=True, help="the preprocess stage's records (with their splits)")
+    parser.add_argument("--answers", type=Path, required=True, help="the preprocess stage's answer vocabulary")
     parser.add_argument("--out", type=Path, required=True, help="folder for the fitted baseline")
     args = parser.parse_args(argv)
     params = Params.read(args.params, stage="blind")
-    blind_baseline(params, ProcessedData.load(args.data)).save(args.out)
+    blind_baseline(params, read_records(args.records), read_json(args.answers)).save(args.out)
 
 
 if __name__ == "__main__":

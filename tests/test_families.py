@@ -125,6 +125,37 @@ def test_vilt_lora_trains_only_adapters_and_the_new_head():
     assert all(p.grad is None for n, p in model.backbone.named_parameters() if "lora_" not in n)
 
 
+def test_a_saved_vilt_adapter_loads_with_peft(tmp_path):
+    """The checkpoint's LoRA adapters are in peft's own format: PeftModel.from_pretrained puts them
+    on a base ViLT and gives the trained backbone's outputs."""
+    from peft import PeftModel
+    from transformers import ViltModel
+
+    settings = LoraSettings(r=4, alpha=8, dropout=0.0, target_modules=("query", "value"))
+    config = ViltFamilyConfig(image_size=64, tokenizer=MINILM, hidden_size=64, layers=2, heads=2,
+                              intermediate_size=128, patch_size=16, lora=settings)
+    torch.manual_seed(0)
+    model = Vilt.build(config, ANSWERS)
+    base_state = {k.replace(".base_layer", ""): v.clone() for k, v in model.backbone.get_base_model().state_dict().items()
+                  if "lora_" not in k}
+    with torch.no_grad():  # trained adapters: B starts at zero, which would hide a failed load
+        for name, p in model.backbone.named_parameters():
+            if "lora_B" in name:
+                p.normal_()
+    save_checkpoint(model.eval(), tmp_path / "ckpt", info={})
+    base = ViltModel(model.backbone_config)
+    base.load_state_dict(base_state)
+    loaded = PeftModel.from_pretrained(base, tmp_path / "ckpt/adapters/backbone").eval()
+    batch = model.collate(items(64))
+    inputs = dict(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                  token_type_ids=batch["token_type_ids"], pixel_values=batch["pixel_values"].float() / 127.5 - 1.0)
+    plain = ViltModel(model.backbone_config).eval()
+    plain.load_state_dict(base_state)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(**inputs).pooler_output, model.backbone(**inputs).pooler_output)
+        assert not torch.allclose(plain(**inputs).pooler_output, model.backbone(**inputs).pooler_output)
+
+
 def test_vilt_question_length_is_capped_at_40_positions():
     with pytest.raises(ValueError, match=r"max_question_tokens must be in \[1, 40\]"):
         ViltFamilyConfig(image_size=64, tokenizer=MINILM, patch_size=16, max_question_tokens=64)

@@ -1,5 +1,6 @@
 """The error gallery: rows, escaping, the row cap, and the page's filters in headless Chromium."""
 
+import shutil
 import subprocess
 from html.parser import HTMLParser
 from pathlib import Path
@@ -13,7 +14,9 @@ from vqalab.data.schema import ANSWERS_FILE, IMAGE_INDEX_FILE, IMAGES_FILE, RECO
 from vqalab.io import write_json, write_jsonl
 from vqalab.report.gallery import cap_rows, gallery_rows, render_gallery, write_gallery
 
-CHROMIUM = Path("/usr/bin/chromium")
+# Debian's Chromium, or the first Chromium-family browser on PATH (GitHub's runners carry Chrome).
+CHROMIUM = next((Path(found) for name in ("chromium", "chromium-browser", "google-chrome")
+                 if (found := shutil.which(name))), Path("/usr/bin/chromium"))
 TRICKY_QUESTION = 'is there a <b>circle</b> & a "square"?'
 TRICKY_IMAGE = 'images/test/a&"b".png'
 
@@ -136,7 +139,7 @@ def gallery(processed, tmp_path) -> Path:
 
 
 needs_chromium = pytest.mark.skipif(
-    not CHROMIUM.exists(), reason="Debian's Chromium (/usr/bin/chromium) is not installed: run `make chromium`")
+    not CHROMIUM.exists(), reason="no Chromium (or Chrome) on PATH: run `make chromium`")
 
 
 @pytest.mark.browser

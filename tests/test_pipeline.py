@@ -24,40 +24,56 @@ def project(tmp_path_factory):
 
 def test_repro_writes_every_output(project):
     root, env = project
-    metrics = json.loads((root / "metrics/eval.json").read_text())
-    for key in ("accuracy", "accuracy_closed", "accuracy_open", "sbert_similarity", "sbert_model", "train_time_s",
-                "eval_time_s", "trainable_params", "total_params", "answer_coverage",
-                "latency_ms_per_question", "test_samples_per_s", "peak_rss_mb", "blind_accuracy",
-                "blind_accuracy_closed", "blind_accuracy_open", "blind_C", "image_gain", "data_setting"):
-        assert key in metrics, key
-    assert ("wups_09" in metrics and 0 <= metrics["wups_00"] <= 1) or "wups_unavailable" in metrics
-    # dvc exp show / metrics diff read eval.json: headline figures only, every value a number or a name.
-    assert all(not isinstance(value, (dict, list)) for value in metrics.values()), metrics
+    quality = json.loads((root / "metrics/eval.json").read_text())
+    # What a reader compares: quality figures only; cost, names and counts elsewhere.
+    expected = {"accuracy", "accuracy_ci95", "accuracy_closed", "accuracy_open", "sbert_similarity", "answer_coverage",
+                "blind_accuracy", "blind_accuracy_closed", "blind_accuracy_open", "image_gain", "image_gain_ci95",
+                "shuffled_image_accuracy", "image_sensitivity"}
+    assert expected <= set(quality) <= expected | {"wups_09", "wups_00"}, set(quality)
+    assert all(isinstance(v, (int, float)) or len(v) == 2 for v in quality.values())
+    assert quality["accuracy_ci95"][0] <= quality["accuracy"] <= quality["accuracy_ci95"][1]
+    assert quality["image_gain"] == pytest.approx(quality["accuracy"] - quality["blind_accuracy"])
+    assert 0.0 <= quality["accuracy"] <= 1.0 and 0.0 < quality["sbert_similarity"] <= 1.0
+    assert 0.0 <= quality["image_sensitivity"] <= 1.0
+    cost = json.loads((root / "metrics/cost.json").read_text())
+    assert {"train_time_s", "train_samples_per_s", "test_ms_per_question", "peak_rss_mb", "trainable_params",
+            "total_params"} <= set(cost)
+    assert 0 < cost["trainable_params"] < cost["total_params"]
     details = json.loads((root / "metrics/eval_details.json").read_text())
-    assert sum(group["n"] for group in details["by_frequency"].values()) == metrics["n"]
-    assert 0.0 <= metrics["accuracy"] <= 1.0 and 0.0 < metrics["sbert_similarity"] <= 1.0
-    assert metrics["sbert_model"] == "packaged:all-MiniLM-L6-v2"
-    assert 0 < metrics["trainable_params"] < metrics["total_params"]
+    assert (details["dataset"], details["model"], details["seed"]) == ("easy_vqa", "resnet_bert", 0)
+    assert details["sbert_model"] == "packaged:all-MiniLM-L6-v2"
+    assert ("wups_09" in quality and 0 <= quality["wups_00"] <= 1) or "wups_unavailable" in details
+    by_frequency = json.loads((root / "metrics/plots/accuracy_by_frequency.json").read_text())
+    assert sum(row["questions"] for row in by_frequency if "blind" not in row["bucket"]) == details["n"]
+    by_type = json.loads((root / "metrics/plots/accuracy_by_answer_type.json").read_text())
+    assert {row["answer_type"] for row in by_type} >= {"all", "all, blind baseline"}
+    summary = json.loads((root / "metrics/train/metrics.json").read_text())  # DVCLive: the kept epoch's
+    checkpoint = json.loads((root / "models/resnet_bert/checkpoint.json").read_text())
+    assert summary["step"] == checkpoint["best_epoch"] and summary["val_accuracy"] == checkpoint["best_val_accuracy"]
 
     stats = json.loads((root / "metrics/data_stats.json").read_text())
     assert stats["train"]["images"] + stats["val"]["images"] == 30 and stats["test"]["images"] == 30
     assert stats["images_shared_train_val"] == 0
     predictions = [json.loads(line) for line in (root / "metrics/predictions.jsonl").read_text().splitlines()]
-    assert len(predictions) == stats["test"]["questions"] == metrics["n"]
-    assert set(predictions[0]) == {"id", "question", "gold", "prediction", "score", "answer_type", "correct"}
-    assert sum(p["correct"] for p in predictions) == round(metrics["accuracy"] * metrics["n"])
+    assert len(predictions) == stats["test"]["questions"] == details["n"]
+    assert set(predictions[0]) == {"id", "question", "gold", "prediction", "score", "answer_type", "correct",
+                                   "blind_prediction", "shuffled_image_prediction"}
+    assert sum(p["correct"] for p in predictions) == round(quality["accuracy"] * details["n"])
+    assert sum(p["blind_prediction"] == p["gold"] for p in predictions) == round(quality["blind_accuracy"] * details["n"])
     gallery = (root / "metrics/gallery.html").read_text()
     assert gallery.count('<tr class="row') == len(predictions)  # under report.gallery_max_rows: every question
+    # The gallery is cached by DVC, not committed to git.
+    assert "/gallery.html" in (root / "metrics/.gitignore").read_text().splitlines()
 
     report = (root / "metrics/report.md").read_text()
-    assert metrics["image_gain"] == pytest.approx(metrics["accuracy"] - metrics["blind_accuracy"])
-    assert "| model | test accuracy | blind baseline | image gain | SBERT similarity | training time |" in report
-    assert f"| resnet_bert | {100 * metrics['accuracy']:.2f}% | {100 * metrics['blind_accuracy']:.2f}% |" in report
+    assert "| model | test accuracy [95% CI] | blind baseline | image gain [95% CI] | SBERT similarity | training time |" in report
+    assert f"| resnet_bert | {100 * quality['accuracy']:.2f}% [" in report
     assert "The blind baseline answers from the question alone" in report
+    assert "With the test images shuffled among the questions" in report
     for plot in ("training_curves", "accuracy_by_frequency", "accuracy_by_answer_type"):
         assert (root / f"plots/{plot}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "## Accuracy by answer frequency in train" in report
-    assert json.loads((root / "models/resnet_bert/checkpoint.json").read_text())["epochs_run"] <= 2
+    assert checkpoint["epochs_run"] <= 2
     assert "Data and pipelines are up to date" in run([DVC, "status"], root, env)
 
 
@@ -73,6 +89,7 @@ def test_param_changes_rerun_exactly_the_stages_that_read_them(project):
     downstream_of_train = {"params", "train", "evaluate", "report"}
     try:
         for change, expected in [
+            # The blind baseline reads the questions, not the images: a new image size keeps it.
             ({"resnet_bert.tiny.image_size": 48}, {"params", "preprocess", "features", *downstream_of_train}),
             # The features stage runs at a fixed batch size: the cache and the model are kept.
             ({"evaluate.batch_size": 32}, {"params", "evaluate", "report"}),
@@ -99,7 +116,7 @@ def test_a_failed_exp_run_is_reported_by_vqalab_and_the_next_run_works(project):
     root, env = project
     for change, message in [("model=foo", "params: model = 'foo' is not one of ['pubmedclip', 'qwen2vl', 'resnet_bert', 'vilt']"),
                             ("dataset=foo", "params: dataset = 'foo' is not one of"),
-                            ("train.batch_size=0", "train: batch_size must be >= 1, got 0")]:
+                            ("resnet_bert.tiny.batch_size=0", "resnet_bert.tiny: batch_size must be >= 1, got 0")]:
         failed = subprocess.run([DVC, "exp", "run", "-S", change], cwd=root, env=env, capture_output=True, text=True)
         assert failed.returncode != 0 and message in failed.stdout + failed.stderr, failed.stderr[-2000:]
         assert "Running stage 'download'" not in failed.stdout  # nothing ran after the params stage
@@ -113,8 +130,9 @@ def test_exp_run_and_metrics_diff(project):
     run([DVC, "exp", "run", "-S", "train.max_epochs=1"], root, env)
     diff = json.loads(run([DVC, "metrics", "diff", "--all", "--json", "HEAD"], root, env))
     eval_diff = diff["metrics/eval.json"]
-    assert {"accuracy", "sbert_similarity"} <= set(eval_diff)
+    assert {"accuracy", "sbert_similarity", "image_gain"} <= set(eval_diff) and "train_time_s" not in eval_diff
     assert set(eval_diff["accuracy"]) >= {"old", "new"}
+    assert "train_time_s" in diff["metrics/cost.json"]
     checkpoint = json.loads((root / "models/resnet_bert/checkpoint.json").read_text())
     assert checkpoint["epochs_run"] == 1
 
@@ -127,14 +145,53 @@ def test_compare_table_reads_every_experiment(project, tmp_path):
     assert len(lines) == 2  # one row per setting: the baseline (2 epochs) and the experiment (1 epoch)
     metrics = json.loads((root / "metrics/eval.json").read_text())  # the experiment, applied to the workspace
     setting = "| easy_vqa (first 30 images per split) | resnet_bert | tiny | train.max_epochs="
-    assert any(line.startswith(f"{setting}1 | 0 | {100 * metrics['accuracy']:.2f}% |") for line in lines), lines
+    assert any(line.startswith(f"{setting}1 | 0 | {100 * metrics['accuracy']:.2f}% [") for line in lines), lines
     assert any(line.startswith(f"{setting}2 | 0 |") for line in lines), lines
     assert out_md.read_text() == table
     assert out_png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_pull_request_script_posts_the_metrics_diff(project, tmp_path):
-    """Two commits with different params; the PR script in a clone diffs the second against the first."""
+def test_params_diff_lists_every_value_a_recipe_changed(project):
+    """The resolved parameters are DVC params: a recipe's change shows as the value the run used."""
+    root, env = project
+    original = (root / "params.yaml").read_text()
+    try:
+        set_params(root, **{"recipes.easy_vqa.train.weight_decay": 0.02})
+        run([DVC, "repro", "params"], root, env)
+        diff = json.loads(run([DVC, "params", "diff", "--json", "HEAD"], root, env))
+        assert diff["params.yaml"] == {"recipes.easy_vqa.train.weight_decay": {"old": 0.01, "new": 0.02}}
+        assert diff["data/params/resolved.json"] == {"resolved.train.weight_decay": {"old": 0.01, "new": 0.02}}
+    finally:
+        (root / "params.yaml").write_text(original)
+        run([DVC, "repro"], root, env)
+
+
+def test_plots_diff_overlays_two_experiments(project, tmp_path):
+    root, env = project  # the workspace holds the experiment with train.max_epochs=1 (see above)
+    out = tmp_path / "plots"
+    run([DVC, "plots", "diff", "HEAD", "--targets", "accuracy_by_answer_type", "-o", str(out)], root, env)
+    page = (out / "index.html").read_text()
+    assert '"rev": "HEAD"' in page and '"rev": "workspace"' in page and "blind baseline" in page
+
+
+def test_a_comment_in_code_a_stage_does_not_import_reruns_nothing(project):
+    """dvc.yaml's deps are each stage's import closure: another data set's loader is no dep, and the
+    WUPS code is the evaluate stage's alone."""
+    root, env = project
+    for path, changed in (("src/vqalab/data/daquar.py", set()), ("src/vqalab/evaluation/wups.py", {"evaluate"})):
+        source = root / path
+        original = source.read_text()
+        try:
+            source.write_text(original + "# a comment\n")
+            status = json.loads(run([DVC, "status", "--json"], root, env))
+            assert set(status) == changed, (path, status)
+        finally:
+            source.write_text(original)
+
+
+def test_pull_request_script_compares_with_the_base_reproduced_here(project, tmp_path):
+    """The PR script in a clone: this commit (one epoch) against the one before (two), both
+    reproduced on this machine; against itself, no quality figure differs."""
     root, env = project  # the workspace holds the experiment with train.max_epochs=1 (see above)
     run(["git", "add", "-A"], root, env)
     run(["git", "commit", "-qm", "one epoch"], root, env)
@@ -144,11 +201,17 @@ def test_pull_request_script_posts_the_metrics_diff(project, tmp_path):
     out = tmp_path / "diff.md"
     run(["bash", str(ROOT / "scripts/pr_metrics.sh"), "HEAD~1", str(out)], clone, env)
     markdown = out.read_text()
-    assert markdown.startswith("### vqalab: metrics of this change against `HEAD~1`")
-    assert "| Path" in markdown and "metrics/eval.json" in markdown
-    for metric in ("accuracy", "sbert_similarity", "train_time_s"):
-        assert f"| {metric} " in markdown or f"| metrics/eval.json | {metric} " in markdown, metric
-    assert "train.max_epochs" in markdown and "| 2 " in markdown and "| 1 " in markdown
+    assert markdown.startswith("### vqalab: this change against `HEAD~1`, both reproduced on the same runner")
+    quality, paired, cost, params = markdown.split("#### ")[1:]
+    assert quality.startswith("Quality") and "| metrics/eval.json | accuracy " in quality and "train_time_s" not in quality
+    assert paired.startswith("Paired") and "| baseline | pr-base |" in paired and "pr-head |" in paired
+    assert cost.startswith("Cost") and "| metrics/cost.json | train_time_s " in cost
+    assert params.startswith("Parameters") and "train.max_epochs" in params and "| 2 " in params and "| 1 " in params
+
+    run(["bash", str(ROOT / "scripts/pr_metrics.sh"), "HEAD", str(out)], clone, env)
+    quality = out.read_text().split("#### ")[1]
+    assert "| metrics/eval.json |" not in quality and "| metrics/train/metrics.json |" not in quality, quality
+    assert "no significant difference" in out.read_text().split("#### ")[2]
 
 
 def test_killed_train_stage_is_not_taken_as_complete_and_resumes(project):

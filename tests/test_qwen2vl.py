@@ -1,5 +1,6 @@
 """The generative family: loss masking, learning, generation, and the LoRA adapter checkpoint."""
 
+from dataclasses import replace
 from types import SimpleNamespace
 
 import pytest
@@ -93,6 +94,33 @@ def test_lora_adapter_checkpoint_holds_only_the_adapters(tmp_path):
     loaded, _ = load_checkpoint(tmp_path / "ckpt")
     with torch.no_grad():
         assert torch.equal(model(batch).logits, loaded(batch).logits)
+    # The adapters in peft's own format load onto the pretrained base with PeftModel.from_pretrained.
+    from peft import PeftModel
+    from transformers import Qwen2VLForConditionalGeneration
+
+    peft_model = PeftModel.from_pretrained(Qwen2VLForConditionalGeneration.from_pretrained(tmp_path / "base"),
+                                           tmp_path / "ckpt/adapters/model").eval()
+    inputs = {k: v for k, v in batch.items() if k != "labels"}
+    with torch.no_grad():
+        torch.testing.assert_close(peft_model(**inputs).logits, model.model(**inputs).logits)
+
+
+def test_qlora_prepares_the_quantised_base_as_peft_says(monkeypatch):
+    """load_in_4bit: peft's prepare_model_for_kbit_training runs on the base before LoRA is applied
+    (4-bit weights need CUDA and bitsandbytes; here the preparation is recorded, not run)."""
+    import peft
+
+    prepared = []
+
+    def prepare(model, use_gradient_checkpointing):
+        prepared.append((type(model).__name__, use_gradient_checkpointing))
+        return model
+
+    monkeypatch.setattr(peft, "prepare_model_for_kbit_training", prepare)
+    lora = LoraSettings(r=4, alpha=8, dropout=0.0, target_modules=("q_proj", "v_proj"))
+    model = build(replace(TINY, lora=lora, load_in_4bit=True, gradient_checkpointing=True))
+    assert prepared == [("Qwen2VLForConditionalGeneration", True)]
+    assert all("lora_" in n for n, p in model.named_parameters() if p.requires_grad)
 
 
 def test_candidate_ranking_follows_the_answer_likelihood():

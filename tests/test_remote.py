@@ -12,9 +12,11 @@ pytestmark = pytest.mark.slow
 
 # The outputs DVC caches (and a remote stores); the metrics, report and plots with `cache: false`
 # travel in git.
-DVC_OUTPUTS = ("data/raw/easy_vqa", "data/processed/easy_vqa", "models/resnet_bert", "metrics/predictions.jsonl")
-GIT_OUTPUTS = ("metrics/eval.json", "metrics/eval_details.json", "metrics/data_stats.json", "metrics/train/metrics.json", "metrics/report.md",
-               "plots/training_curves.png")
+DVC_OUTPUTS = ("data/raw/easy_vqa", "data/processed/easy_vqa", "data/blind/easy_vqa", "models/resnet_bert",
+               "metrics/predictions.jsonl", "metrics/gallery.html")
+GIT_OUTPUTS = ("metrics/eval.json", "metrics/cost.json", "metrics/eval_details.json",
+               "metrics/plots/accuracy_by_answer_type.json", "metrics/plots/accuracy_by_frequency.json",
+               "metrics/data_stats.json", "metrics/train/metrics.json", "metrics/report.md", "plots/training_curves.png")
 
 
 def file_hashes(root: Path, output: str) -> dict[str, str]:
@@ -73,7 +75,7 @@ def test_pulled_clone_is_up_to_date_and_repro_retrains_nothing(clones):
     before = weights.stat().st_mtime_ns
     out = run([DVC, "repro"], b, env)
     assert "Running stage" not in out, out
-    for stage in ("params", "download", "preprocess", "features", "train", "evaluate", "report"):
+    for stage in ("params", "download", "preprocess", "features", "blind", "train", "evaluate", "report"):
         assert f"Stage '{stage}' didn't change, skipping" in out, out
     assert "Data and pipelines are up to date" in out
     assert weights.stat().st_mtime_ns == before

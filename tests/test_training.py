@@ -108,6 +108,11 @@ def test_interrupted_run_resumes_to_the_same_result(tmp_path):
         fit(model, train, val, params=params, device=torch.device("cpu"), seed=0,
             on_epoch_end=kill_after_first_epoch, state_path=state)
     assert state.is_file()
+    # The state holds what training changes: not the frozen text encoder (MiniLM, 90 MB).
+    saved = torch.load(state, weights_only=False)["model"]
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert not [k for k in saved if k.startswith("text_encoder.")] and trainable <= set(saved)
+    assert state.stat().st_size < 10 * 2**20
 
     seen = []
     seed_everything(123)  # a new process: nothing carried over but the state file

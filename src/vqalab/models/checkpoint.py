@@ -2,7 +2,9 @@
 
 Layout: ``checkpoint.json`` (family, config, answers, training summary), ``model.safetensors``
 (the state dict) and whatever the family needs to rebuild its architecture offline
-(``save_extra``: e.g. the text encoder's config and tokenizer).
+(``save_extra``: e.g. the text encoder's config and tokenizer). LoRA adapters are also written as
+peft writes them, ``adapters/<part>/`` (``adapter_config.json``, ``adapter_model.safetensors``), so
+``PeftModel.from_pretrained(base, "adapters/<part>")`` loads them onto the pretrained base.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ if TYPE_CHECKING:
 
 CHECKPOINT_FILE = "checkpoint.json"
 WEIGHTS_FILE = "model.safetensors"
+ADAPTERS_DIR = "adapters"
 
 
 def save_checkpoint(model: VQAModel, directory: str | Path, *, info: dict) -> None:
@@ -32,6 +35,8 @@ def save_checkpoint(model: VQAModel, directory: str | Path, *, info: dict) -> No
     with atomic_path(directory, is_dir=True) as tmp:
         state = {k: v.detach().cpu().contiguous() for k, v in model.checkpoint_state().items()}
         save_file(state, tmp / WEIGHTS_FILE)
+        for part, adapted in lora_parts(model).items():
+            adapted.save_pretrained(tmp / ADAPTERS_DIR / part)
         model.save_extra(tmp)
         write_json(tmp / CHECKPOINT_FILE, {
             "family": model.family,
@@ -40,6 +45,13 @@ def save_checkpoint(model: VQAModel, directory: str | Path, *, info: dict) -> No
             "vqalab_version": __version__,
             **info,
         })
+
+
+def lora_parts(model: VQAModel) -> dict:
+    """{part name: peft model} of the model's parts that carry LoRA adapters (``apply_lora``)."""
+    from peft import PeftModel
+
+    return {name: child for name, child in model.named_children() if isinstance(child, PeftModel)}
 
 
 def load_checkpoint(directory: str | Path) -> tuple[VQAModel, dict]:

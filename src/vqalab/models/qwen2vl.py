@@ -60,7 +60,12 @@ class Qwen2VL(VQAModel):
         self.processor = processor
         self.tokenizer = processor.tokenizer
         self.model_config = model.config
-        if config.gradient_checkpointing and torch.cuda.is_available():
+        if config.load_in_4bit:
+            # QLoRA as peft prepares it: norms in fp32, input gradients on, checkpointing as asked.
+            from peft import prepare_model_for_kbit_training
+
+            model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=config.gradient_checkpointing)
+        elif config.gradient_checkpointing and torch.cuda.is_available():
             model.gradient_checkpointing_enable()
             model.enable_input_require_grads()  # frozen embeddings: LoRA gradients must still flow through
         self.model = apply_lora(model, config.lora)

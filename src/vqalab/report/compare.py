@@ -17,6 +17,7 @@ in accuracy, its 95% interval and McNemar's p-value, or "no significant differen
     dvc exp run --queue -S seed=0,1,2 && dvc queue start   # three seeds of one setting
     vqalab compare                               # experiments of HEAD and the workspace
     vqalab compare --baseline main               # ... each compared with main's runs
+    vqalab compare --rev main --rev HEAD --only exp-a exp-b --baseline exp-a   # two experiments
     vqalab compare --all-commits --out-md metrics/compare.md --out-png plots/compare.png
     dvc exp show --json > exps.json && vqalab compare --json exps.json
 """
@@ -93,12 +94,13 @@ def setting_key(row: dict) -> str:
     return json.dumps({k: v for k, v in row["params"].items() if k not in NOT_A_SETTING}, sort_keys=True, default=str)
 
 
-def aggregate_seeds(rows: list[dict]) -> list[dict]:
+def aggregate_seeds(rows: list[dict], *, apart: bool = False) -> list[dict]:
     """One row per setting: the latest run of each seed (runs without a timestamp - the workspace -
-    count as the latest), averaged; ``<figure>_sd`` is the standard deviation over seeds (0 for one)."""
+    count as the latest), averaged; ``<figure>_sd`` is the standard deviation over seeds (0 for one).
+    ``apart``: one row per run, named runs compared as themselves even where their settings agree."""
     latest: dict[tuple, dict] = {}
     for row in rows:
-        key = (setting_key(row), row["seed"])
+        key = (setting_key(row) + (f"|{row['run']}" if apart else ""), row["seed"])
         if key not in latest or (row["timestamp"] or "9999") >= (latest[key]["timestamp"] or "9999"):
             latest[key] = row
     settings: dict[str, list[dict]] = {}
@@ -249,10 +251,11 @@ def plot_accuracy_vs_time(rows: list[dict], out_png: Path) -> None:
     plt.close(fig)
 
 
-def read_exp_show(json_path: Path | None, all_commits: bool) -> list[dict]:
+def read_exp_show(json_path: Path | None, all_commits: bool, revs: list[str]) -> list[dict]:
     if json_path is not None:
         return json.loads(json_path.read_text(encoding="utf-8"))
-    command = ["dvc", "exp", "show", "--json", *(["--all-commits"] if all_commits else [])]
+    command = ["dvc", "exp", "show", "--json", *(["--all-commits"] if all_commits else []),
+               *(arg for rev in revs for arg in ("--rev", rev))]
     result = subprocess.run(command, capture_output=True, text=True)
     if result.returncode != 0:
         raise SystemExit(f"{' '.join(command)} failed (run it in the project): {result.stderr.strip()[-500:]}")
@@ -278,14 +281,21 @@ def main(argv: list[str] | None = None, *, prog: str | None = None) -> None:
     parser = argparse.ArgumentParser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--json", type=Path, help="read this `dvc exp show --json` output instead of running it")
     parser.add_argument("--all-commits", action="store_true", help="include the experiments of every commit")
+    parser.add_argument("--rev", action="append", default=[],
+                        help="include the experiments of this commit (repeatable; default: HEAD)")
+    parser.add_argument("--only", nargs="+", metavar="RUN",
+                        help="one row for each of these runs (names or revisions), and no others")
     parser.add_argument("--baseline", help="a commit, branch or experiment: compare every row with its row")
     parser.add_argument("--no-intervals", action="store_true",
                         help="leave out the intervals and comparisons that read each run's predictions")
     parser.add_argument("--out-md", type=Path, help="also write the table here")
     parser.add_argument("--out-png", type=Path, help="write the accuracy vs training time plot here")
     args = parser.parse_args(argv)
-    exp_show = read_exp_show(args.json, args.all_commits)
-    rows = aggregate_seeds(experiment_rows(exp_show))
+    exp_show = read_exp_show(args.json, args.all_commits, args.rev)
+    runs = experiment_rows(exp_show)
+    if args.only:
+        runs = [r for r in runs if r["run"] in args.only or any(str(r["rev"]).startswith(name) for name in args.only)]
+    rows = aggregate_seeds(runs, apart=bool(args.only))
     if not rows:
         raise SystemExit(f"no run with {QUALITY_FILE} found: run `dvc repro` or `dvc exp run` first")
     if args.baseline and args.no_intervals:
