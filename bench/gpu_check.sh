@@ -24,7 +24,8 @@ while [ $# -gt 0 ]; do
 done
 out="${OUT:-bench/results}"
 mkdir -p "$out"
-export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}" HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=false
+export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}"
+export HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=false
 python=${PYTHON:-python3}
 
 "$python" - <<'EOF'
@@ -36,19 +37,20 @@ if missing:
     sys.exit(f"gpu_check: missing Python packages {missing}: carry them as wheels (see the header)")
 EOF
 
+# resnet_bert fine-tuned (fp32 and bf16, each beside the reference) and on cached features; the
+# other families' paper profiles, for the study estimate. Strategies: the files of bench/strategies/.
+strategies=(resnet_bert:full_fp32 resnet_bert:full_bf16 resnet_bert:frozen_cached pubmedclip:paper vilt:paper)
 if [ "$device" = cpu ]; then
-  # Tiny sizes, every code path once: the figures mean nothing, the table's shape does.
+  # Tiny sizes, a few questions, every code path once: the figures mean nothing, the table's shape does.
   paper_args=(--sizes tiny --device cpu --batch-sizes 4 --warmup 1 --steps 1 --repeats 3
-              --strategies resnet_bert:full_fp32 resnet_bert:full_bf16 resnet_bert:frozen_cached pubmedclip:paper vilt:paper)
+              --strategies "${strategies[@]}")
   qwen_args=(--sizes tiny --device cpu --image-px 56 --batch-size 2 --warmup 1 --steps 1 --repeats 3)
 else
   if ! "$python" -c "import torch, sys; sys.exit(not torch.cuda.is_available())"; then
     echo "gpu_check: no CUDA device (use --device cpu for a smoke run)" >&2; exit 1
   fi
-  # The tiny recipe's batch (64, the cached head) and the paper profile's (256), fp32 and bf16;
-  # the families' paper profiles for the study estimate.
-  paper_args=(--sizes paper --device "$device" --warmup 5 --steps 10 --repeats 3
-              --strategies resnet_bert:full_fp32 resnet_bert:full_bf16 resnet_bert:frozen_cached pubmedclip:paper vilt:paper)
+  # The tiny recipe's batch (64, the cached head) and the paper profile's (256).
+  paper_args=(--sizes paper --device "$device" --warmup 5 --steps 10 --repeats 3 --strategies "${strategies[@]}")
   qwen_args=(--sizes 2b --device "$device" --batch-size 16 --warmup 2 --steps 5 --repeats 3)
 fi
 

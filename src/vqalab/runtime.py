@@ -65,6 +65,29 @@ def library_versions() -> dict[str, str]:
     return versions
 
 
+def processor_name() -> str:
+    """The CPU's model name (Linux: /proc/cpuinfo), e.g. "AMD EPYC 7B13"; its architecture elsewhere."""
+    import platform
+    from pathlib import Path
+
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        for line in cpuinfo.read_text(errors="replace").splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
+
+
+def machine(device: torch.device) -> dict[str, str]:
+    """Where figures were made: the processor and its threads, the GPU if any, and torch's version.
+    Another processor gives other low bits (its kernels sum in another order), so a figure says
+    where it comes from."""
+    described = {"processor": f"{processor_name()} ({torch.get_num_threads()} threads)", "torch": torch.__version__}
+    if device.type == "cuda":
+        described["gpu"] = torch.cuda.get_device_name(device)
+    return described
+
+
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)

@@ -136,11 +136,12 @@ def usable_cpus() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
 
 
-def installed_version(package: str) -> str | None:
+def installed_version(package: str) -> str:
+    """As ``library_versions`` gives a package's version."""
     try:
         return version(package)
     except PackageNotFoundError:
-        return None
+        return "not installed"
 
 
 @contextlib.contextmanager

@@ -19,6 +19,7 @@ from vqalab.evaluation.predict import predict_dataset
 from vqalab.evaluation.scores import plot_rows, quality_figures, score_predictions
 from vqalab.models.checkpoint import load_checkpoint
 from vqalab.params import Params
+from vqalab.runtime import machine
 
 
 @dataclass
@@ -70,6 +71,8 @@ def evaluate_model(params: Params, model_dir: str | Path, data: ProcessedData, f
         **({"peak_gpu_mb": round(torch.cuda.max_memory_allocated(device) / 2**20, 1)} if device.type == "cuda" else {}),
         "trainable_params": checkpoint["trainable_params"],
         "total_params": checkpoint["total_params"],
+        # Strings: `dvc exp show` shows them where they differ, `dvc metrics diff` leaves them out of its changes.
+        **machine(device),
     }
     details = {
         "dataset": checkpoint["dataset"],
