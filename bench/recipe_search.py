@@ -76,20 +76,17 @@ def lookup(params: Params, path: tuple[str, ...]):
 
 def seed_row(label: str, params: Params, *, val_accuracy: float, train_s: float) -> dict:
     """One run as ``vqalab compare`` reads a run, for its aggregation over seeds: named by its
-    setting, its validation accuracy in the place of the test accuracy (which is never scored here)."""
+    setting, with its validation accuracy (the test split is never scored here)."""
     values = params.values
-    # ``encoders`` follows the family section and, for a random-init frozen encoder, the seed: the
-    # runs of one setting differ in the seed alone.
-    values.pop("encoders")
     return {"run": label, "rev": label, "timestamp": "", "params": flatten(values), "dataset": params.dataset,
             "model": params.model, "profile": params.profile, "seed": params.seed,
-            "data_setting": data_setting(values), "accuracy": val_accuracy, "train_time_s": train_s}
+            "data_setting": data_setting(values), "val_accuracy": val_accuracy, "train_time_s": train_s}
 
 
 def summary_rows(results: dict[str, list[dict]], seed_rows: list[dict]) -> list[dict]:
     """Each setting's mean and standard deviation over seeds, with its runs, best first."""
-    rows = [{"setting": row["runs"][0], "mean_val_accuracy": row["accuracy"], "sd_val_accuracy": row["accuracy_sd"],
-             "runs": results[row["runs"][0]]} for row in aggregate_seeds(seed_rows)]
+    rows = [{"setting": row["runs"][0], "mean_val_accuracy": row["val_accuracy"], "sd_val_accuracy": row["val_accuracy_sd"],
+             "runs": results[row["runs"][0]]} for row in aggregate_seeds(seed_rows, figures=("val_accuracy",))]
     return sorted(rows, key=lambda row: -row["mean_val_accuracy"])
 
 

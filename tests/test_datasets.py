@@ -2,6 +2,7 @@
 
 import csv
 import json
+import os
 import shutil
 import zipfile
 from pathlib import Path
@@ -18,7 +19,8 @@ from vqalab.data.schema import read_records
 from vqalab.data.slake import SlakeConfig
 from vqalab.data.vqa_rad import VQARadConfig
 
-SHARED_VQA_RAD = Path(__file__).resolve().parents[2] / "shared" / "data" / "vqa_rad"
+# A copy of VQA-RAD in its official layout: $VQALAB_VQA_RAD, else the development machines' shared copy.
+SHARED_VQA_RAD = Path(os.environ.get("VQALAB_VQA_RAD", Path(__file__).resolve().parents[2] / "shared/data/vqa_rad"))
 
 
 def materialize(tmp_path, name, config, *, on_bad_record="error", max_images=None):
@@ -94,7 +96,7 @@ def test_vqa_rad_unknown_layout_names_the_param(tmp_path):
 
 
 @pytest.mark.vqa_rad
-@pytest.mark.skipif(not SHARED_VQA_RAD.is_dir(), reason="needs ../shared/data/vqa_rad")
+@pytest.mark.skipif(not SHARED_VQA_RAD.is_dir(), reason=f"no VQA-RAD copy at {SHARED_VQA_RAD} (set VQALAB_VQA_RAD)")
 @pytest.mark.parametrize(("variant", "train"), [("public", 1797), ("frame", 3064)])
 def test_real_vqa_rad_counts(tmp_path, variant, train):
     records, counts = materialize(tmp_path, "vqa_rad", VQARadConfig(source=str(SHARED_VQA_RAD), variant=variant))

@@ -170,8 +170,10 @@ def test_params_diff_lists_every_value_a_recipe_changed(project):
         set_params(root, **{"recipes.easy_vqa.train.weight_decay": 0.02})
         run([DVC, "repro", "params"], root, env)
         diff = json.loads(run([DVC, "params", "diff", "--json", "HEAD"], root, env))
-        assert diff["params.yaml"] == {"recipes.easy_vqa.train.weight_decay": {"old": 0.01, "new": 0.02}}
-        assert diff["data/params/resolved.json"] == {"resolved.train.weight_decay": {"old": 0.01, "new": 0.02}}
+        changed = {path: {key: (value["old"], value["new"]) for key, value in values.items()}
+                   for path, values in diff.items()}
+        assert changed["params.yaml"]["recipes.easy_vqa.train.weight_decay"] == (0.01, 0.02)
+        assert changed["data/params/resolved.json"]["resolved.train.weight_decay"] == (0.01, 0.02)
     finally:
         (root / "params.yaml").write_text(original)
         run([DVC, "repro"], root, env)

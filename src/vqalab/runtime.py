@@ -57,7 +57,8 @@ def library_versions() -> dict[str, str]:
     from importlib.metadata import PackageNotFoundError, version
 
     versions = {"python": platform.python_version()}
-    for package in ("torch", "torchvision", "transformers", "peft", "sentence-transformers", "dvc", "numpy", "vqalab"):
+    for package in ("torch", "torchvision", "transformers", "peft", "accelerate", "flash-attn", "sentence-transformers",
+                    "dvc", "numpy", "vqalab"):
         try:
             versions[package] = version(package)
         except PackageNotFoundError:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from types import SimpleNamespace
 
 import torch
 
@@ -33,7 +32,7 @@ class RunInputs:
 
     def processed(self, params: Params) -> Path:
         """The processed folder of ``params`` (downloaded and preprocessed the first time)."""
-        return prepare_data(FamilyByAttribute(params.values), self.work)
+        return prepare_data(params, self.work)
 
     def data(self, params: Params) -> ProcessedData:
         processed = self.processed(params)
@@ -57,13 +56,3 @@ class RunInputs:
             data = self.data(params)
             blind_baseline(params, data.records, data.vocab.answers).save(folder)
         return BlindBaseline.load(folder)
-
-
-class FamilyByAttribute(Params):
-    """A run's parameters with the chosen family's section read by attribute, as a stage's view
-    gives it: ``vqalab.pipeline.preprocess`` reads ``params.family.image_size``, which a run's
-    whole parameters (``load_params``) hold as a plain mapping."""
-
-    def __getattr__(self, name: str):
-        value = super().__getattr__(name)
-        return SimpleNamespace(**value) if name == "family" else value

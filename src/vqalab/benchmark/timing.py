@@ -25,16 +25,12 @@ import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from importlib.metadata import PackageNotFoundError, version
 
 import torch
 
 from vqalab.runtime import library_versions
 
 MIN_REPEATS = 3
-# What the GPU benchmarks also depend on, beyond the versions every run records: multi-GPU launches
-# and Qwen2-VL's attention kernel.
-GPU_PACKAGES = ("accelerate", "flash-attn")
 
 
 @dataclass
@@ -118,7 +114,7 @@ def measure(variants: list[Variant], *, device: torch.device, warmup: int, steps
 
 def environment(device: torch.device) -> dict:
     """What a figure depends on, recorded beside it: the card, the libraries, the CUDA build."""
-    record = {"device": str(device), **library_versions(), **{p: installed_version(p) for p in GPU_PACKAGES},
+    record = {"device": str(device), **library_versions(),
               "host_cpus": usable_cpus(), "torch_threads": torch.get_num_threads(), "cuda": torch.version.cuda,
               "cudnn": torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None}
     if device.type == "cuda":
@@ -134,14 +130,6 @@ def environment(device: torch.device) -> dict:
 def usable_cpus() -> int:
     """The CPUs this process may run on (a container's share, where the OS says), else all of them."""
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-
-
-def installed_version(package: str) -> str:
-    """As ``library_versions`` gives a package's version."""
-    try:
-        return version(package)
-    except PackageNotFoundError:
-        return "not installed"
 
 
 @contextlib.contextmanager

@@ -16,10 +16,10 @@ def prepare_data(params: Params, work: Path) -> Path:
     would cache them); the processed folder."""
     raw = work / f"raw-{_key(params, 'dataset', 'dataset_config', 'download')}"
     if not raw.exists():
-        download_data(params, raw, downloads=work / "downloads")
+        download_data(Params(params.values, stage="download"), raw, downloads=work / "downloads")
     processed = work / f"processed-{raw.name}-{_key(params, 'seed', 'preprocess', 'family')}"
     if not processed.exists():
-        preprocess_data(params, raw, processed)
+        preprocess_data(Params(params.values, stage="preprocess"), raw, processed)
     return processed
 
 

@@ -29,6 +29,7 @@ import json
 import statistics
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -90,14 +91,17 @@ def data_setting(resolved: dict) -> str:
 
 
 def setting_key(row: dict) -> str:
-    """Runs that differ only in their seed (or in how they were started) share a key."""
-    return json.dumps({k: v for k, v in row["params"].items() if k not in NOT_A_SETTING}, sort_keys=True, default=str)
+    """Runs that differ only in their seed (or in how they were started) share a key; ``encoders``
+    is derived from the other parameters (a random-init encoder's seed is the run's)."""
+    return json.dumps({k: v for k, v in row["params"].items() if k not in NOT_A_SETTING and not k.startswith("encoders.")},
+                      sort_keys=True, default=str)
 
 
-def aggregate_seeds(rows: list[dict], *, apart: bool = False) -> list[dict]:
+def aggregate_seeds(rows: list[dict], *, apart: bool = False, figures: Sequence[str] = AVERAGED) -> list[dict]:
     """One row per setting: the latest run of each seed (runs without a timestamp - the workspace -
     count as the latest), averaged; ``<figure>_sd`` is the standard deviation over seeds (0 for one).
-    ``apart``: one row per run, named runs compared as themselves even where their settings agree."""
+    ``apart``: one row per run, named runs compared as themselves even where their settings agree;
+    ``figures``: the figures averaged."""
     latest: dict[tuple, dict] = {}
     for row in rows:
         key = (setting_key(row) + (f"|{row['run']}" if apart else ""), row["seed"])
@@ -113,7 +117,7 @@ def aggregate_seeds(rows: list[dict], *, apart: bool = False) -> list[dict]:
         row = {"dataset": first["dataset"], "data_setting": first["data_setting"], "model": first["model"],
                "profile": first["profile"], "seeds": [r["seed"] for r in runs], "runs": [r["run"] for r in runs],
                "revs": [r["rev"] for r in runs], "params": {k: v for k, v in first["params"].items() if k != "seed"}}
-        for name in AVERAGED:
+        for name in figures:
             values = [r[name] for r in runs if name in r]
             if len(values) == len(runs):
                 row[name] = statistics.fmean(values)
@@ -131,7 +135,7 @@ def mark_differences(rows: list[dict]) -> None:
     for row in rows:
         groups.setdefault((row["dataset"], row["data_setting"], row["model"], row["profile"]), []).append(row)
     for group in groups.values():
-        keys = sorted({k for row in group for k in row["params"]} - set(NOT_A_SETTING))
+        keys = sorted({k for row in group for k in row["params"] if not k.startswith("encoders.")} - set(NOT_A_SETTING))
         varying = [k for k in keys if len({json.dumps(row["params"].get(k), default=str) for row in group}) > 1]
         for row in group:
             row["differs"] = ", ".join(f"{k}={row['params'].get(k)}" for k in varying)
