@@ -26,7 +26,7 @@ def outputs(root, name):
 def test_two_processes_train_with_the_same_global_batch_and_metrics(tmp_path):
     root = tmp_path / "project"
     root.mkdir()
-    env = init_project(root, **{"download.max_images_per_split": 12, "train.max_epochs": 2, "train.batch_size": 8})
+    env = init_project(root, **{"download.max_images_per_split": 12, "train.max_epochs": 2, "resnet_bert.tiny.batch_size": 8})
     run([DVC, "repro", "features"], root, env)
 
     run([str(BIN / "python"), *TRAIN_ARGS, *outputs(root, "one")], root, env)
@@ -38,7 +38,7 @@ def test_two_processes_train_with_the_same_global_batch_and_metrics(tmp_path):
     one = json.loads((root / "runs/one/model/checkpoint.json").read_text())
     two = json.loads((root / "runs/two/model/checkpoint.json").read_text())
     assert (one["processes"], two["processes"]) == (1, 2)
-    # train.batch_size is the global batch: two processes hold 4 questions each, 8 in all.
+    # The family's batch_size is the global batch: two processes hold 4 questions each, 8 in all.
     assert one["global_batch_size"] == two["global_batch_size"] == 8
     assert one["epochs_run"] == two["epochs_run"] == 2
     assert one.keys() == two.keys()
