@@ -133,7 +133,7 @@ def test_a_failed_exp_run_is_reported_by_vqalab_and_the_next_run_works(project):
         assert failed.returncode != 0 and message in failed.stdout + failed.stderr, failed.stderr[-2000:]
         assert "Running stage 'download'" not in failed.stdout  # nothing ran after the params stage
         run(["git", "checkout", "HEAD", "--", "params.yaml"], root, env)  # the README's way back
-        run([DVC, "exp", "run", "-S", "train.max_epochs=2"], root, env)
+    run([DVC, "exp", "run", "-S", "train.max_epochs=2"], root, env)
     assert json.loads((root / "metrics/eval.json").read_text())["accuracy"] > 0
 
 

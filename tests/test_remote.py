@@ -33,7 +33,7 @@ def clones(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("remote")
     a, b, store = tmp / "a", tmp / "b", tmp / "dvc-store"
     a.mkdir()
-    env = init_project(a, **{"download.max_images_per_split": 30, "train.max_epochs": 1, "evaluate.batch_size": 64})
+    env = init_project(a, **{"download.max_images_per_split": 12, "train.max_epochs": 1, "evaluate.batch_size": 64})
     run([DVC, "repro"], a, env)
     run([DVC, "remote", "add", "-d", "store", str(store)], a, env)  # in .dvc/config: committed, so B has it
     run([DVC, "push"], a, env)
