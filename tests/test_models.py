@@ -57,7 +57,7 @@ def test_training_modes_choose_what_trains():
     frozen = ResNetBert.build(replace(TINY, image_training="frozen"), ANSWERS)
     assert not trainable(frozen.image_encoder) and not trainable(frozen.text_encoder)
     assert trainable(frozen) == {n for n, _ in frozen.named_parameters()
-                                 if n.split(".")[0] in ("image_norm", "text_norm", "image_proj", "text_proj", "image_query", "classifier")}
+                                 if n.split(".")[0] in ("image_norm", "text_norm", "image_proj", "text_proj", "image_queries", "classifier")}
 
     lora = ResNetBert.build(replace(TINY, text_training="lora", text_lora=LoraSettings(r=4)), ANSWERS)
     assert trainable(lora.text_encoder) and all("lora_" in n for n in trainable(lora.text_encoder))
@@ -131,18 +131,32 @@ def test_questions_outside_the_vocabulary_give_a_zero_loss_that_still_backpropag
     assert all(p.grad is not None and not p.grad.any() for p in model.classifier.parameters())
 
 
-def test_checkpoint_round_trip_gives_identical_outputs(tmp_path):
+@pytest.mark.parametrize("hops", [1, 2])
+def test_checkpoint_round_trip_gives_identical_outputs(tmp_path, hops):
     torch.manual_seed(0)
-    model = ResNetBert.build(TINY, ANSWERS).eval()
+    model = ResNetBert.build(replace(TINY, attention_hops=hops), ANSWERS).eval()
+    assert len(model.image_queries) == hops
     batch = model.collate(items(64))
     save_checkpoint(model, tmp_path / "ckpt", info={"note": "test"})
     loaded, meta = load_checkpoint(tmp_path / "ckpt")
     assert meta["family"] == "resnet_bert" and meta["answers"] == ANSWERS and meta["note"] == "test"
-    assert loaded.config == TINY
+    assert loaded.config == replace(TINY, attention_hops=hops)
     with torch.no_grad():
         assert torch.equal(model(batch).logits, loaded(batch).logits)
     assert loaded.predict(batch, top_k=2)[0][0][0] in ANSWERS
     assert not list(tmp_path.glob(".ckpt*")), "no temporary folder may be left behind"
+
+
+def test_a_second_attention_hop_asks_with_what_the_first_found():
+    """Stacked attention: the second hop's query is the question plus the first hop's attended
+    image, so its attention differs from the first hop's and the answer scores change."""
+    torch.manual_seed(0)
+    one = ResNetBert.build(TINY, ANSWERS).eval()
+    two = ResNetBert.build(replace(TINY, attention_hops=2), ANSWERS).eval()
+    two.load_state_dict({**one.state_dict(), **{k: v for k, v in two.state_dict().items() if "image_queries.1" in k}})
+    batch = one.collate(items(64))
+    with torch.no_grad():
+        assert not torch.allclose(one(batch).logits, two(batch).logits)
 
 
 def test_paper_architecture_builds_through_the_hub_code_path(tmp_path):

@@ -16,10 +16,10 @@ validation accuracy moved by 6 points across the grid with no trend and picked t
 regularised C, a classifier that mostly says "yes"; the log-loss of the answers the classifier can
 give scores every probability it assigns and has a clear minimum.
 
-The solver is full-batch L-BFGS in PyTorch, warm-started from one C to the next and stopped at
-the first C whose validation log-loss is worse than the best so far (the loss is unimodal in C):
-DAQUAR's 4,500 training questions over some 800 answers fit in seconds, where scikit-learn's
-per-C fits took minutes.
+The solver is full-batch L-BFGS in PyTorch, started from the answers' log frequencies and
+warm-started from one C to the next, and the grid is searched from its middle outwards, stopping
+where the validation log-loss rises (it is unimodal in C): DAQUAR's 4,500 training questions over
+some 750 answers fit in seconds, where scikit-learn's per-C fits over the whole grid took minutes.
 """
 
 from __future__ import annotations
@@ -98,11 +98,13 @@ def fit_multinomial(x: torch.Tensor, y: torch.Tensor, weights: torch.Tensor, *, 
                     start: tuple[torch.Tensor, torch.Tensor] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """(weight, bias) minimising sum_i w_i CE(x_i W^T + b, y_i) + ||W||^2 / (2C), as scikit-learn's
     LogisticRegression does (the bias is not penalised), by full-batch L-BFGS from ``start``."""
-    weight = (start[0].clone() if start else torch.zeros(classes, x.shape[1])).requires_grad_()
-    bias = (start[1].clone() if start else torch.zeros(classes)).requires_grad_()
     total = float(weights.sum())
-    optimizer = torch.optim.LBFGS([weight, bias], lr=1.0, max_iter=500, history_size=20, tolerance_grad=1e-6,
-                                  tolerance_change=1e-10, line_search_fn="strong_wolfe")
+    if start is None:  # the optimum of the bias alone (W = 0): the answers' log frequencies
+        frequency = torch.zeros(classes).index_add_(0, y, weights) / total
+        start = (torch.zeros(classes, x.shape[1]), frequency.clamp(min=1e-12).log())
+    weight, bias = start[0].clone().requires_grad_(), start[1].clone().requires_grad_()
+    optimizer = torch.optim.LBFGS([weight, bias], lr=1.0, max_iter=500, history_size=20, tolerance_grad=1e-5,
+                                  tolerance_change=1e-9, line_search_fn="strong_wolfe")
 
     def closure():
         optimizer.zero_grad()
@@ -119,9 +121,9 @@ def fit_multinomial(x: torch.Tensor, y: torch.Tensor, weights: torch.Tensor, *, 
 def fit_question_classifier(train_features: np.ndarray, train_answers: Sequence[str], val_features: np.ndarray,
                             val_answers: Sequence[str], *, answers: Sequence[str], encoder: str = "",
                             c_grid: Sequence[float] = C_GRID) -> QuestionClassifier:
-    """Fit on train for ``C`` in ``c_grid`` (ascending) and keep the one with the lowest validation
-    log-loss, stopping at the first C that does worse than the best so far. Training answers outside
-    ``answers`` are left out, as the classifiers' losses leave them out.
+    """Fit on train and keep the ``C`` of ``c_grid`` with the lowest validation log-loss (the smaller
+    C on a tie). Training answers outside ``answers`` are left out, as the classifiers' losses leave
+    them out.
 
     Identical (question, answer) rows are merged into one weighted sample, which gives the same
     objective: templated data sets (easy-VQA: 34,721 training questions) fit in seconds.
@@ -143,21 +145,37 @@ def fit_question_classifier(train_features: np.ndarray, train_answers: Sequence[
     y = torch.tensor([column[index[a]] for _, a in keys])
     weights = torch.tensor([merged[k] for k in keys], dtype=torch.float32)
     val_features = normalise_rows(val_features)
-    best, start = None, None
-    for c in sorted(c_grid):
-        start = fit_multinomial(x, y, weights, classes=len(present), C=c, start=start)
+
+    def fit(c: float, start) -> tuple[QuestionClassifier, tuple[torch.Tensor, torch.Tensor]]:
+        solution = fit_multinomial(x, y, weights, classes=len(present), C=c, start=start)
         weight = np.zeros((len(answers), x.shape[1]), dtype=np.float32)
         bias = np.full(len(answers), UNSEEN_BIAS, dtype=np.float32)
-        weight[present], bias[present] = start[0].numpy(), start[1].numpy()
+        weight[present], bias[present] = solution[0].numpy(), solution[1].numpy()
         candidate = QuestionClassifier(answers, weight, bias, float(c), encoder=encoder)
         candidate.val_log_loss = candidate.log_loss(val_features, val_answers)
         predictions = candidate.predict(val_features)
         candidate.val_accuracy = float(np.mean([p == g for p, g in zip(predictions, val_answers)]))
         log.info("blind baseline C=%g: validation log-loss %.4f, accuracy %.4f", c, candidate.val_log_loss,
                  candidate.val_accuracy)
-        if best is not None and candidate.val_log_loss >= best.val_log_loss:
+        return candidate, solution
+
+    # From the grid's middle, towards smaller C while the validation log-loss falls (a tie goes to the
+    # smaller C, the simpler model), else towards larger C: the loss is unimodal in C, so this finds
+    # the grid's minimum with two or three fits, each warm-started from its neighbour's solution.
+    grid = sorted(c_grid)
+    middle = len(grid) // 2
+    best, best_solution = fit(grid[middle], None)
+    for direction in (-1, 1):
+        index, solution, moved = middle + direction, best_solution, False
+        while 0 <= index < len(grid):
+            candidate, solution = fit(grid[index], solution)
+            better = (candidate.val_log_loss <= best.val_log_loss if direction < 0
+                      else candidate.val_log_loss < best.val_log_loss)
+            if not better:
+                break
+            best, best_solution, moved, index = candidate, solution, True, index + direction
+        if moved:
             break
-        best = candidate
     log.info("blind baseline: C=%g chosen on validation (log-loss %.4f, accuracy %.4f)", best.C, best.val_log_loss,
              best.val_accuracy)
     return best

@@ -55,6 +55,8 @@ class FusionConfig:
     gradient_checkpointing: bool = False
     max_question_tokens: int = 32
     hidden_size: int = 512
+    # Attention hops over the image tokens (stacked attention networks, Yang et al. 2016, used 2).
+    attention_hops: int = 1
     dropout: float = 0.1
     # Start from the blind baseline's answer scores (needs text_training frozen; see above).
     question_prior: bool = False
@@ -67,7 +69,7 @@ class FusionConfig:
 
     def __post_init__(self) -> None:
         check_resize(self.resize)
-        for name in ("max_question_tokens", "hidden_size", "trainable_blocks", "batch_size"):
+        for name in ("max_question_tokens", "hidden_size", "attention_hops", "trainable_blocks", "batch_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if not 0.0 <= self.dropout < 1.0:
@@ -153,8 +155,9 @@ class FusionClassifier(VQAModel):
         self.token_dropout = nn.Dropout(config.dropout)
         self.image_proj = nn.Linear(image_features, hidden)
         self.text_proj = nn.Linear(text_size, hidden)
-        # The question chooses which image tokens to look at (one attention head).
-        self.image_query = nn.Linear(hidden, hidden)
+        # The question chooses which image tokens to look at (one attention head per hop); each
+        # further hop asks again with the question plus what the last one found (stacked attention).
+        self.image_queries = nn.ModuleList(nn.Linear(hidden, hidden) for _ in range(config.attention_hops))
         # Concatenation keeps each modality; the product term lets the head condition one on the other.
         self.classifier = nn.Sequential(
             nn.Linear(3 * hidden, hidden),
@@ -342,8 +345,11 @@ class FusionClassifier(VQAModel):
         dtype = self.image_proj.weight.dtype
         image = self.token_dropout(self.image_proj(self.image_norm(tokens.to(dtype))))
         text = self.text_proj(self.text_norm(question.to(dtype)))
-        scores = torch.einsum("bnh,bh->bn", image, self.image_query(text)) / image.shape[-1] ** 0.5
-        attended = torch.einsum("bn,bnh->bh", scores.softmax(-1), image)
+        query = text
+        for image_query in self.image_queries:
+            scores = torch.einsum("bnh,bh->bn", image, image_query(query)) / image.shape[-1] ** 0.5
+            attended = torch.einsum("bn,bnh->bh", scores.softmax(-1), image)
+            query = query + attended
         logits = self.classifier(torch.cat([attended, text, attended * text], dim=-1))
         if self.question_prior is not None:
             logits = logits + self.question_prior.log_probs(question)
