@@ -358,3 +358,33 @@ def test_train_compile_compiles_the_training_forward(monkeypatch, compile):
     model = ResNetBert.build(CONFIG, train.vocab.answers)
     fit(model, train, val, params=replace(PARAMS, max_epochs=1, compile=compile), device=torch.device("cpu"), seed=0)
     assert compiled == ([model] if compile else [])
+
+
+def test_image_sensitivity_is_zero_for_a_model_that_ignores_the_image_and_positive_for_one_that_reads_it():
+    from vqalab.evaluation.predict import predict_dataset
+    from vqalab.evaluation.scores import image_sensitivity
+
+    train, val = datasets()
+    seed_everything(0)
+    reader = ResNetBert.build(CONFIG, train.vocab.answers)
+    result = fit(reader, train, val, params=replace(PARAMS, max_epochs=12, patience=12), device=torch.device("cpu"), seed=0)
+    assert result.best_val_accuracy == 1.0
+    ignorer = ResNetBert.build(CONFIG, train.vocab.answers)
+    ignorer.load_state_dict(reader.state_dict())
+    with torch.no_grad():  # the same model with its image path cut: only the question reaches the head
+        ignorer.image_proj.weight.zero_()
+        ignorer.image_proj.bias.zero_()
+
+    def answers(model, dataset):
+        return [top[0][0] for top in predict_dataset(model, dataset, batch_size=4, device=torch.device("cpu"), progress=False)]
+
+    shuffled = val.with_shuffled_images()
+    assert [val.image_rows[i] for i in range(len(val))] != shuffled.image_rows  # the permutation moves images
+    assert image_sensitivity(answers(ignorer, val), answers(ignorer, shuffled)) == 0.0
+    # The answer is the image's colour: a model that learnt it answers differently for every
+    # question whose shuffled image has the other colour.
+    read, read_shuffled = answers(reader, val), answers(reader, shuffled)
+    assert read == [r.answer for r in val.records]
+    assert image_sensitivity(read, read_shuffled) > 0
+    with pytest.raises(ValueError, match="one shuffled-image answer per answer"):
+        image_sensitivity(read, read_shuffled[:-1])

@@ -52,6 +52,15 @@ def score_predictions(predictions: Sequence[str], records: Sequence, *, train_an
     return result
 
 
+def image_sensitivity(answers: Sequence[str], shuffled_answers: Sequence[str]) -> float:
+    """The share of answers that change when each question is shown another question's image: 0 for
+    a model that does not read the image, whatever its accuracy."""
+    if len(answers) != len(shuffled_answers) or not answers:
+        raise ValueError(f"image_sensitivity needs one shuffled-image answer per answer, got "
+                         f"{len(shuffled_answers)} for {len(answers)}")
+    return sum(a != s for a, s in zip(answers, shuffled_answers)) / len(answers)
+
+
 def quality_figures(scores: dict, blind: dict, *, answers: Sequence[str], blind_answers: Sequence[str],
                     shuffled_answers: Sequence[str], golds: Sequence[str], other_modes: dict[str, dict]) -> dict:
     """The headline mode's quality figures (its ``answers`` to the test questions with gold answers
@@ -71,7 +80,7 @@ def quality_figures(scores: dict, blind: dict, *, answers: Sequence[str], blind_
     figures["image_gain"] = scores["accuracy"] - blind["accuracy"]
     figures["image_gain_ci95"] = list(paired_bootstrap_interval(correct, blind_correct))
     figures["shuffled_image_accuracy"] = accuracy(shuffled_answers, golds)
-    figures["image_sensitivity"] = sum(a != s for a, s in zip(answers, shuffled_answers)) / len(answers)
+    figures["image_sensitivity"] = image_sensitivity(answers, shuffled_answers)
     figures.update({f"accuracy_{mode}": mode_scores["accuracy"] for mode, mode_scores in other_modes.items()})
     return figures
 
