@@ -77,7 +77,7 @@ def test_tiny_family_trains_and_round_trips(name, tmp_path):
 
 
 FUSION_FIELDS = {"image_size", "text_encoder", "resize", "image_training", "text_training", "trainable_blocks",
-                 "text_lora", "gradient_checkpointing", "max_question_tokens", "hidden_size", "attention_hops", "dropout",
+                 "text_lora", "gradient_checkpointing", "max_question_tokens", "hidden_size", "attention_hops", "scene_vector", "dropout",
                  "question_prior", "lr", "encoder_lr", "batch_size"}
 
 

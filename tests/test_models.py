@@ -131,16 +131,16 @@ def test_questions_outside_the_vocabulary_give_a_zero_loss_that_still_backpropag
     assert all(p.grad is not None and not p.grad.any() for p in model.classifier.parameters())
 
 
-@pytest.mark.parametrize("hops", [1, 2])
-def test_checkpoint_round_trip_gives_identical_outputs(tmp_path, hops):
+@pytest.mark.parametrize("hops, scene", [(1, False), (2, True)])
+def test_checkpoint_round_trip_gives_identical_outputs(tmp_path, hops, scene):
     torch.manual_seed(0)
-    model = ResNetBert.build(replace(TINY, attention_hops=hops), ANSWERS).eval()
+    model = ResNetBert.build(replace(TINY, attention_hops=hops, scene_vector=scene), ANSWERS).eval()
     assert len(model.image_queries) == hops
     batch = model.collate(items(64))
     save_checkpoint(model, tmp_path / "ckpt", info={"note": "test"})
     loaded, meta = load_checkpoint(tmp_path / "ckpt")
     assert meta["family"] == "resnet_bert" and meta["answers"] == ANSWERS and meta["note"] == "test"
-    assert loaded.config == replace(TINY, attention_hops=hops)
+    assert loaded.config == replace(TINY, attention_hops=hops, scene_vector=scene)
     with torch.no_grad():
         assert torch.equal(model(batch).logits, loaded(batch).logits)
     assert loaded.predict(batch, top_k=2)[0][0][0] in ANSWERS
@@ -157,6 +157,20 @@ def test_a_second_attention_hop_asks_with_what_the_first_found():
     batch = one.collate(items(64))
     with torch.no_grad():
         assert not torch.allclose(one(batch).logits, two(batch).logits)
+
+
+def test_the_scene_vector_reaches_the_head():
+    """With scene_vector the head also reads the mean of every image token and its product with
+    the question: cutting those inputs changes the answer scores."""
+    torch.manual_seed(0)
+    model = ResNetBert.build(replace(TINY, scene_vector=True), ANSWERS).eval()
+    assert model.classifier[0].in_features == 5 * TINY.hidden_size
+    batch = {"image_features": torch.randn(2, 5, model.image_proj.in_features),
+             "question_features": torch.randn(2, model.text_proj.in_features)}
+    with torch.no_grad():
+        with_scene = model(batch).logits
+        model.classifier[0].weight[:, 3 * TINY.hidden_size:] = 0.0
+        assert not torch.allclose(with_scene, model(batch).logits)
 
 
 def test_paper_architecture_builds_through_the_hub_code_path(tmp_path):

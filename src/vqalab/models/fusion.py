@@ -57,6 +57,9 @@ class FusionConfig:
     hidden_size: int = 512
     # Attention hops over the image tokens (stacked attention networks, Yang et al. 2016, used 2).
     attention_hops: int = 1
+    # The mean of the image tokens beside the attended one: the whole scene, not only where the
+    # question looks (what is in the room, how many of a kind).
+    scene_vector: bool = False
     dropout: float = 0.1
     # Start from the blind baseline's answer scores (needs text_training frozen; see above).
     question_prior: bool = False
@@ -160,7 +163,7 @@ class FusionClassifier(VQAModel):
         self.image_queries = nn.ModuleList(nn.Linear(hidden, hidden) for _ in range(config.attention_hops))
         # Concatenation keeps each modality; the product term lets the head condition one on the other.
         self.classifier = nn.Sequential(
-            nn.Linear(3 * hidden, hidden),
+            nn.Linear((5 if config.scene_vector else 3) * hidden, hidden),
             nn.GELU(),
             nn.Dropout(config.dropout),
             nn.Linear(hidden, len(self.answers)),
@@ -350,7 +353,11 @@ class FusionClassifier(VQAModel):
             scores = torch.einsum("bnh,bh->bn", image, image_query(query)) / image.shape[-1] ** 0.5
             attended = torch.einsum("bn,bnh->bh", scores.softmax(-1), image)
             query = query + attended
-        logits = self.classifier(torch.cat([attended, text, attended * text], dim=-1))
+        parts = [attended, text, attended * text]
+        if self.config.scene_vector:
+            scene = image.mean(dim=1)
+            parts += [scene, scene * text]
+        logits = self.classifier(torch.cat(parts, dim=-1))
         if self.question_prior is not None:
             logits = logits + self.question_prior.log_probs(question)
         return ModelOutput(logits=logits, loss=classification_loss(logits, batch.get("labels")))
