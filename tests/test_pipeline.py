@@ -77,6 +77,13 @@ def test_repro_writes_every_output(project):
     assert "Data and pipelines are up to date" in run([DVC, "status"], root, env)
 
 
+def restore_baseline(root, env) -> None:
+    """Back to the fixture's commit without running a stage: git's files (params, dvc.lock, the
+    resolved parameters, the metrics), then DVC's outputs from its cache."""
+    run(["git", "checkout", "HEAD", "--", "."], root, env)
+    run([DVC, "checkout", "--force"], root, env)
+
+
 def stages_run(root, env) -> set[str]:
     """The stages `dvc repro` runs (a stage whose inputs are unchanged is skipped)."""
     out = run([DVC, "repro"], root, env)
@@ -95,7 +102,6 @@ def stages_whose_params_changed(root, env) -> set[str]:
 
 def test_param_changes_rerun_exactly_the_stages_that_read_them(project):
     root, env = project
-    original = (root / "params.yaml").read_text()
     try:
         for change, expected in [
             # The blind baseline reads the questions, not the images: a new image size keeps it.
@@ -111,15 +117,14 @@ def test_param_changes_rerun_exactly_the_stages_that_read_them(project):
         ]:
             set_params(root, **change)
             assert stages_whose_params_changed(root, env) == expected, change
-            (root / "params.yaml").write_text(original)
-            run([DVC, "repro", "params"], root, env)
+            restore_baseline(root, env)
         assert "Data and pipelines are up to date" in run([DVC, "status"], root, env)
         # And a full rerun after a change runs those stages and the ones after them, no others.
         set_params(root, **{"evaluate.batch_size": 32})
         assert stages_run(root, env) == {"params", "evaluate", "report"}
     finally:
-        (root / "params.yaml").write_text(original)
-        run([DVC, "repro"], root, env)
+        restore_baseline(root, env)
+    assert "Data and pipelines are up to date" in run([DVC, "status"], root, env)
 
 
 def test_a_failed_exp_run_is_reported_by_vqalab_and_the_next_run_works(project):
@@ -166,7 +171,8 @@ def test_compare_table_reads_every_experiment(project, tmp_path):
 def test_params_diff_lists_every_value_a_recipe_changed(project):
     """The resolved parameters are DVC params: a recipe's change shows as the value the run used."""
     root, env = project
-    original = (root / "params.yaml").read_text()
+    # What `dvc repro params` rewrites, kept to be put back (the workspace holds an experiment).
+    written = {path: (root / path).read_bytes() for path in ("params.yaml", "dvc.lock", "data/params/resolved.json")}
     try:
         set_params(root, **{"recipes.easy_vqa.train.weight_decay": 0.02})
         run([DVC, "repro", "params"], root, env)
@@ -176,8 +182,9 @@ def test_params_diff_lists_every_value_a_recipe_changed(project):
         assert changed["params.yaml"]["recipes.easy_vqa.train.weight_decay"] == (0.01, 0.02)
         assert changed["data/params/resolved.json"]["resolved.train.weight_decay"] == (0.01, 0.02)
     finally:
-        (root / "params.yaml").write_text(original)
-        run([DVC, "repro"], root, env)
+        for path, content in written.items():
+            (root / path).write_bytes(content)
+    assert "Data and pipelines are up to date" in run([DVC, "status"], root, env)
 
 
 def test_plots_diff_overlays_two_experiments(project, tmp_path):
