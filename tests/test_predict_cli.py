@@ -17,11 +17,17 @@ from PIL import Image
 
 from test_families import ANSWERS, tiny_config
 from vqalab.cli import main
+from vqalab.data.dataset import ProcessedData
 from vqalab.data.preprocess import resize_images
 from vqalab.data.schema import RECORDS_FILE, read_records
 from vqalab.models.checkpoint import CHECKPOINT_FILE, load_checkpoint, save_checkpoint
 from vqalab.models.registry import FAMILIES, get_family
+from vqalab.pipeline.blind import blind_baseline
+from vqalab.pipeline.features import frozen_encoder_features
+from vqalab.pipeline.prepare import prepare_data
+from vqalab.pipeline.train import train_model
 from vqalab.predict import Question, predict_questions
+from vqalab.resolve import load_params
 
 ROOT = Path(__file__).resolve().parents[1]
 QUESTIONS = ["is there a red shape?", "what shape is it?", "what colour?"]
@@ -300,15 +306,6 @@ def test_console_scripts_keep_compare_and_add_vqalab(capsys):
 def trained_easy_vqa(tmp_path_factory):
     """(checkpoint folder, raw data folder) of the default model trained by the pipeline's own steps
     on the first 150 images of each easy-VQA split (a minute on 2 cores)."""
-    from vqalab.models.checkpoint import save_checkpoint
-    from vqalab.params import Params
-    from vqalab.pipeline.blind import blind_baseline
-    from vqalab.pipeline.features import frozen_encoder_features
-    from vqalab.pipeline.prepare import prepare_data
-    from vqalab.pipeline.train import train_model
-    from vqalab.data.dataset import ProcessedData
-    from vqalab.resolve import load_params
-
     work = tmp_path_factory.mktemp("trained")
     params = load_params(ROOT / "params.yaml", {"download": {"max_images_per_split": 150}})
     data = ProcessedData.load(prepare_data(params, work))

@@ -11,6 +11,8 @@ from vqalab.config import TrainParams
 from vqalab.data.dataset import VQADataset
 from vqalab.data.schema import Record
 from vqalab.data.vocab import AnswerVocab
+from vqalab.evaluation.predict import predict_dataset
+from vqalab.evaluation.scores import image_sensitivity
 from vqalab.models.resnet_bert import ResNetBert, ResNetBertConfig
 from vqalab.runtime import library_versions, seed_everything
 from vqalab.training.loop import fit
@@ -361,9 +363,6 @@ def test_train_compile_compiles_the_training_forward(monkeypatch, compile):
 
 
 def test_image_sensitivity_is_zero_for_a_model_that_ignores_the_image_and_positive_for_one_that_reads_it():
-    from vqalab.evaluation.predict import predict_dataset
-    from vqalab.evaluation.scores import image_sensitivity
-
     train, val = datasets()
     seed_everything(0)
     reader = ResNetBert.build(CONFIG, train.vocab.answers)
