@@ -15,7 +15,7 @@ from vqalab.evaluation.predict import predict_dataset
 from vqalab.evaluation.scores import image_sensitivity
 from vqalab.models.resnet_bert import ResNetBert, ResNetBertConfig
 from vqalab.runtime import library_versions, seed_everything
-from vqalab.training.loop import fit
+from vqalab.training.loop import fit, linear_warmup_then_decay
 
 CONFIG = ResNetBertConfig(image_size=32, image_encoder="resnet_small", image_widths=(8, 8, 16, 16),
                           text_encoder="packaged:all-MiniLM-L6-v2", text_training="frozen", hidden_size=16)
@@ -387,3 +387,20 @@ def test_image_sensitivity_is_zero_for_a_model_that_ignores_the_image_and_positi
     assert image_sensitivity(read, read_shuffled) > 0
     with pytest.raises(ValueError, match="one shuffled-image answer per answer"):
         image_sensitivity(read, read_shuffled[:-1])
+
+
+@pytest.mark.parametrize(("warmup_steps", "total_steps"), [(0, 10), (3, 20), (5, 5), (0, 1)])
+def test_the_schedule_is_transformers_linear_schedule_with_warmup(warmup_steps, total_steps):
+    from transformers import get_linear_schedule_with_warmup
+
+    rates = []
+    for schedule in (get_linear_schedule_with_warmup, linear_warmup_then_decay):
+        optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
+        scheduler = schedule(optimizer, warmup_steps, total_steps)
+        steps = []
+        for _ in range(total_steps + 2):
+            steps.append(scheduler.get_last_lr()[0])
+            optimizer.step()
+            scheduler.step()
+        rates.append(steps)
+    assert rates[0] == rates[1]

@@ -16,7 +16,6 @@ import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import DataLoader
-from transformers import get_linear_schedule_with_warmup
 
 from vqalab.config import TrainParams, flatten
 from vqalab.data.dataset import IndexedBatches, VQADataset
@@ -225,11 +224,23 @@ def prepare_run(model: VQAModel, train_set: VQADataset, *, params: TrainParams, 
     total_steps = len(loader) * params.max_epochs
     return TrainingRun(
         model=model, train_model=train_model, loader=loader, optimizer=optimizer,
-        scheduler=get_linear_schedule_with_warmup(optimizer, int(params.warmup_ratio * total_steps), total_steps),
+        scheduler=linear_warmup_then_decay(optimizer, int(params.warmup_ratio * total_steps), total_steps),
         # fp16 gradients underflow without loss scaling; bf16 has fp32's exponent range and needs none.
         scaler=torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16),
         generator=generator, device=device, amp_dtype=amp_dtype, grad_clip=params.grad_clip,
         channels_last=channels_last, accelerator=accelerator, processes=processes, main=is_main_process())
+
+
+def linear_warmup_then_decay(optimizer: torch.optim.Optimizer, warmup_steps: int,
+                              total_steps: int) -> torch.optim.lr_scheduler.LambdaLR:
+    """The learning rate rises linearly from 0 over ``warmup_steps``, then falls linearly to 0 at
+    ``total_steps`` (transformers' linear schedule; written here because importing it from
+    transformers also imports peft, 3 s at the start of every train stage)."""
+    def factor(step: int) -> float:
+        if step < warmup_steps:
+            return step / max(1, warmup_steps)
+        return max(0.0, (total_steps - step) / max(1, total_steps - warmup_steps))
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
 def training_batches(model: VQAModel, train_set: VQADataset, *, batch_size: int, generator: torch.Generator,
