@@ -139,11 +139,11 @@ def test_without_question_prior_the_head_is_not_offset(config):
 
 
 def test_vilt_caches_question_features_only_for_its_prior():
-    assert Vilt.feature_spec(VILT_CONFIG, seed=0) == {"question": {"text_encoder": MINILM, "max_question_tokens": 40}}
-    assert Vilt.feature_spec(replace(VILT_CONFIG, question_prior=False), seed=0) == {}
-    assert Vilt.feature_config(replace(VILT_CONFIG, question_prior=False)) == {}
+    assert VILT_CONFIG.feature_spec(seed=0) == {"question": {"text_encoder": MINILM, "max_question_tokens": 40}}
+    assert replace(VILT_CONFIG, question_prior=False).feature_spec(seed=0) == {}
+    assert replace(VILT_CONFIG, question_prior=False).feature_config() == {}
     # What builds the question encoder, not what trains the model: a new learning rate keeps the cache.
-    assert Vilt.feature_config(VILT_CONFIG) == Vilt.feature_config(replace(VILT_CONFIG, lr=0.5, encoder_lr=0.5))
+    assert VILT_CONFIG.feature_config() == replace(VILT_CONFIG, lr=0.5, encoder_lr=0.5).feature_config()
     with pytest.raises(ValueError, match="question_prior reads the questions with question_encoder, which is null"):
         replace(VILT_CONFIG, question_encoder=None)
 

@@ -99,7 +99,7 @@ def test_fusion_families_share_one_config_base(name, own_fields, resize):
         replace(tiny, resize="fit")
     # The features stage builds the family from the fields of its frozen encoders alone, as its
     # params file holds them: the others (resize among them, the family's own default) keep their defaults.
-    encoder_fields = get_family(name).model_class.feature_config(tiny)
+    encoder_fields = tiny.feature_config()
     built = from_mapping(config_class, plain(encoder_fields), f"{name}.tiny")
     assert "resize" not in encoder_fields and built.resize == resize
     assert all(getattr(built, k) == v for k, v in encoder_fields.items())

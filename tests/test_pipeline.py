@@ -190,7 +190,7 @@ def test_params_diff_lists_every_value_a_recipe_changed(project):
 def test_plots_diff_overlays_two_experiments(project, tmp_path):
     root, env = project  # the workspace holds the experiment with train.max_epochs=1 (see above)
     out = tmp_path / "plots"
-    run([DVC, "plots", "diff", "HEAD", "--targets", "accuracy_by_answer_type", "-o", str(out)], root, env)
+    run([DVC, "plots", "diff", "HEAD", "--targets", "metrics/plots/accuracy_by_answer_type.json", "-o", str(out)], root, env)
     page = (out / "index.html").read_text()
     assert '"rev": "HEAD"' in page and '"rev": "workspace"' in page and "blind baseline" in page
 

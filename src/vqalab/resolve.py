@@ -17,7 +17,7 @@ import yaml
 from vqalab.config import (PROFILES, RECIPE, DownloadParams, EvaluateParams, PreprocessParams, ReportParams,
                            TrainParams, flatten, from_mapping)
 from vqalab.data.registry import DATASETS, get_dataset
-from vqalab.models.registry import FAMILIES, get_family
+from vqalab.models.registry import FAMILIES, get_config_class
 from vqalab.params import Params, plain
 
 log = logging.getLogger(__name__)
@@ -126,13 +126,13 @@ def load_params(path: str | Path = "params.yaml", overrides: dict | None = None)
     seed = raw.get("seed")
     if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
         raise ValueError(f"params: seed must be a non-negative integer, got {seed!r}")
-    family = get_family(model)
+    config_class = get_config_class(model)
     section = raw.get(model)
     if not isinstance(section, dict) or profile not in section:
         raise ValueError(f"params: section {model}.{profile} is missing; it holds the {model} settings for profile {profile}")
     # Settings several families share are written once, at the top level (e.g. text_lora).
-    shared = {name: raw[name] for name in getattr(family.config_class, "shared_params", ()) if name in raw}
-    family_config = from_mapping(family.config_class, {**section[profile], **shared}, f"{model}.{profile}")
+    shared = {name: raw[name] for name in getattr(config_class, "shared_params", ()) if name in raw}
+    family_config = from_mapping(config_class, {**section[profile], **shared}, f"{model}.{profile}")
     train_section = dict(raw.get("train") or {})
     if "batch_size" in train_section:
         raise ValueError(f"params: train.batch_size is not a parameter: the training batch is {model}.{profile}.batch_size, "
@@ -151,8 +151,7 @@ def load_params(path: str | Path = "params.yaml", overrides: dict | None = None)
         "dataset_config": dataset_config,
         "family": family_config,
     }
-    encoders = {"frozen": family.model_class.feature_spec(family_config, seed=seed),
-                "config": family.model_class.feature_config(family_config)}
+    encoders = {"frozen": family_config.feature_spec(seed=seed), "config": family_config.feature_config()}
     return Params({"dataset": dataset, "model": model, "profile": profile, "seed": seed,
                    **{name: plain(value) for name, value in typed.items()},
                    "sbert_model": evaluate.sbert_model[profile], "encoders": plain(encoders)})

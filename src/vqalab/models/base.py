@@ -38,9 +38,9 @@ class VQAModel(nn.Module):
     - ``save_extra(directory)`` / ``from_saved(directory, config, answers)``: what a checkpoint
       needs beyond the state dict to rebuild the architecture without network.
     - ``checkpoint_state()`` / ``load_checkpoint_state(state)``: the weights a checkpoint holds.
-    - Cached features (families with frozen encoders): ``feature_spec(config, seed=)`` says what
-      the frozen encoders' outputs depend on ({} when nothing is frozen), ``feature_config(config)``
-      the config fields that build them, ``feature_fingerprints()``
+    - Cached features (families with frozen encoders): the config's ``feature_spec(seed=)`` says
+      what the frozen encoders' outputs depend on ({} when nothing is frozen), its
+      ``feature_config()`` the fields that build them; the model's ``feature_fingerprints()``
       hashes their weights, and ``encode_image_features(uint8 pixels)`` /
       ``encode_question_features(questions)`` compute them; ``collate`` then takes items that carry
       ``image_features`` / ``question_features`` instead of pixels / text.
@@ -90,22 +90,6 @@ class VQAModel(nn.Module):
     @classmethod
     def from_saved(cls, directory: Path, config, answers: list[str]) -> "VQAModel":
         raise NotImplementedError
-
-    @classmethod
-    def pretrained_sources(cls, config) -> dict[str, str]:
-        """{config field: the pretrained source it names} - a hub id, a local path, packaged:<name>
-        or torchvision:<architecture> - for every pretrained model ``build`` loads."""
-        return {}
-
-    @classmethod
-    def feature_spec(cls, config, *, seed: int) -> dict:
-        return {}
-
-    @classmethod
-    def feature_config(cls, config) -> dict:
-        """The config fields that build the frozen encoders (the others take their defaults when the
-        features stage builds the model): {} when nothing is frozen."""
-        return {}
 
     def feature_fingerprints(self) -> dict[str, str]:
         return {}

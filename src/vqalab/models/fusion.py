@@ -18,76 +18,22 @@ With ``question_prior`` (a frozen text encoder), the answer scores start from th
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
-from typing import ClassVar
 from pathlib import Path
 
 import torch
 from torch import nn
 from transformers import AutoConfig, AutoModel, AutoTokenizer
 
-from vqalab.config import check_resize, param_name
+from vqalab.config import param_name
 from vqalab.models.base import ModelOutput, VQAModel, classification_loss, fingerprint, top_answers
-from vqalab.models.lora import LoraSettings, apply_lora
+from vqalab.models.family_configs import FusionConfig
+from vqalab.models.lora import apply_lora
 from vqalab.pretrained import from_pretrained
 from vqalab.models.prior import QuestionPrior, mean_pool
 
 TEXT_ENCODER_DIR = "text_encoder"
-IMAGE_TRAINING = ("full", "partial", "frozen")
-TEXT_TRAINING = ("full", "partial", "frozen", "lora")
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True, kw_only=True)
-class FusionConfig:
-    """The settings every fusion classifier has; a family's config adds its image encoder's (and
-    gives ``resize`` its default). Keyword-only, so a family's fields may come without defaults."""
-
-    image_size: int
-    text_encoder: str  # hub id, local folder or packaged:<name>
-    # How preprocess makes images square (squash | crop | pad).
-    resize: str
-    image_training: str = "full"  # full | partial | frozen (see above)
-    text_training: str = "full"  # full | partial | frozen | lora
-    trainable_blocks: int = 1  # partial: how many of an encoder's last blocks train
-    text_lora: LoraSettings | None = None
-    gradient_checkpointing: bool = False
-    max_question_tokens: int = 32
-    hidden_size: int = 512
-    # Attention hops over the image tokens (stacked attention networks, Yang et al. 2016, used 2).
-    attention_hops: int = 1
-    # The mean of the image tokens beside the attended one: the whole scene, not only where the
-    # question looks (what is in the room, how many of a kind).
-    scene_vector: bool = False
-    dropout: float = 0.1
-    # Start from the blind baseline's answer scores (needs text_training frozen; see above).
-    question_prior: bool = False
-    lr: float = 1e-3  # newly initialised parts: fusion, classifier, a random-init image encoder, LoRA adapters
-    encoder_lr: float = 2e-5  # pretrained encoders that are fine-tuned
-    # The global training batch of this family and profile (its lr and encoder_lr go with it).
-    batch_size: int = 64
-    # Read from params.yaml's top level: the same for every fusion family and profile.
-    shared_params: ClassVar[tuple[str, ...]] = ("text_lora",)
-
-    def __post_init__(self) -> None:
-        check_resize(self.resize)
-        for name in ("max_question_tokens", "hidden_size", "attention_hops", "trainable_blocks", "batch_size"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
-        if self.lr <= 0 or self.encoder_lr <= 0:
-            raise ValueError(f"lr and encoder_lr must be > 0, got {self.lr} and {self.encoder_lr}")
-        if self.image_training not in IMAGE_TRAINING:
-            raise ValueError(f"image_training must be one of {IMAGE_TRAINING}, got {self.image_training!r}")
-        if self.text_training not in TEXT_TRAINING:
-            raise ValueError(f"text_training must be one of {TEXT_TRAINING}, got {self.text_training!r}")
-        if self.text_training == "lora" and self.text_lora is None:
-            raise ValueError("text_training is lora but text_lora is null: give its r, alpha, dropout, target_modules")
-        if self.question_prior and self.text_training != "frozen":
-            raise ValueError(f"question_prior is fitted on the frozen text encoder's features: it needs text_training "
-                             f"frozen, got {self.text_training!r} (or set question_prior: false)")
 
 
 def text_blocks(text_encoder: nn.Module) -> list[nn.Module]:
@@ -119,8 +65,9 @@ def enable_activation_checkpointing(model: nn.Module) -> None:
 
 
 class FusionClassifier(VQAModel):
-    """Built from a ``FusionConfig`` of the family. Subclasses implement ``build_image_encoder``,
-    ``image_encoder_is_pretrained`` and ``save_image_encoder``; their image encoder returns tokens
+    """Built from a ``FusionConfig`` of the family (whose subclass names the fields that build the
+    image encoder and says whether it is pretrained). Subclasses implement ``build_image_encoder``
+    and ``save_image_encoder``; their image encoder returns tokens
     ``(batch, tokens, features)`` and has ``blocks()`` and ``enable_gradient_checkpointing()``."""
 
     pixel_mean: tuple[float, float, float]
@@ -187,19 +134,6 @@ class FusionClassifier(VQAModel):
         raise NotImplementedError
 
     @classmethod
-    def image_encoder_is_pretrained(cls, config) -> bool:
-        raise NotImplementedError
-
-    @classmethod
-    def image_encoder_sources(cls, config) -> dict[str, str]:
-        """The pretrained sources of the image encoder (see ``VQAModel.pretrained_sources``)."""
-        return {}
-
-    @classmethod
-    def pretrained_sources(cls, config) -> dict[str, str]:
-        return {"text_encoder": config.text_encoder, **cls.image_encoder_sources(config)}
-
-    @classmethod
     def pixel_stats(cls, config) -> tuple[tuple[float, ...], tuple[float, ...]]:
         """(mean, std) the image encoder's pixels are normalised with: the family's ``pixel_mean`` and
         ``pixel_std``, unless it overrides this (resnet_bert's depend on the chosen CNN)."""
@@ -232,26 +166,6 @@ class FusionClassifier(VQAModel):
         self.save_image_encoder(directory)
 
     # Cached features ------------------------------------------------------------------------
-    @classmethod
-    def feature_spec(cls, config, *, seed: int) -> dict:
-        frozen = {}
-        if config.image_training == "frozen":
-            encoder = {k: v for k, v in vars(config).items() if k in cls.image_encoder_fields}
-            if not cls.image_encoder_is_pretrained(config):
-                encoder["seed"] = seed  # a random-init encoder's weights come from the seed
-            frozen["image"] = encoder
-        if config.text_training == "frozen":
-            frozen["question"] = {"text_encoder": config.text_encoder, "max_question_tokens": config.max_question_tokens}
-        return frozen
-
-    @classmethod
-    def feature_config(cls, config) -> dict:
-        if not cls.feature_spec(config, seed=0):
-            return {}
-        fields = (*cls.image_encoder_fields, "image_training", "text_training", "trainable_blocks", "text_encoder",
-                  "text_lora", "max_question_tokens")
-        return {name: getattr(config, name) for name in fields}
-
     def feature_fingerprints(self) -> dict[str, str]:
         encoders = {"image": self.image_encoder, "question": self.text_encoder}
         frozen = {"image": self.config.image_training == "frozen", "question": self.config.text_training == "frozen"}
@@ -282,7 +196,7 @@ class FusionClassifier(VQAModel):
     def param_groups(self) -> list[dict]:
         # LoRA adapters are new weights: they take the new parts' learning rate.
         pretrained = [] if self.config.text_training == "lora" else [p for p in self.text_encoder.parameters() if p.requires_grad]
-        if self.image_encoder_is_pretrained(self.config):
+        if self.config.image_encoder_is_pretrained():
             pretrained += [p for p in self.image_encoder.parameters() if p.requires_grad]
         pretrained_ids = {id(p) for p in pretrained}
         new = [p for p in self.parameters() if p.requires_grad and id(p) not in pretrained_ids]

@@ -17,8 +17,6 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 from torchvision.models.resnet import BasicBlock, conv1x1
 
-TORCHVISION_RESNETS = ("resnet18", "resnet34", "resnet50", "resnet101")
-
 
 class StagedCNN(nn.Module):
     def __init__(self, stages: list[nn.Module], out_features: int):

@@ -7,7 +7,6 @@ profile: a small random-init CLIP vision transformer and the packaged MiniLM tex
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -15,36 +14,13 @@ from torch import nn
 from transformers import CLIPVisionConfig, CLIPVisionModel
 
 from vqalab.config import param_name
-from vqalab.models.fusion import FusionClassifier, FusionConfig, enable_activation_checkpointing
+from vqalab.models.family_configs import PubMedClipConfig
+from vqalab.models.fusion import FusionClassifier, enable_activation_checkpointing
 from vqalab.pretrained import from_pretrained
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 VISION_DIR = "vision_encoder"
-
-
-@dataclass(frozen=True, kw_only=True)
-class PubMedClipConfig(FusionConfig):
-    # crop is what CLIP's processor does.
-    resize: str = "crop"
-    # A CLIP checkpoint (hub id or local folder) whose vision tower is used, or null for a
-    # random-init tower with the sizes below.
-    vision_model: str | None = None
-    vision_hidden_size: int = 768
-    vision_layers: int = 12
-    vision_heads: int = 12
-    vision_intermediate_size: int = 3072
-    patch_size: int = 32
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if self.vision_model is None and self.image_size % self.patch_size:
-            raise ValueError(f"image_size {self.image_size} is not divisible by patch_size {self.patch_size}")
-        if self.vision_hidden_size % self.vision_heads:
-            raise ValueError(f"vision_hidden_size {self.vision_hidden_size} is not divisible by vision_heads {self.vision_heads}")
-        for name in ("image_size", "vision_layers"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
 
 
 class ClipImageEncoder(nn.Module):
@@ -78,8 +54,6 @@ class PubMedClip(FusionClassifier):
     family = "pubmedclip"
     pixel_mean = CLIP_MEAN
     pixel_std = CLIP_STD
-    image_encoder_fields = ("vision_model", "vision_hidden_size", "vision_layers", "vision_heads",
-                            "vision_intermediate_size", "patch_size", "image_size")
 
     @classmethod
     def build_image_encoder(cls, config: PubMedClipConfig, *, saved: Path | None) -> tuple[nn.Module, int]:
@@ -94,14 +68,6 @@ class PubMedClip(FusionClassifier):
                 num_attention_heads=config.vision_heads, intermediate_size=config.vision_intermediate_size,
                 image_size=config.image_size, patch_size=config.patch_size))
         return ClipImageEncoder(vision), vision.config.hidden_size
-
-    @classmethod
-    def image_encoder_is_pretrained(cls, config: PubMedClipConfig) -> bool:
-        return config.vision_model is not None
-
-    @classmethod
-    def image_encoder_sources(cls, config: PubMedClipConfig) -> dict[str, str]:
-        return {"vision_model": config.vision_model} if config.vision_model is not None else {}
 
     def save_image_encoder(self, directory: Path) -> None:
         self.image_encoder.vision.config.save_pretrained(directory / VISION_DIR)

@@ -76,10 +76,6 @@ class Qwen2VL(VQAModel):
 
     # Construction -------------------------------------------------------------------------
     @classmethod
-    def pretrained_sources(cls, config: Qwen2VLFamilyConfig) -> dict[str, str]:
-        return {"checkpoint": config.checkpoint} if config.checkpoint is not None else {}
-
-    @classmethod
     def build(cls, config: Qwen2VLFamilyConfig, answers: list[str], *, train_texts: list[str] = ()) -> "Qwen2VL":
         from transformers import AutoProcessor, Qwen2VLForConditionalGeneration
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from vqalab.config import check_resize
-from vqalab.models.lora import LoraSettings
+from vqalab.models.family_configs import LoraSettings
 
 PATCH_ALIGN = 28  # Qwen2-VL: 14 px patches, merged 2 x 2 into one token
 
@@ -58,6 +58,15 @@ class Qwen2VLFamilyConfig:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
         if self.load_in_4bit and self.lora is None:
             raise ValueError("load_in_4bit needs lora: 4-bit weights cannot be trained directly")
+
+    def pretrained_sources(self) -> dict[str, str]:
+        return {"checkpoint": self.checkpoint} if self.checkpoint is not None else {}
+
+    def feature_spec(self, *, seed: int) -> dict:
+        return {}  # nothing frozen is cached: the model reads pixels and text
+
+    def feature_config(self) -> dict:
+        return {}
 
 
 def pixel_budget(image_size: int) -> dict[str, int]:

