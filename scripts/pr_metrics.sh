@@ -10,7 +10,7 @@ set -euo pipefail
 base="${1:?usage: $0 BASE_REF [OUT.md]}"
 out="${2:-/dev/stdout}"
 export DVC_NO_ANALYTICS=1
-root="$PWD"
+cache="$(dvc cache dir)"  # this checkout's DVC cache, wherever it is configured
 base_sha=$(git rev-parse --verify "$base^{commit}")
 worktree=$(mktemp -d)
 cleanup() { git worktree remove --force "$worktree" >/dev/null 2>&1 || true; rm -rf "$worktree"; }
@@ -21,7 +21,8 @@ git worktree add --detach --quiet "$worktree" "$base_sha"
 echo "== reproducing the base ($base, $base_sha)" >&2
 (
   cd "$worktree"
-  dvc cache dir --local "$root/.dvc/cache" >/dev/null  # one cache: outputs both sides share are not recomputed
+  # One cache and run cache: what both sides share (the data, often the features) is not recomputed.
+  dvc cache dir --local "$cache" >/dev/null
   PYTHONPATH="$worktree/src${PYTHONPATH:+:$PYTHONPATH}" dvc exp run --name pr-base >&2
 )
 echo "== reproducing this checkout" >&2

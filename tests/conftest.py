@@ -4,6 +4,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 # Nothing in the tests may reach a model hub (and a missing hub id would retry for ~26 s).
@@ -58,3 +59,16 @@ def init_project(root: Path, **params) -> dict[str, str]:
     run(["git", "add", "-A"], root, env)
     run(["git", "commit", "-qm", "project"], root, env)
     return env
+
+
+@pytest.fixture(scope="session")
+def reproduced_project(tmp_path_factory):
+    """The pipeline reproduced once, on a small slice of easy-VQA, and committed with the tag
+    `baseline`: test_pipeline works in it, test_remote clones that commit (one repro for both)."""
+    root = tmp_path_factory.mktemp("project")
+    env = init_project(root, **{"download.max_images_per_split": 30, "train.max_epochs": 2, "evaluate.batch_size": 64})
+    run([DVC, "repro"], root, env)
+    run(["git", "add", "-A"], root, env)
+    run(["git", "commit", "-qm", "baseline"], root, env)
+    run(["git", "tag", "baseline"], root, env)
+    return root, env

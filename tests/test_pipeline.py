@@ -7,19 +7,14 @@ import subprocess
 import time
 
 import pytest
-from conftest import BIN, DVC, ROOT, init_project, run, set_params
+from conftest import BIN, DVC, ROOT, run, set_params
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory):
-    root = tmp_path_factory.mktemp("project")
-    env = init_project(root, **{"download.max_images_per_split": 30, "train.max_epochs": 2, "evaluate.batch_size": 64})
-    run([DVC, "repro"], root, env)
-    run(["git", "add", "-A"], root, env)
-    run(["git", "commit", "-qm", "baseline"], root, env)
-    return root, env
+def project(reproduced_project):
+    return reproduced_project
 
 
 def test_repro_writes_every_output(project):

@@ -6,7 +6,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import DVC, init_project, run
+from conftest import DVC, run
 
 pytestmark = pytest.mark.slow
 
@@ -27,14 +27,18 @@ def file_hashes(root: Path, output: str) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def clones(tmp_path_factory):
-    """Clone A runs the pipeline and pushes to a local-folder remote; clone B is a git clone of A
+def clones(tmp_path_factory, reproduced_project):
+    """Clone A holds a reproduced pipeline (the shared project's `baseline` commit, its outputs
+    from that project's cache) and pushes to a local-folder remote; clone B is a git clone of A
     (with its own, empty DVC cache) that has only run `dvc pull`."""
+    project, env = reproduced_project
     tmp = tmp_path_factory.mktemp("remote")
     a, b, store = tmp / "a", tmp / "b", tmp / "dvc-store"
-    a.mkdir()
-    env = init_project(a, **{"download.max_images_per_split": 12, "train.max_epochs": 1, "evaluate.batch_size": 64})
-    run([DVC, "repro"], a, env)
+    run(["git", "clone", "-q", str(project), str(a)], tmp, env)
+    run(["git", "checkout", "-q", "-b", "trained", "baseline"], a, env)
+    run([DVC, "cache", "dir", "--local", str(project / ".dvc" / "cache")], a, env)
+    run([DVC, "checkout"], a, env)
+    assert "Data and pipelines are up to date" in run([DVC, "status"], a, env)
     run([DVC, "remote", "add", "-d", "store", str(store)], a, env)  # in .dvc/config: committed, so B has it
     run([DVC, "push"], a, env)
     # What a download stage of a hosted data set leaves: a scratch folder that git ignores (easy-VQA,
@@ -43,7 +47,7 @@ def clones(tmp_path_factory):
     (a / "data/downloads/archive.zip").write_bytes(b"fetched")
     run(["git", "add", "-A"], a, env)
     run(["git", "commit", "-qm", "trained, with a remote"], a, env)
-    run(["git", "clone", "-q", str(a), str(b)], tmp, env)
+    run(["git", "clone", "-q", "--branch", "trained", str(a), str(b)], tmp, env)
     tracked_before_pull = set(run(["git", "ls-files"], b, env).splitlines())
     missing_before_pull = [output for output in DVC_OUTPUTS if (b / output).exists()]
     pull = run([DVC, "pull"], b, env)
