@@ -253,7 +253,7 @@ def run_bench(script_name: str, *args: str) -> subprocess.CompletedProcess:
 def test_training_cost_benchmark_compares_strategies_against_full_fine_tuning(tmp_path):
     out = tmp_path / "cost.json"
     result = run_bench("training_cost.py", "--datasets", "easy_vqa", "--families", "resnet_bert",
-                       "--strategies", "full_fp32", "frozen_cached", "--max-images", "12", "--max-epochs", "1",
+                       "--strategies", "full_fp32", "frozen_cached", "--max-images", "6", "--max-epochs", "1",
                        "--work", str(tmp_path / "work"), "--out", str(out))
     assert "| easy_vqa | resnet_bert | frozen_cached |" in result.stdout
     saved = json.loads(out.read_text())

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import BIN, DVC, init_project, run
+from conftest import BIN, run, set_params
 from vqalab.models.checkpoint import load_checkpoint
 
 TRAIN_ARGS = ["stages/train.py", "--data", "data/processed/easy_vqa", "--features", "data/features/easy_vqa-resnet_bert",
@@ -20,21 +20,26 @@ def free_port() -> int:
 
 
 def outputs(root, name):
-    return ["--out", f"runs/{name}/model", "--live", f"runs/{name}/live", "--state", f"runs/{name}/state.pt"]
+    return ["--params", str(root / "resolved.json"), "--out", str(root / f"runs/{name}/model"),
+            "--live", str(root / f"runs/{name}/live"), "--state", str(root / f"runs/{name}/state.pt")]
 
 
 @pytest.mark.slow
-def test_two_processes_train_with_the_same_global_batch_and_metrics(tmp_path):
-    root = tmp_path / "project"
-    root.mkdir()
-    env = init_project(root, **{"download.max_images_per_split": 12, "train.max_epochs": 2, "resnet_bert.tiny.batch_size": 8})
-    run([DVC, "repro", "features", "blind"], root, env)
+def test_two_processes_train_with_the_same_global_batch_and_metrics(tmp_path, reproduced_project):
+    """The train stage on the shared project's data, features and blind baseline, with a batch of 8
+    (its own parameters, resolved by the params stage here; the project is not changed)."""
+    project, env = reproduced_project
+    root = tmp_path
+    (root / "params.yaml").write_text(run(["git", "show", "baseline:params.yaml"], project, env))
+    set_params(root, **{"train.max_epochs": 2, "resnet_bert.tiny.batch_size": 8})
+    run([str(BIN / "python"), "stages/params.py", "--params", str(root / "params.yaml"), "--out",
+         str(root / "resolved.json")], project, env)
 
-    run([str(BIN / "python"), *TRAIN_ARGS, *outputs(root, "one")], root, env)
+    run([str(BIN / "python"), *TRAIN_ARGS, *outputs(root, "one")], project, env)
     # --multi_gpu selects torch.distributed.run, the launcher of several GPUs; without CUDA it runs on gloo.
     launch = [str(BIN / "accelerate"), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
               "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", str(free_port())]
-    run([*launch, *TRAIN_ARGS, *outputs(root, "two")], root, {**env, "OMP_NUM_THREADS": "1"})
+    run([*launch, *TRAIN_ARGS, *outputs(root, "two")], project, {**env, "OMP_NUM_THREADS": "1"})
 
     one = json.loads((root / "runs/one/model/checkpoint.json").read_text())
     two = json.loads((root / "runs/two/model/checkpoint.json").read_text())
