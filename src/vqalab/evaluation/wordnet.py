@@ -43,14 +43,22 @@ def load_wordnet():
     except ImportError:
         return None, f"nltk is not installed; pip install nltk, then {INSTALL_HINT}"
 
-    class WordNet30(WordNetCorpusReader):
+    class Reader(WordNetCorpusReader):
+        def get_version(self):
+            # NLTK reads the data file's header again for the version on every wup_similarity
+            # (about 60% of WUPS's time on DAQUAR); the version of an open database does not change.
+            if not hasattr(self, "_version_read"):
+                self._version_read = super().get_version()
+            return self._version_read
+
+    class WordNet30(Reader):
         def map_wn(self, version="wordnet"):
             # NLTK maps other WordNet versions onto its own copy for multilingual data; WUPS needs
             # none, and the Debian files are WordNet 3.0 itself.
             return None
 
     try:
-        return WordNetCorpusReader(str(nltk.data.find("corpora/wordnet")), None), None
+        return Reader(str(nltk.data.find("corpora/wordnet")), None), None
     except LookupError:
         pass
     if not (DEBIAN_WORDNET / "data.noun").is_file():
