@@ -73,4 +73,4 @@ class PubMedClip(FusionClassifier):
         self.image_encoder.vision.config.save_pretrained(directory / VISION_DIR)
 
 
-CONFIG_CLASS, MODEL_CLASS = PubMedClipConfig, PubMedClip
+MODEL_CLASS = PubMedClip

@@ -305,4 +305,4 @@ def load_options(config: Qwen2VLFamilyConfig) -> dict:
     return options
 
 
-CONFIG_CLASS, MODEL_CLASS = Qwen2VLFamilyConfig, Qwen2VL
+MODEL_CLASS = Qwen2VL

@@ -2,8 +2,8 @@
 
 A stage that runs one family does not import the others (Qwen2-VL pulls in a good deal of
 transformers), and lists only it among its DVC dependencies (``src/vqalab/models/${model}.py``);
-each family module names its classes ``CONFIG_CLASS`` and ``MODEL_CLASS``. The config classes
-themselves (``family_configs``, ``qwen2vl_config``) import no torch and are imported here.
+each family module names its model class ``MODEL_CLASS``. The config classes live in
+``family_configs`` and ``qwen2vl_config``, which import no torch, and are named here.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ def _check_name(name: str) -> None:
 def get_family(name: str) -> Family:
     _check_name(name)
     module = importlib.import_module(FAMILIES[name])
-    return Family(module.CONFIG_CLASS, module.MODEL_CLASS)
+    return Family(CONFIG_CLASSES[name], module.MODEL_CLASS)
 
 
 def get_config_class(name: str) -> type:

@@ -60,4 +60,4 @@ class ResNetBert(FusionClassifier):
 
 
 
-CONFIG_CLASS, MODEL_CLASS = ResNetBertConfig, ResNetBert
+MODEL_CLASS = ResNetBert

@@ -176,4 +176,4 @@ class Vilt(VQAModel):
         return top_answers(self(batch).logits, self.answers, top_k)
 
 
-CONFIG_CLASS, MODEL_CLASS = ViltFamilyConfig, Vilt
+MODEL_CLASS = Vilt
