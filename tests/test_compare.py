@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from vqalab.evaluation.stats import mcnemar, paired_bootstrap_interval
-from vqalab.report.compare import add_comparisons, add_intervals, aggregate_seeds, experiment_rows, render_table
+from vqalab.report.compare import (add_comparisons, add_intervals, aggregate_seeds, check_predictions_match,
+                                  experiment_rows, read_predictions, render_table)
 
 RESOLVED = {"dataset": "vqa_rad", "model": "resnet_bert", "profile": "tiny",
             "dataset_config": {"source": "path/to/vqa_rad", "variant": "public"},
@@ -117,3 +118,20 @@ def test_a_baseline_that_is_not_there_is_named():
     rows = rows_of([{**run("main", "2026-01-01T00:00:00", accuracy=0.5), "experiments": None}])
     with pytest.raises(SystemExit, match="--baseline nope: no run of that name or revision"):
         add_comparisons(rows, {"main": [predictions([True], [True])]}, "nope")
+
+
+def test_predictions_from_another_run_than_the_metrics_are_refused():
+    """A workspace after `git checkout` without `dvc checkout`: eval.json of one run, predictions.jsonl
+    of another. Its intervals would describe the other run, so compare names the mismatch."""
+    answers = np.array([True, True, False, False])
+    rows = rows_of([{**run("main", "2026-01-01T00:00:00", accuracy=0.5), "experiments": None}])
+    check_predictions_match(rows[0], [predictions(answers, answers)])  # the same run: accepted
+    with pytest.raises(SystemExit, match=r"predictions.jsonl of main \(main\) gives accuracy 0.7500 but its "
+                                         r"metrics/eval.json says 0.5000: they come from different runs"):
+        check_predictions_match(rows[0], [predictions(np.array([True, True, True, False]), answers)])
+
+
+def test_a_workspace_without_its_predictions_says_what_to_do(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit, match="the workspace has metrics but no metrics/predictions.jsonl: `dvc pull`"):
+        read_predictions("workspace")

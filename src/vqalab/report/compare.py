@@ -116,7 +116,8 @@ def aggregate_seeds(rows: list[dict], *, apart: bool = False, figures: Sequence[
         first = runs[0]
         row = {"dataset": first["dataset"], "data_setting": first["data_setting"], "model": first["model"],
                "profile": first["profile"], "seeds": [r["seed"] for r in runs], "runs": [r["run"] for r in runs],
-               "revs": [r["rev"] for r in runs], "params": {k: v for k, v in first["params"].items() if k != "seed"}}
+               "revs": [r["rev"] for r in runs], "run_accuracies": [r["accuracy"] for r in runs],
+               "params": {k: v for k, v in first["params"].items() if k != "seed"}}
         for name in figures:
             values = [r[name] for r in runs if name in r]
             if len(values) == len(runs):
@@ -151,6 +152,18 @@ def per_question(predictions: list[list[dict]]) -> tuple[list[str], np.ndarray, 
     model = np.mean([[float(p["correct"]) for p in run] for run in predictions], axis=0)
     blind = np.mean([[float(p["blind_prediction"] == p["gold"]) for p in run] for run in predictions], axis=0)
     return ids, model, blind
+
+
+def check_predictions_match(row: dict, predictions: list[list[dict]]) -> None:
+    """Fail unless each run's predictions give the accuracy its metrics/eval.json says: a workspace
+    whose files come from two runs (``git checkout`` without ``dvc checkout``) would otherwise mix one
+    run's figures with another's intervals and comparisons."""
+    for run, rev, accuracy, answers in zip(row["runs"], row["revs"], row["run_accuracies"], predictions):
+        from_predictions = sum(bool(p["correct"]) for p in answers) / max(1, len(answers))
+        if abs(from_predictions - accuracy) > 1e-9:
+            raise SystemExit(f"{PREDICTIONS_FILE} of {run} ({rev}) gives accuracy {from_predictions:.4f} but its "
+                             f"{QUALITY_FILE} says {accuracy:.4f}: they come from different runs. Run `dvc checkout` "
+                             f"(or rerun it) so that its outputs match its metrics.")
 
 
 def add_intervals(row: dict, predictions: list[list[dict]]) -> None:
@@ -269,6 +282,9 @@ def read_exp_show(json_path: Path | None, all_commits: bool, revs: list[str]) ->
 def read_predictions(rev: str) -> list[dict]:
     """A run's metrics/predictions.jsonl: the workspace's file, or a revision's from DVC's cache."""
     if rev == "workspace":
+        if not Path(PREDICTIONS_FILE).is_file():
+            raise SystemExit(f"the workspace has metrics but no {PREDICTIONS_FILE}: `dvc pull` or `dvc checkout` "
+                             f"its outputs, run `dvc repro`, or leave the intervals out (--no-intervals)")
         text = Path(PREDICTIONS_FILE).read_text(encoding="utf-8")
     else:
         import dvc.api
@@ -307,6 +323,7 @@ def main(argv: list[str] | None = None, *, prog: str | None = None) -> None:
     if not args.no_intervals:
         predictions = {row["runs"][0]: [read_predictions(rev) for rev in row["revs"]] for row in rows}
         for row in rows:
+            check_predictions_match(row, predictions[row["runs"][0]])
             add_intervals(row, predictions[row["runs"][0]])
         if args.baseline:
             add_comparisons(rows, predictions, args.baseline)
