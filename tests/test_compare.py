@@ -124,11 +124,10 @@ def test_predictions_from_another_run_than_the_metrics_are_refused():
     """A workspace after `git checkout` without `dvc checkout`: eval.json of one run, predictions.jsonl
     of another. Its intervals would describe the other run, so compare names the mismatch."""
     answers = np.array([True, True, False, False])
-    rows = rows_of([{**run("main", "2026-01-01T00:00:00", accuracy=0.5), "experiments": None}])
-    check_predictions_match(rows[0], [predictions(answers, answers)])  # the same run: accepted
-    with pytest.raises(SystemExit, match=r"predictions.jsonl of main \(main\) gives accuracy 0.7500 but its "
+    check_predictions_match("workspace", 0.5, predictions(answers, answers))  # the same run: accepted
+    with pytest.raises(SystemExit, match=r"predictions.jsonl of workspace gives accuracy 0.7500 but its "
                                          r"metrics/eval.json says 0.5000: they come from different runs"):
-        check_predictions_match(rows[0], [predictions(np.array([True, True, True, False]), answers)])
+        check_predictions_match("workspace", 0.5, predictions(np.array([True, True, True, False]), answers))
 
 
 def test_a_workspace_without_its_predictions_says_what_to_do(tmp_path, monkeypatch):

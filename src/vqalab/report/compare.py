@@ -116,8 +116,7 @@ def aggregate_seeds(rows: list[dict], *, apart: bool = False, figures: Sequence[
         first = runs[0]
         row = {"dataset": first["dataset"], "data_setting": first["data_setting"], "model": first["model"],
                "profile": first["profile"], "seeds": [r["seed"] for r in runs], "runs": [r["run"] for r in runs],
-               "revs": [r["rev"] for r in runs], "run_accuracies": [r["accuracy"] for r in runs],
-               "params": {k: v for k, v in first["params"].items() if k != "seed"}}
+               "revs": [r["rev"] for r in runs], "params": {k: v for k, v in first["params"].items() if k != "seed"}}
         for name in figures:
             values = [r[name] for r in runs if name in r]
             if len(values) == len(runs):
@@ -154,16 +153,15 @@ def per_question(predictions: list[list[dict]]) -> tuple[list[str], np.ndarray, 
     return ids, model, blind
 
 
-def check_predictions_match(row: dict, predictions: list[list[dict]]) -> None:
-    """Fail unless each run's predictions give the accuracy its metrics/eval.json says: a workspace
-    whose files come from two runs (``git checkout`` without ``dvc checkout``) would otherwise mix one
-    run's figures with another's intervals and comparisons."""
-    for run, rev, accuracy, answers in zip(row["runs"], row["revs"], row["run_accuracies"], predictions):
-        from_predictions = sum(bool(p["correct"]) for p in answers) / max(1, len(answers))
-        if abs(from_predictions - accuracy) > 1e-9:
-            raise SystemExit(f"{PREDICTIONS_FILE} of {run} ({rev}) gives accuracy {from_predictions:.4f} but its "
-                             f"{QUALITY_FILE} says {accuracy:.4f}: they come from different runs. Run `dvc checkout` "
-                             f"(or rerun it) so that its outputs match its metrics.")
+def check_predictions_match(rev: str, accuracy: float, predictions: list[dict]) -> None:
+    """Fail unless the predictions of run ``rev`` give the accuracy its metrics/eval.json says: a
+    workspace whose files come from two runs (``git checkout`` without ``dvc checkout``) would
+    otherwise mix one run's figures with another's intervals and comparisons."""
+    from_predictions = sum(bool(p["correct"]) for p in predictions) / max(1, len(predictions))
+    if abs(from_predictions - accuracy) > 1e-9:
+        raise SystemExit(f"{PREDICTIONS_FILE} of {rev} gives accuracy {from_predictions:.4f} but its {QUALITY_FILE} "
+                         f"says {accuracy:.4f}: they come from different runs. Run `dvc checkout` (or rerun it) so "
+                         f"that its outputs match its metrics.")
 
 
 def add_intervals(row: dict, predictions: list[list[dict]]) -> None:
@@ -321,9 +319,11 @@ def main(argv: list[str] | None = None, *, prog: str | None = None) -> None:
     if args.baseline and args.no_intervals:
         raise SystemExit("--baseline compares predictions question by question: it cannot go with --no-intervals")
     if not args.no_intervals:
+        accuracy_of = {run["rev"]: run["accuracy"] for run in runs}
         predictions = {row["runs"][0]: [read_predictions(rev) for rev in row["revs"]] for row in rows}
         for row in rows:
-            check_predictions_match(row, predictions[row["runs"][0]])
+            for rev, answers in zip(row["revs"], predictions[row["runs"][0]]):
+                check_predictions_match(rev, accuracy_of[rev], answers)
             add_intervals(row, predictions[row["runs"][0]])
         if args.baseline:
             add_comparisons(rows, predictions, args.baseline)
