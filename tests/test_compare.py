@@ -4,8 +4,10 @@ import numpy as np
 import pytest
 
 from vqalab.evaluation.stats import mcnemar, paired_bootstrap_interval
-from vqalab.report.compare import (add_comparisons, add_intervals, aggregate_seeds, check_predictions_match,
-                                  experiment_rows, read_predictions, render_table)
+from vqalab.report import compare
+from vqalab.report.compare import (PredictionsMissing, add_comparisons, add_intervals, add_predictions_figures,
+                                  aggregate_seeds, check_predictions_match, experiment_rows, read_predictions,
+                                  render_table)
 
 RESOLVED = {"dataset": "vqa_rad", "model": "resnet_bert", "profile": "tiny",
             "dataset_config": {"source": "path/to/vqa_rad", "variant": "public"},
@@ -132,5 +134,32 @@ def test_predictions_from_another_run_than_the_metrics_are_refused():
 
 def test_a_workspace_without_its_predictions_says_what_to_do(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(SystemExit, match="the workspace has metrics but no metrics/predictions.jsonl: `dvc pull`"):
+    with pytest.raises(PredictionsMissing, match="the workspace has metrics but no metrics/predictions.jsonl: `dvc pull`"):
         read_predictions("workspace")
+
+
+def test_rows_whose_predictions_are_not_here_keep_their_figures_without_intervals(monkeypatch, capsys):
+    """A clone that never pulled one experiment's outputs: its row stays (no interval, no comparison)
+    and a warning names it; the baseline's predictions must be here."""
+    answers = np.array([True, False, True, False])
+    exp_show = [{**run("main", "2026-01-01T00:00:00", accuracy=0.5), "experiments": [
+        {"revs": [run("exp-away", "2026-01-02T00:00:00", accuracy=0.75, params={"family": {"lr": 1.0}})]}]}]
+    runs = experiment_rows(json.loads(json.dumps(exp_show)))
+
+    def read(rev):
+        if rev == "exp-away":
+            raise PredictionsMissing("cannot read metrics/predictions.jsonl of exp-away: `dvc exp pull` it")
+        return predictions(answers, answers)
+
+    monkeypatch.setattr(compare, "read_predictions", read)
+    rows = aggregate_seeds(runs)
+    add_predictions_figures(rows, runs, "main")
+    by_run = {row["runs"][0]: row for row in rows}
+    assert "accuracy_ci95" in by_run["main"] and "accuracy_ci95" not in by_run["exp-away"]
+    assert by_run["exp-away"]["vs_baseline"] == "predictions not here"
+    away = next(line for line in render_table(rows, baseline="main").splitlines() if line.endswith("| exp-away |"))
+    assert "| 75.00% | - |" in away and "| predictions not here | exp-away |" in away
+    assert "1 of 2 rows without intervals, their predictions are not here:\n  exp-away: cannot read" in capsys.readouterr().err
+    rows = aggregate_seeds(runs)
+    with pytest.raises(SystemExit, match="--baseline exp-away: its predictions are not here"):
+        add_predictions_figures(rows, runs, "exp-away")

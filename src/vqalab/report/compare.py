@@ -13,6 +13,8 @@ accuracy and WUPS where the runs have them; and a plot of accuracy against train
 With ``--baseline REV`` (a commit, branch or experiment), every other row is compared with the
 baseline's row question by question (``metrics/predictions.jsonl`` of both): the paired difference
 in accuracy, its 95% interval and McNemar's p-value, or "no significant difference" where p >= 0.05.
+The intervals and comparisons read each run's predictions: a run whose predictions are not here
+(not pulled) keeps its row without them, and a warning says what to fetch.
 
     dvc exp run --queue -S seed=0,1,2 && dvc queue start   # three seeds of one setting
     vqalab compare                               # experiments of HEAD and the workspace
@@ -180,10 +182,16 @@ def add_comparisons(rows: list[dict], predictions: dict[str, list[list[dict]]], 
     base = next((r for r in rows if baseline in r["runs"] or any(rev.startswith(baseline) for rev in r["revs"])), None)
     if base is None:
         raise SystemExit(f"--baseline {baseline}: no run of that name or revision has evaluation metrics")
+    if base["runs"][0] not in predictions:
+        raise SystemExit(f"--baseline {baseline}: its predictions are not here ({PREDICTIONS_FILE}): "
+                         f"`dvc pull` or `dvc exp pull` them, or rerun it")
     base_ids, base_correct, _ = per_question(predictions[base["runs"][0]])
     for row in rows:
         if row is base:
             row["vs_baseline"] = "baseline"
+            continue
+        if row["runs"][0] not in predictions:
+            row["vs_baseline"] = "predictions not here"
             continue
         ids, correct, _ = per_question(predictions[row["runs"][0]])
         if ids != base_ids:
@@ -277,12 +285,17 @@ def read_exp_show(json_path: Path | None, all_commits: bool, revs: list[str]) ->
     return json.loads(result.stdout)
 
 
+class PredictionsMissing(LookupError):
+    """A run's predictions file is not here (not pulled, not reproduced)."""
+
+
 def read_predictions(rev: str) -> list[dict]:
-    """A run's metrics/predictions.jsonl: the workspace's file, or a revision's from DVC's cache."""
+    """A run's metrics/predictions.jsonl: the workspace's file, or a revision's from DVC's cache;
+    ``PredictionsMissing`` says what to run where it is not here."""
     if rev == "workspace":
         if not Path(PREDICTIONS_FILE).is_file():
-            raise SystemExit(f"the workspace has metrics but no {PREDICTIONS_FILE}: `dvc pull` or `dvc checkout` "
-                             f"its outputs, run `dvc repro`, or leave the intervals out (--no-intervals)")
+            raise PredictionsMissing(f"the workspace has metrics but no {PREDICTIONS_FILE}: `dvc pull` or "
+                                     f"`dvc checkout` its outputs, or run `dvc repro`")
         text = Path(PREDICTIONS_FILE).read_text(encoding="utf-8")
     else:
         import dvc.api
@@ -290,9 +303,32 @@ def read_predictions(rev: str) -> list[dict]:
         try:
             text = dvc.api.read(PREDICTIONS_FILE, rev=rev)
         except Exception as err:  # noqa: BLE001 - DVC raises many kinds; the message says what to do
-            raise SystemExit(f"cannot read {PREDICTIONS_FILE} of {rev} ({type(err).__name__}: {err}): "
-                             f"`dvc pull` or `dvc exp pull` its outputs, or rerun it") from None
+            raise PredictionsMissing(f"cannot read {PREDICTIONS_FILE} of {rev} ({type(err).__name__}: {err}): "
+                                     f"`dvc pull` or `dvc exp pull` its outputs, or rerun it") from None
     return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+def add_predictions_figures(rows: list[dict], runs: list[dict], baseline: str | None) -> None:
+    """Intervals for every row whose runs' predictions are here, and the comparisons with
+    ``baseline``. A row whose predictions are not here keeps its figures without intervals (a
+    warning names it and what to run); the baseline's must be here."""
+    accuracy_of = {run["rev"]: run["accuracy"] for run in runs}
+    predictions, missing = {}, []
+    for row in rows:
+        try:
+            answers = [read_predictions(rev) for rev in row["revs"]]
+        except PredictionsMissing as err:
+            missing.append(f"{', '.join(row['runs'])}: {err}")
+            continue
+        for rev, run_answers in zip(row["revs"], answers):
+            check_predictions_match(rev, accuracy_of[rev], run_answers)
+        predictions[row["runs"][0]] = answers
+        add_intervals(row, answers)
+    if missing:
+        print(f"{len(missing)} of {len(rows)} rows without intervals, their predictions are not here:\n  "
+              + "\n  ".join(missing), file=sys.stderr)
+    if baseline:
+        add_comparisons(rows, predictions, baseline)
 
 
 def main(argv: list[str] | None = None, *, prog: str | None = None) -> None:
@@ -319,14 +355,7 @@ def main(argv: list[str] | None = None, *, prog: str | None = None) -> None:
     if args.baseline and args.no_intervals:
         raise SystemExit("--baseline compares predictions question by question: it cannot go with --no-intervals")
     if not args.no_intervals:
-        accuracy_of = {run["rev"]: run["accuracy"] for run in runs}
-        predictions = {row["runs"][0]: [read_predictions(rev) for rev in row["revs"]] for row in rows}
-        for row in rows:
-            for rev, answers in zip(row["revs"], predictions[row["runs"][0]]):
-                check_predictions_match(rev, accuracy_of[rev], answers)
-            add_intervals(row, predictions[row["runs"][0]])
-        if args.baseline:
-            add_comparisons(rows, predictions, args.baseline)
+        add_predictions_figures(rows, runs, args.baseline)
     table = render_table(rows, baseline=args.baseline)
     sys.stdout.write(table)
     if args.out_md:
