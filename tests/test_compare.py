@@ -163,3 +163,16 @@ def test_rows_whose_predictions_are_not_here_keep_their_figures_without_interval
     rows = aggregate_seeds(runs)
     with pytest.raises(SystemExit, match="--baseline exp-away: its predictions are not here"):
         add_predictions_figures(rows, runs, "exp-away")
+
+
+def test_a_baseline_replaced_by_a_later_run_of_its_seed_says_which_to_name():
+    exp_show = [{**run("main", "2026-01-01T00:00:00", accuracy=0.5), "experiments": [
+        {"revs": [run("exp-old", "2026-01-02T00:00:00", accuracy=0.5, params={"family": {"lr": 1.0}})]},
+        {"revs": [run("exp-new", "2026-01-03T00:00:00", accuracy=0.5, params={"family": {"lr": 1.0}})]}]}]
+    runs = experiment_rows(json.loads(json.dumps(exp_show)))
+    rows = aggregate_seeds(runs)
+    answers = predictions([True, False], [True, False])
+    with pytest.raises(SystemExit, match="--baseline exp-old: a later run of the same setting and seed 0 stands for it"):
+        add_comparisons(rows, {row["runs"][0]: [answers] for row in rows}, "exp-old", runs)
+    add_comparisons(rows, {row["runs"][0]: [answers] for row in rows}, "exp-new", runs)
+    assert {row["runs"][0]: row["vs_baseline"] for row in rows}["exp-new"] == "baseline"

@@ -173,14 +173,21 @@ def add_intervals(row: dict, predictions: list[list[dict]]) -> None:
     row["image_gain_ci95"] = paired_bootstrap_interval(model, blind)
 
 
-def add_comparisons(rows: list[dict], predictions: dict[str, list[list[dict]]], baseline: str) -> None:
+def add_comparisons(rows: list[dict], predictions: dict[str, list[list[dict]]], baseline: str,
+                    runs: Sequence[dict] = ()) -> None:
     """``vs_baseline`` of every row with the baseline's test questions: the difference of its
     accuracy from the baseline row's, the paired bootstrap interval of that difference over the
     questions, and McNemar's p-value on the per-question results. With several seeds, correctness
     is averaged per question for the difference and its interval, and McNemar's test reads a
-    question as right when at least half of the seeds got it right."""
+    question as right when at least half of the seeds got it right. ``runs``, every run before
+    aggregation, tells a baseline that a later run replaced in its row from one that is not there."""
     base = next((r for r in rows if baseline in r["runs"] or any(rev.startswith(baseline) for rev in r["revs"])), None)
     if base is None:
+        replaced = next((run for run in runs if run["run"] == baseline or str(run["rev"]).startswith(baseline)), None)
+        if replaced is not None:
+            raise SystemExit(f"--baseline {baseline}: a later run of the same setting and seed {replaced['seed']} stands "
+                             f"for it in the table (the workspace counts as the latest): name that run (e.g. "
+                             f"--baseline workspace), or keep every run apart with --only")
         raise SystemExit(f"--baseline {baseline}: no run of that name or revision has evaluation metrics")
     if base["runs"][0] not in predictions:
         raise SystemExit(f"--baseline {baseline}: its predictions are not here ({PREDICTIONS_FILE}): "
@@ -328,7 +335,7 @@ def add_predictions_figures(rows: list[dict], runs: list[dict], baseline: str | 
         print(f"{len(missing)} of {len(rows)} rows without intervals, their predictions are not here:\n  "
               + "\n  ".join(missing), file=sys.stderr)
     if baseline:
-        add_comparisons(rows, predictions, baseline)
+        add_comparisons(rows, predictions, baseline, runs)
 
 
 def main(argv: list[str] | None = None, *, prog: str | None = None) -> None:
