@@ -219,3 +219,46 @@ def test_questions_are_tokenised_once_and_padded_as_the_tokenizer_pads_them():
     model.tokenizer = spy = Spy(model.tokenizer)
     model.tokenize(["what?", "a new question?"])
     assert spy.calls == [["a new question?"]]  # only the question not seen before
+
+
+def test_partial_training_runs_the_trainable_stages_on_the_frozen_stages_cached_output():
+    """Under partial, the features stage runs the CNN's frozen first stages once; the model runs its
+    trainable last stages on that output and answers as it does from pixels; training them leaves
+    the cache valid; a batch by image holds each image once."""
+    torch.manual_seed(0)
+    config = replace(TINY, image_training="partial", trainable_blocks=2)
+    assert config.feature_spec(seed=0)["image"]["trainable_blocks"] == 2
+    model = ResNetBert.build(config, ANSWERS).eval()
+    assert model.cached_image_stages == 3 and model.batches_by_image  # stem and 2 of 4 blocks, of 5 stages
+    batch_items = items(64)
+    images = torch.stack([item["image"] for item in batch_items]).numpy()
+    questions = [item["question"] for item in batch_items]
+    tensors, fingerprints = compute_features(model, images, questions, batch_size=1, device=torch.device("cpu"))
+    assert tensors["image"].shape == (2, 64, 8, 8)  # the feature map after the second block, not tokens
+    cache = CachedFeatures.from_tensors(tensors, fingerprints, questions)
+    cache.check(model, where="test")
+    cached_items = [{**item, **cache.item_features(item["question"], row)} for row, item in enumerate(batch_items)]
+    cached_batch = model.collate(cached_items)
+    with torch.no_grad():
+        direct, cached = model(model.collate(batch_items)).logits, model(cached_batch).logits
+        # By image: both questions about image 1, given once.
+        by_image = model({"image_features": cache.image[[1]], "image_index": torch.tensor([0, 0]),
+                          "question_features": cached_batch["question_features"]}).logits
+        per_question = model({"image_features": cache.image[[1, 1]],
+                              "question_features": cached_batch["question_features"]}).logits
+    assert torch.allclose(direct, cached, atol=1e-3)  # features are stored as float16
+    assert torch.allclose(by_image, per_question, atol=1e-6) and not torch.allclose(by_image, cached, atol=1e-4)
+
+    model.train()
+    optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.1)
+    model(cached_batch).loss.backward()
+    assert model.image_encoder.stages[3].conv1.weight.grad is not None
+    assert all(p.grad is None for stage in model.image_encoder.stages[:3] for p in stage.parameters())
+    before = model.image_encoder.stages[4].conv1.weight.clone()
+    optimizer.step()
+    assert not torch.equal(before, model.image_encoder.stages[4].conv1.weight)
+    cache.check(model, where="test")  # the frozen stages, which the cache holds, did not move
+
+    other = ResNetBert.build(replace(config, trainable_blocks=1), ANSWERS)
+    with pytest.raises(ValueError, match="rerun the features stage"):
+        cache.check(other, where="test")  # a cache ending elsewhere is refused

@@ -404,3 +404,32 @@ def test_the_schedule_is_transformers_linear_schedule_with_warmup(warmup_steps, 
             scheduler.step()
         rates.append(steps)
     assert rates[0] == rates[1]
+
+
+def test_batches_by_image_keep_each_images_questions_together():
+    """``IndexedBatches(by_image=True)``: every question once per epoch, each image's questions
+    adjacent, each batch's distinct images given once with the index of every question's."""
+    from vqalab.data.dataset import IndexedBatches
+    from vqalab.data.features import CachedFeatures
+
+    n_images, questions = 7, [f"question {i}?" for i in range(5)]
+    records = [Record(id=f"r{i}", image=f"{i % n_images}.png", question=questions[i % 5], answer=f"a{i % 3}",
+                      answer_raw="", split="train", answer_type="open") for i in range(40)]
+    features = CachedFeatures(fingerprints={"image": "x", "question": "y"},
+                              image=torch.arange(n_images, dtype=torch.float32).view(-1, 1, 1, 1).expand(-1, 2, 2, 2),
+                              question=torch.randn(5, 4), question_row={q: i for i, q in enumerate(questions)})
+    data = VQADataset(records, np.zeros((n_images, 3, 8, 8), np.uint8), {f"{i}.png": i for i in range(n_images)},
+                      AnswerVocab(["a0", "a1", "a2"]), features)
+
+    def epoch(seed):
+        return list(IndexedBatches(data, batch_size=8, shuffle=True, generator=torch.Generator().manual_seed(seed),
+                                   by_image=True))
+
+    batches = epoch(0)
+    image_of_question = torch.cat([b["image_features"][b["image_index"], 0, 0, 0] for b in batches]).long().tolist()
+    assert sorted(image_of_question) == sorted(i % n_images for i in range(40))
+    runs = [image for k, image in enumerate(image_of_question) if k == 0 or image != image_of_question[k - 1]]
+    assert len(runs) == n_images  # one run of questions per image
+    assert all(len(b["image_features"]) == len(set(b["image_index"].tolist())) for b in batches)
+    assert [b["labels"].tolist() for b in epoch(0)] == [b["labels"].tolist() for b in batches]
+    assert image_of_question != torch.cat([b["image_features"][b["image_index"], 0, 0, 0] for b in epoch(1)]).long().tolist()

@@ -54,6 +54,9 @@ class VQAModel(nn.Module):
     # at zero over the blind baseline's scores): fit then validates it before the first epoch, and
     # keeps it if no epoch does better on validation.
     starts_as_baseline: bool = False
+    # True when training batches should keep each image's questions together: the model runs its
+    # trainable image stages once per distinct image of a batch (``image_index`` maps its questions).
+    batches_by_image: bool = False
 
     def check_mode(self, mode: str | None) -> str:
         if mode is None:

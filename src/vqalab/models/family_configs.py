@@ -65,6 +65,9 @@ class FusionConfig:
     shared_params: ClassVar[tuple[str, ...]] = ("text_lora",)
     # The fields that build the image encoder (a family's config names its own).
     image_encoder_fields: ClassVar[tuple[str, ...]] = ()
+    # Whether the image encoder runs in stages whose frozen first part can be cached (a CNN's):
+    # then ``partial`` trains on the cached output of the frozen stages, not on pixels.
+    image_stages_cacheable: ClassVar[bool] = False
 
     def __post_init__(self) -> None:
         check_resize(self.resize)
@@ -88,10 +91,12 @@ class FusionConfig:
     def feature_spec(self, *, seed: int) -> dict:
         """What the frozen encoders' outputs (the features stage's cache) depend on: {} when nothing is frozen."""
         frozen = {}
-        if self.image_training == "frozen":
+        if self.image_training == "frozen" or self.caches_frozen_image_stages():
             encoder = {k: v for k, v in vars(self).items() if k in self.image_encoder_fields}
             if not self.image_encoder_is_pretrained():
                 encoder["seed"] = seed  # a random-init encoder's weights come from the seed
+            if self.image_training == "partial":
+                encoder["trainable_blocks"] = self.trainable_blocks  # the cache ends where they begin
             frozen["image"] = encoder
         if self.text_training == "frozen":
             frozen["question"] = {"text_encoder": self.text_encoder, "max_question_tokens": self.max_question_tokens}
@@ -105,6 +110,11 @@ class FusionConfig:
         fields = (*self.image_encoder_fields, "image_training", "text_training", "trainable_blocks", "text_encoder",
                   "text_lora", "max_question_tokens")
         return {name: getattr(self, name) for name in fields}
+
+    def caches_frozen_image_stages(self) -> bool:
+        """Whether ``partial`` image training reads the features stage's output of the frozen first
+        stages (each image encoded once per run) and runs only the trainable last stages per step."""
+        return self.image_training == "partial" and self.image_stages_cacheable
 
     def image_encoder_is_pretrained(self) -> bool:
         raise NotImplementedError
@@ -136,6 +146,7 @@ class ResNetBertConfig(FusionConfig):
     image_weights: str | None = None
     image_widths: tuple[int, ...] = (32, 64, 128, 256)
     image_encoder_fields: ClassVar[tuple[str, ...]] = ("image_encoder", "image_weights", "image_widths", "image_size")
+    image_stages_cacheable: ClassVar[bool] = True  # every image_encoder is a StagedCNN
 
     def __post_init__(self) -> None:
         super().__post_init__()

@@ -7,6 +7,9 @@ How each encoder trains is a parameter (``image_training``, ``text_training``):
 
 - ``full``: every weight trains;
 - ``partial``: only the last ``trainable_blocks`` blocks train (CNN stages, transformer layers);
+  a CNN's frozen first stages run once, in the features stage, and training runs the trainable
+  stages on their cached output, once per image of a batch (batches keep an image's questions
+  together);
 - ``frozen``: nothing trains, and the features stage computes its outputs once, so training runs
   only the fusion and the head on cached features;
 - ``lora`` (text only): LoRA adapters (``text_lora``) on a frozen text encoder.
@@ -82,6 +85,10 @@ class FusionClassifier(VQAModel):
         text_size = text_encoder.config.hidden_size
         self._frozen_blocks = set_trainable(image_encoder, image_encoder.blocks(), config.image_training,
                                             config.trainable_blocks)
+        # How many first stages of the image encoder the features stage runs (partial on a CNN).
+        self.cached_image_stages = 0
+        if config.caches_frozen_image_stages():
+            self.cached_image_stages = max(0, len(image_encoder.blocks()) - config.trainable_blocks)
         if config.text_training == "lora":
             text_encoder = apply_lora(text_encoder, config.text_lora)
         elif config.text_training != "full":
@@ -169,10 +176,20 @@ class FusionClassifier(VQAModel):
     def feature_fingerprints(self) -> dict[str, str]:
         encoders = {"image": self.image_encoder, "question": self.text_encoder}
         frozen = {"image": self.config.image_training == "frozen", "question": self.config.text_training == "frozen"}
+        if self.cached_image_stages:
+            encoders["image"] = nn.ModuleList(self.image_encoder.blocks()[:self.cached_image_stages])
+            frozen["image"] = True
         return {name: fingerprint(encoders[name]) for name in encoders if frozen[name]}
+
+    @property
+    def batches_by_image(self) -> bool:
+        return self.cached_image_stages > 0
 
     @torch.no_grad()
     def encode_image_features(self, pixels: torch.Tensor) -> torch.Tensor:
+        """A frozen encoder's tokens, or under ``partial`` the feature map its frozen first stages give."""
+        if self.cached_image_stages:
+            return self.image_encoder.run_stages(self.normalise(pixels), 0, self.cached_image_stages)
         return self.image_encoder(self.normalise(pixels))
 
     @torch.no_grad()
@@ -253,6 +270,13 @@ class FusionClassifier(VQAModel):
     def forward(self, batch: dict) -> ModelOutput:
         if "image_features" in batch:
             tokens = batch["image_features"]
+            if self.cached_image_stages:
+                # The cached output of the frozen stages: the trainable ones run on it.
+                encoder = self.image_encoder
+                tokens = encoder.as_tokens(encoder.run_stages(tokens.to(self.image_proj.weight.dtype),
+                                                              self.cached_image_stages))
+            if "image_index" in batch:  # one row per distinct image of the batch
+                tokens = tokens[batch["image_index"]]
         else:
             tokens = self.image_encoder(self.normalise(batch["pixel_values"]))
         if "question_features" in batch:

@@ -3,7 +3,9 @@
 A ``StagedCNN`` returns its last feature map as tokens ``(batch, height * width, channels)``: the
 fusion classifier attends over them with the question, which is where small objects and their
 positions stay visible (a globally pooled vector loses them). The stage list is also what
-``partial`` fine-tuning counts from the end and what gradient checkpointing wraps.
+``partial`` fine-tuning counts from the end and what gradient checkpointing wraps, and it can run
+in two parts (``run_stages``): the frozen first stages once, in the features stage, and the
+trainable last ones every step.
 """
 
 from __future__ import annotations
@@ -31,15 +33,22 @@ class StagedCNN(nn.Module):
     def enable_gradient_checkpointing(self) -> None:
         self.gradient_checkpointing = True
 
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        hidden = images
-        for stage in self.stages:
+    def run_stages(self, hidden: torch.Tensor, start: int = 0, stop: int | None = None) -> torch.Tensor:
+        """The feature map after ``stages[start:stop]``, given the one before ``stages[start]``."""
+        for stage in self.stages[start:stop]:
             if self.gradient_checkpointing and self.training and torch.is_grad_enabled():
                 # Recompute each stage's activations in the backward pass instead of storing them.
                 hidden = checkpoint(stage, hidden, use_reentrant=False)
             else:
                 hidden = stage(hidden)
-        return hidden.flatten(2).transpose(1, 2)
+        return hidden
+
+    @staticmethod
+    def as_tokens(feature_map: torch.Tensor) -> torch.Tensor:
+        return feature_map.flatten(2).transpose(1, 2)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.as_tokens(self.run_stages(images))
 
 
 def small_resnet(widths: tuple[int, ...]) -> StagedCNN:

@@ -249,7 +249,8 @@ def training_batches(model: VQAModel, train_set: VQADataset, *, batch_size: int,
     feature tables held whole on ``device``; otherwise a DataLoader collates them, into pinned
     memory on CUDA so that ``to_device``'s copies run asynchronously."""
     if indexed and train_set.fully_cached():
-        return IndexedBatches(train_set, batch_size=batch_size, shuffle=True, generator=generator, device=device)
+        return IndexedBatches(train_set, batch_size=batch_size, shuffle=True, generator=generator, device=device,
+                              by_image=model.batches_by_image)
     return DataLoader(train_set, batch_size=batch_size, shuffle=True, collate_fn=model.collate, generator=generator,
                       pin_memory=device.type == "cuda")
 
