@@ -85,10 +85,8 @@ class FusionClassifier(VQAModel):
         text_size = text_encoder.config.hidden_size
         self._frozen_blocks = set_trainable(image_encoder, image_encoder.blocks(), config.image_training,
                                             config.trainable_blocks)
-        # How many first stages of the image encoder the features stage runs (partial on a CNN).
-        self.cached_image_stages = 0
-        if config.caches_frozen_image_stages():
-            self.cached_image_stages = max(0, len(image_encoder.blocks()) - config.trainable_blocks)
+        # How many first stages of the image encoder the features stage runs: partial's frozen ones, on a CNN.
+        self.cached_image_stages = len(self._frozen_blocks) if config.caches_frozen_image_stages() else 0
         if config.text_training == "lora":
             text_encoder = apply_lora(text_encoder, config.text_lora)
         elif config.text_training != "full":
