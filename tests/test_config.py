@@ -59,6 +59,7 @@ def test_paper_profile_loads(tmp_path):
         ({"train__batch_size": 32}, r"train.batch_size is not a parameter: the training batch is resnet_bert.tiny.batch_size"),
         ({"train__epochs": 3}, r"unknown key\(s\) train.epochs"),
         ({"preprocess__val_fraction": 1.5}, r"val_fraction must be in \(0, 1\)"),
+        ({"train__answer_part_credit": 1.0}, r"train: answer_part_credit must be in \[0, 1\), got 1.0"),
         ({"resnet_bert__tiny__image_encoder": "vgg"}, r"resnet_bert.tiny: image_encoder 'vgg' is not one of"),
         ({"dataset": "vqa_rad", "resnet_bert__tiny__image_size": 16}, r"image_size must be >= 32"),
         ({"recipes__easy_vqa__resnet_bert__tiny__image_size": 16}, r"resnet_bert.tiny: image_size must be >= 32"),

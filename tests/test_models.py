@@ -4,10 +4,12 @@ from dataclasses import replace
 
 import pytest
 import torch
+import torch.nn.functional as F
 from transformers import BertConfig, BertModel
 
 from vqalab.data.features import CachedFeatures, compute_features
 from vqalab.data.vocab import IGNORE_INDEX
+from vqalab.models.base import PartCredit, classification_loss
 from vqalab.models.lora import LoraSettings
 from vqalab.models.checkpoint import load_checkpoint, save_checkpoint
 from vqalab.models.resnet_bert import ResNetBert, ResNetBertConfig
@@ -129,6 +131,37 @@ def test_questions_outside_the_vocabulary_give_a_zero_loss_that_still_backpropag
     assert loss.item() == 0.0 and loss.requires_grad
     loss.backward()
     assert all(p.grad is not None and not p.grad.any() for p in model.classifier.parameters())
+
+
+def test_part_credit_spreads_a_list_answers_share_over_its_parts():
+    """The loss equals cross-entropy against the written-out targets: "chair, table" keeps half its
+    target and gives chair and table a quarter each; other answers stay one-hot; ignored labels count not."""
+    answers = ["chair", "table", "chair, table", "lamp", "lamp, vase"]
+    logits = torch.randn(5, len(answers), generator=torch.Generator().manual_seed(0))
+    labels = torch.tensor([2, 0, IGNORE_INDEX, 3, 4])
+    targets = torch.tensor([[0.25, 0.25, 0.5, 0, 0], [1, 0, 0, 0, 0], [1, 0, 0, 0, 0], [0, 0, 0, 1, 0],
+                            [0, 0, 0, 0.5, 0.5]])
+    known = labels != IGNORE_INDEX
+    expected = F.cross_entropy(logits[known], targets[known])
+    part_credit = PartCredit(answers, 0.5)
+    assert part_credit.list_answers == 2
+    assert torch.allclose(classification_loss(logits, labels, part_credit), expected)
+    assert not torch.allclose(classification_loss(logits, labels), expected)  # one-hot differs on list answers
+
+
+def test_a_classifier_trains_on_part_credit_targets_that_its_checkpoint_leaves_out():
+    model = ResNetBert.build(TINY, [*ANSWERS, "red, circle"])
+    batch = model.collate([{**item, "label": 4} for item in items(64)])
+    model.credit_answer_parts(0.5)
+    output = model(batch)
+    targets = torch.tensor([[0, 0, 0.25, 0.25, 0.5]]).expand(len(output.logits), -1)  # red, circle: a quarter each
+    assert torch.allclose(output.loss, F.cross_entropy(output.logits, targets))
+    assert not any(name.startswith("part_credit") for name in model.state_dict())
+    model.credit_answer_parts(0.0)
+    assert model.part_credit is None
+    plain = ResNetBert.build(TINY, ANSWERS)  # no list answer: the targets stay one-hot
+    plain.credit_answer_parts(0.5)
+    assert plain.part_credit is None
 
 
 @pytest.mark.parametrize("hops, scene", [(1, False), (2, True)])

@@ -218,3 +218,8 @@ def test_attention_is_sdpa_without_flash_attention_on_the_cpu(tmp_path):
     model = lora_model(tmp_path)
     assert model.model.config._attn_implementation in ("sdpa", "flash_attention_2")
     assert load_options(model.config)["attn_implementation"] == attention_implementation(None)
+
+
+def test_answer_part_credit_is_refused_for_the_generative_family():
+    with pytest.raises(ValueError, match="applies to classifier families; qwen2vl generates its answers"):
+        build().credit_answer_parts(0.5)

@@ -21,8 +21,8 @@ CONFIG = ResNetBertConfig(image_size=32, image_encoder="resnet_small", image_wid
                           text_encoder="packaged:all-MiniLM-L6-v2", text_training="frozen", hidden_size=16)
 # Spelled out, not read from params.yaml: these tests pin the loop's behaviour, whatever the project's schedule.
 PARAMS = TrainParams(max_epochs=2, patience=2, batch_size=8, weight_decay=0.01, warmup_ratio=0.05, grad_clip=1.0,
-                     device="auto", target_val_accuracy=None, resume=False, precision="auto", launcher="python",
-                     compile=False)
+                     answer_part_credit=0.0, device="auto", target_val_accuracy=None, resume=False, precision="auto",
+                     launcher="python", compile=False)
 
 
 def toy_split(split, n_images, rng):

@@ -23,3 +23,10 @@ def test_vocab_rejects_empty_and_duplicates():
         AnswerVocab.build(["yes", "no"], min_count=3)
     with pytest.raises(ValueError, match="duplicate"):
         AnswerVocab(["yes", "yes"])
+
+
+def test_list_answers_name_their_parts_that_are_answers_of_their_own():
+    vocab = AnswerVocab(["chair", "table", "chair, table", "lamp, sofa", "sofa, chair, vase", "red"])
+    # "lamp, sofa" names no answer of the vocabulary; "sofa, chair, vase" only chair.
+    assert vocab.list_parts() == {2: [0, 1], 4: [0]}
+    assert AnswerVocab(["yes", "no"]).list_parts() == {}

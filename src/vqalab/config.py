@@ -185,6 +185,8 @@ class TrainParams(RunControls):
     weight_decay: float
     warmup_ratio: float
     grad_clip: float | None
+    # The share of a list answer's training target ("chair, table") its parts get (``PartCredit``); 0: one-hot.
+    answer_part_credit: float
     device: str
     # Stop once validation accuracy reaches this (null: run until patience or max_epochs).
     target_val_accuracy: float | None
@@ -199,6 +201,8 @@ class TrainParams(RunControls):
         _require(self.weight_decay >= 0, f"weight_decay must be >= 0, got {self.weight_decay}")
         _require(0.0 <= self.warmup_ratio < 1.0, f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
         _require(self.grad_clip is None or self.grad_clip > 0, f"grad_clip must be > 0 or null, got {self.grad_clip}")
+        _require(0.0 <= self.answer_part_credit < 1.0,
+                 f"answer_part_credit must be in [0, 1), got {self.answer_part_credit}")
         _require(self.device == "auto" or self.device == "cpu" or self.device.startswith("cuda"),
                  f"device must be auto, cpu or cuda[:N], got {self.device!r}")
         _require(self.precision in ("auto", "fp32", "bf16", "fp16"),

@@ -6,6 +6,8 @@ from collections import Counter
 from collections.abc import Iterable
 
 IGNORE_INDEX = -100  # label of an answer outside the vocabulary: ignored by the loss
+# How an answer lists several objects ("chair, table": DAQUAR's multi-object answers).
+LIST_SEPARATOR = ","
 
 
 class AnswerVocab:
@@ -33,3 +35,14 @@ class AnswerVocab:
 
     def label(self, answer: str) -> int:
         return self._index.get(answer, IGNORE_INDEX)
+
+    def list_parts(self) -> dict[int, list[int]]:
+        """For each answer that lists several (``"chair, table"``), the labels of its parts that are
+        answers of their own, in the order listed; answers with no such part are left out."""
+        parts = {}
+        for label, answer in enumerate(self.answers):
+            if LIST_SEPARATOR in answer:
+                known = [self._index[p.strip()] for p in answer.split(LIST_SEPARATOR) if p.strip() in self._index]
+                if known:
+                    parts[label] = known
+        return parts

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -10,7 +11,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vqalab.data.vocab import IGNORE_INDEX
+from vqalab.data.vocab import IGNORE_INDEX, AnswerVocab
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -58,6 +61,11 @@ class VQAModel(nn.Module):
     # trainable image stages once per distinct image of a batch (``image_index`` maps its questions).
     batches_by_image: bool = False
 
+    def __init__(self):
+        super().__init__()
+        # A classifier's training targets for list answers (``credit_answer_parts``); None: one-hot.
+        self.part_credit: PartCredit | None = None
+
     def check_mode(self, mode: str | None) -> str:
         if mode is None:
             return self.prediction_modes[0]
@@ -73,6 +81,21 @@ class VQAModel(nn.Module):
 
     def collate(self, items: list[dict]) -> dict:
         raise NotImplementedError
+
+    def credit_answer_parts(self, credit: float) -> None:
+        """Train a classifier toward ``PartCredit`` targets (``train.answer_part_credit``); 0: one-hot.
+        A family that scores its answer vocabulary passes ``part_credit`` to ``classification_loss``."""
+        self.part_credit = None
+        if not credit:
+            return
+        if "classify" not in self.prediction_modes:
+            raise ValueError(f"train.answer_part_credit applies to classifier families; {self.family} generates "
+                             f"its answers: set it to 0")
+        part_credit = PartCredit(self.answers, credit)
+        log.info("train.answer_part_credit %g: %d list answers (\"chair, table\") share their training target "
+                 "with their parts", credit, part_credit.list_answers)
+        if part_credit.list_answers:
+            self.part_credit = part_credit
 
     def prepare_for_training(self, train_set, val_set, *, blind) -> dict:
         return {}
@@ -110,12 +133,51 @@ class VQAModel(nn.Module):
         }
 
 
-def classification_loss(logits: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor | None:
-    """Cross-entropy over the answers (None without labels). A batch whose answers are all outside
-    the vocabulary gives a zero that keeps the graph: every process of a data-parallel run must
-    take part in each backward pass, where DDP reduces the gradients, or the others wait forever."""
+class PartCredit(nn.Module):
+    """Training targets that give a list answer's parts their share: a question answered
+    ``"chair, table"`` keeps ``1 - credit`` on that answer and spreads ``credit`` evenly over
+    ``chair`` and ``table`` where they are answers of their own (``AnswerVocab.list_parts``). A
+    model that says "chair" to it is then partly right, not as wrong as one that says "lamp"; every
+    other answer keeps its one-hot target. Evaluation is unchanged: exact answers only."""
+
+    def __init__(self, answers: list[str], credit: float):
+        super().__init__()
+        parts = AnswerVocab(answers).list_parts()
+        self.list_answers = len(parts)
+        width = max(map(len, parts.values()), default=1)
+        # Row ``label``: the answer's own share, its parts' labels and their shares (padding: share 0).
+        own = torch.ones(len(answers))
+        part_labels = torch.zeros(len(answers), width, dtype=torch.long)
+        part_shares = torch.zeros(len(answers), width)
+        for label, labels in parts.items():
+            own[label] = 1 - credit
+            part_labels[label, :len(labels)] = torch.tensor(labels)
+            part_shares[label, :len(labels)] = credit / len(labels)
+        # Not in the state dict: a checkpoint's weights do not depend on how they were trained.
+        self.register_buffer("own", own, persistent=False)
+        self.register_buffer("part_labels", part_labels, persistent=False)
+        self.register_buffer("part_shares", part_shares, persistent=False)
+
+    def loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Cross-entropy against the targets, averaged as ``classification_loss`` averages."""
+        known = labels != IGNORE_INDEX
+        rows = labels.clamp(min=0)
+        log_probs = logits.float().log_softmax(-1)
+        own = self.own[rows] * log_probs.gather(1, rows[:, None])[:, 0]
+        parts = (self.part_shares[rows] * log_probs.gather(1, self.part_labels[rows])).sum(-1)
+        return -((own + parts) * known).sum() / known.sum().clamp(min=1)
+
+
+def classification_loss(logits: torch.Tensor, labels: torch.Tensor | None,
+                        part_credit: PartCredit | None = None) -> torch.Tensor | None:
+    """Cross-entropy over the answers (None without labels), against ``part_credit``'s targets where
+    given. A batch whose answers are all outside the vocabulary gives a zero that keeps the graph:
+    every process of a data-parallel run must take part in each backward pass, where DDP reduces
+    the gradients, or the others wait forever."""
     if labels is None:
         return None
+    if part_credit is not None:
+        return part_credit.loss(logits, labels)
     # The mean over the answers in the vocabulary, written so that it needs no host sync (a test of
     # "any label left?" would stall the GPU every step) and is 0 for a batch with none.
     summed = F.cross_entropy(logits, labels, ignore_index=IGNORE_INDEX, reduction="sum")

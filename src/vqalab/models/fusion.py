@@ -296,7 +296,7 @@ class FusionClassifier(VQAModel):
         logits = self.classifier(torch.cat(parts, dim=-1))
         if self.question_prior is not None:
             logits = logits + self.question_prior.log_probs(question)
-        return ModelOutput(logits=logits, loss=classification_loss(logits, batch.get("labels")))
+        return ModelOutput(logits=logits, loss=classification_loss(logits, batch.get("labels"), self.part_credit))
 
     @torch.no_grad()
     def predict(self, batch: dict, top_k: int = 1, mode: str | None = None) -> list[list[tuple[str, float]]]:

@@ -168,7 +168,7 @@ class Vilt(VQAModel):
             if question is None:
                 question = self.encode_questions(batch["prior_input_ids"], batch["prior_attention_mask"])
             logits = logits + self.question_prior.log_probs(question)
-        return ModelOutput(logits=logits, loss=classification_loss(logits, batch.get("labels")))
+        return ModelOutput(logits=logits, loss=classification_loss(logits, batch.get("labels"), self.part_credit))
 
     @torch.no_grad()
     def predict(self, batch: dict, top_k: int = 1, mode: str | None = None) -> list[list[tuple[str, float]]]:

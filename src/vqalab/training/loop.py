@@ -203,7 +203,9 @@ def fit(model: VQAModel, train_set: VQADataset, val_set: VQADataset, *, params: 
 def prepare_run(model: VQAModel, train_set: VQADataset, *, params: TrainParams, device: torch.device,
                 seed: int) -> TrainingRun:
     """The model on ``device`` (in channels_last where that is faster), its training batches,
-    DDP in a multi-process launch, torch.compile with ``train.compile``, the optimiser and schedule."""
+    DDP in a multi-process launch, torch.compile with ``train.compile``, the optimiser and schedule;
+    the model's training targets credit list answers' parts with ``train.answer_part_credit``."""
+    model.credit_answer_parts(params.answer_part_credit)
     model.to(device)
     channels_last = use_channels_last(model, device)
     if channels_last:
