@@ -144,28 +144,26 @@ class PartCredit(nn.Module):
         super().__init__()
         parts = AnswerVocab(answers).list_parts()
         self.list_answers = len(parts)
-        width = max(map(len, parts.values()), default=1)
-        # Row ``label``: the answer's own share, its parts' labels and their shares (padding: share 0).
-        own = torch.ones(len(answers))
-        part_labels = torch.zeros(len(answers), width, dtype=torch.long)
-        part_shares = torch.zeros(len(answers), width)
+        width = 1 + max(map(len, parts.values()), default=0)
+        # Row ``label``: the labels its target covers - itself first, then its parts - and their shares
+        # (padding repeats the label with share 0).
+        target_labels = torch.arange(len(answers))[:, None].repeat(1, width)
+        target_shares = torch.zeros(len(answers), width)
+        target_shares[:, 0] = 1.0
         for label, labels in parts.items():
-            own[label] = 1 - credit
-            part_labels[label, :len(labels)] = torch.tensor(labels)
-            part_shares[label, :len(labels)] = credit / len(labels)
+            target_labels[label, 1:1 + len(labels)] = torch.tensor(labels)
+            target_shares[label, 0] = 1 - credit
+            target_shares[label, 1:1 + len(labels)] = credit / len(labels)
         # Not in the state dict: a checkpoint's weights do not depend on how they were trained.
-        self.register_buffer("own", own, persistent=False)
-        self.register_buffer("part_labels", part_labels, persistent=False)
-        self.register_buffer("part_shares", part_shares, persistent=False)
+        self.register_buffer("target_labels", target_labels, persistent=False)
+        self.register_buffer("target_shares", target_shares, persistent=False)
 
     def loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """Cross-entropy against the targets, averaged as ``classification_loss`` averages."""
         known = labels != IGNORE_INDEX
         rows = labels.clamp(min=0)
-        log_probs = logits.float().log_softmax(-1)
-        own = self.own[rows] * log_probs.gather(1, rows[:, None])[:, 0]
-        parts = (self.part_shares[rows] * log_probs.gather(1, self.part_labels[rows])).sum(-1)
-        return -((own + parts) * known).sum() / known.sum().clamp(min=1)
+        log_probs = logits.float().log_softmax(-1).gather(1, self.target_labels[rows])
+        return -((self.target_shares[rows] * log_probs).sum(-1) * known).sum() / known.sum().clamp(min=1)
 
 
 def classification_loss(logits: torch.Tensor, labels: torch.Tensor | None,
