@@ -3,18 +3,20 @@
 
 from pathlib import Path
 
-from vqalab.params import Params
-from vqalab.pipeline.download import download_data
+from vqalab.params import load_params
 from vqalab.stage import run_stage, stage_parser
 
 
 def main(argv=None) -> None:
-    parser = stage_parser(__doc__, stage="download")
+    parser = stage_parser(__doc__)
     parser.add_argument("--out", type=Path, required=True, help="folder for records.jsonl, images/ and manifest.json")
     parser.add_argument("--downloads", type=Path, required=True,
                         help="folder that keeps downloaded and unpacked source files between runs")
     args = parser.parse_args(argv)
-    download_data(Params.read(args.params, stage="download"), args.out, downloads=args.downloads)
+    params = load_params(args.params, stage="download")
+    from vqalab.pipeline.download import download_data
+
+    download_data(params, args.out, downloads=args.downloads)
 
 
 if __name__ == "__main__":

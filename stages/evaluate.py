@@ -9,18 +9,12 @@ run is and the report's other figures, ``--predictions`` one line per test quest
 
 from pathlib import Path
 
-from vqalab.data.dataset import ProcessedData
-from vqalab.data.features import CachedFeatures
-from vqalab.evaluation.blind import BlindBaseline
-from vqalab.io import write_json, write_jsonl
-from vqalab.params import Params
-from vqalab.pipeline.evaluate import evaluate_model
-from vqalab.runtime import resolve_device
+from vqalab.params import load_params
 from vqalab.stage import run_stage, stage_parser
 
 
 def main(argv=None) -> None:
-    parser = stage_parser(__doc__, stage="evaluate")
+    parser = stage_parser(__doc__)
     parser.add_argument("--model", type=Path, required=True, help="checkpoint folder of the train stage")
     parser.add_argument("--data", type=Path, required=True, help="the preprocess stage's folder")
     parser.add_argument("--features", type=Path, required=True, help="the features stage's folder (cached frozen-encoder outputs)")
@@ -31,7 +25,17 @@ def main(argv=None) -> None:
     parser.add_argument("--plots", type=Path, required=True, help="folder for the plots' data files")
     parser.add_argument("--details", type=Path, required=True, help="JSON file for the run's names, counts and detail")
     args = parser.parse_args(argv)
-    params = Params.read(args.params, stage="evaluate")
+    params = load_params(args.params, stage="evaluate")
+    from vqalab.models.sources import check_pretrained_sources
+
+    check_pretrained_sources({"evaluate.sbert_model": params.sbert_model})
+    from vqalab.data.dataset import ProcessedData
+    from vqalab.data.features import CachedFeatures
+    from vqalab.evaluation.blind import BlindBaseline
+    from vqalab.io import write_json, write_jsonl
+    from vqalab.pipeline.evaluate import evaluate_model
+    from vqalab.runtime import resolve_device
+
     evaluation = evaluate_model(params, args.model, ProcessedData.load(args.data), CachedFeatures.load(args.features),
                                 BlindBaseline.load(args.blind), device=resolve_device(params.train.device),
                                 features_where=args.features)

@@ -2,16 +2,12 @@
 
 from pathlib import Path
 
-from vqalab.data.dataset import ProcessedData
-from vqalab.io import atomic_path, read_json, read_jsonl
-from vqalab.params import Params
-from vqalab.report.gallery import write_gallery
-from vqalab.report.report import plot_accuracy_bars, plot_training_curves, read_curves, render_report
+from vqalab.params import load_params
 from vqalab.stage import run_stage, stage_parser
 
 
 def main(argv=None) -> None:
-    parser = stage_parser(__doc__, stage="report")
+    parser = stage_parser(__doc__)
     parser.add_argument("--metrics", type=Path, required=True, help="the evaluate stage's quality figures (JSON)")
     parser.add_argument("--cost", type=Path, required=True, help="the evaluate stage's cost figures (JSON)")
     parser.add_argument("--details", type=Path, required=True, help="the evaluate stage's run details (JSON)")
@@ -24,7 +20,12 @@ def main(argv=None) -> None:
     parser.add_argument("--data", type=Path, required=True, help="the preprocess stage's folder")
     parser.add_argument("--gallery", type=Path, required=True, help="HTML error gallery to write")
     args = parser.parse_args(argv)
-    params = Params.read(args.params, stage="report")
+    params = load_params(args.params, stage="report")
+    from vqalab.data.dataset import ProcessedData
+    from vqalab.io import atomic_path, read_json, read_jsonl
+    from vqalab.report.gallery import write_gallery
+    from vqalab.report.report import plot_accuracy_bars, plot_training_curves, read_curves, render_report
+
     quality, cost, details = read_json(args.metrics), read_json(args.cost), read_json(args.details)
     plot_data = {path.stem: read_json(path) for path in sorted(args.plots_data.glob("*.json"))}
     title = f"{details['model']} on {details['dataset']}"

@@ -1,7 +1,7 @@
 """Stage train: build the chosen family, train it with early stopping on validation, save the best
 (``vqalab.pipeline.train``).
 
-With ``train.launcher`` other than python (e.g. ``accelerate launch --multi_gpu --num_processes 4``)
+With ``run.launcher`` other than python (e.g. ``accelerate launch --multi_gpu --num_processes 4``)
 the stage starts itself again under that launcher; the launcher is not in the stage's command, so
 changing it does not make DVC retrain a model that is up to date.
 """
@@ -12,39 +12,45 @@ import subprocess
 import sys
 from pathlib import Path
 
-from dvclive import Live
-
-import vqalab
-from vqalab.data.dataset import ProcessedData
-from vqalab.data.features import CachedFeatures
-from vqalab.evaluation.blind import BlindBaseline
-from vqalab.io import digest
-from vqalab.models.checkpoint import save_checkpoint
-from vqalab.params import Params
-from vqalab.pipeline.train import best_epoch_summary, train_model
-from vqalab.runtime import resolve_device
+from vqalab.params import load_params
 from vqalab.stage import run_stage, stage_parser
-from vqalab.training.distributed import is_main_process
 
 
 def main(argv=None) -> None:
-    parser = stage_parser(__doc__, stage="train")
+    parser = stage_parser(__doc__)
     parser.add_argument("--data", type=Path, required=True, help="the preprocess stage's folder")
     parser.add_argument("--features", type=Path, required=True, help="the features stage's folder (cached frozen-encoder outputs)")
     parser.add_argument("--blind", type=Path, required=True, help="the blind stage's folder (the question prior's source)")
     parser.add_argument("--out", type=Path, required=True, help="checkpoint folder")
     parser.add_argument("--live", type=Path, required=True, help="DVCLive folder for the training curves")
     parser.add_argument("--state", type=Path, required=True,
-                        help="scratch file with the last completed epoch's training state (train.resume continues from it)")
+                        help="scratch file with the last completed epoch's training state (run.resume continues from it)")
     args = parser.parse_args(argv)
-    params = Params.read(args.params, stage="train")
+    params = load_params(args.params, stage="train")
     if params.train.launcher != "python" and "WORLD_SIZE" not in os.environ:
         launched = subprocess.run([*shlex.split(params.train.launcher), sys.argv[0], *sys.argv[1:]])
         sys.exit(launched.returncode)
+    from vqalab.models.registry import chosen_family_config
+    from vqalab.models.sources import check_pretrained_sources, family_sources
+
+    family = chosen_family_config(params)  # typed first: a wrong value fails before any import of torch
+    check_pretrained_sources(family_sources(family))
+    from dvclive import Live
+
+    import vqalab
+    from vqalab.data.dataset import ProcessedData
+    from vqalab.data.features import CachedFeatures
+    from vqalab.evaluation.blind import BlindBaseline
+    from vqalab.io import digest
+    from vqalab.models.checkpoint import save_checkpoint
+    from vqalab.pipeline.train import best_epoch_summary, train_model
+    from vqalab.runtime import resolve_device
+    from vqalab.training.distributed import is_main_process
+
     device = resolve_device(params.train.device)
     data, features, blind = ProcessedData.load(args.data), CachedFeatures.load(args.features), BlindBaseline.load(args.blind)
     # What the run depends on: a saved state made from anything else is not resumed.
-    fingerprint = {"params": params.dependency_values(), "data": digest(args.data), "features": digest(args.features),
+    fingerprint = {"params": params.tracked(), "data": digest(args.data), "features": digest(args.features),
                    "blind": digest(args.blind),
                    "code": {"vqalab": vqalab.__version__, "source": digest(Path(vqalab.__file__).parent, pattern="*.py")}}
     args.state.parent.mkdir(parents=True, exist_ok=True)

@@ -1,173 +1,171 @@
-from dataclasses import fields
-import json
+"""The one configuration: conf/ composes params.yaml (as `dvc exp run` does), every choice composes
+into parameters that validate, a wrong value fails naming its key, and a params.yaml that is not what
+conf/ composes is refused with the command to run."""
+
+import dataclasses
 from pathlib import Path
 
 import pytest
 import yaml
+from configs import ROOT, composed_params
 
-from vqalab.config import DownloadParams, EvaluateParams, PreprocessParams, ReportParams, TrainParams, from_mapping
-from vqalab.params import RESOLVED_ROOT, STAGE_PARAMS, Params, stage_dependencies
-from vqalab.resolve import load_params
-from vqalab.models.registry import chosen_family_config
-from vqalab.models.resnet_bert import ResNetBertConfig
+from vqalab.config import DownloadParams, EvaluateParams, PreprocessParams, ReportParams, RunControls, TrainParams
+from vqalab.data.registry import DATASETS, chosen_dataset_config, get_dataset
+from vqalab.models.family_configs import LoraSettings
+from vqalab.models.registry import FAMILIES, chosen_family_config, get_config_class
+from vqalab.params import (EXPERIMENT_ENV, GROUPS, PARAMS_FILE, STAGE_PARAMS, Params, check_composed, composed,
+                           load_params)
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def write_params(tmp_path, **changes):
-    params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    for dotted, value in changes.items():
-        *parents, key = dotted.split("__")
-        node = params
-        for parent in parents:
-            node = node[parent]
-        node[key] = value
-    path = tmp_path / "params.yaml"
-    path.write_text(yaml.safe_dump(params))
-    return path
+CONF = ROOT / "conf"
+OPTIONS = {group: sorted(p.stem for p in (CONF / group).glob("*.yaml")) for group in GROUPS}
 
 
-def test_project_params_load_into_typed_objects():
-    params = load_params(ROOT / "params.yaml")
-    assert params.model == "resnet_bert" and params.profile == "tiny" and params.dataset == "easy_vqa"
-    assert isinstance(chosen_family_config(params), ResNetBertConfig)
-    assert chosen_family_config(params).image_widths == (32, 64, 128, 256)
-    assert params.sbert_model == "packaged:all-MiniLM-L6-v2"
+def typed(values: dict) -> Params:
+    """Every section of ``values`` typed, as the stages type the ones they read."""
+    params = Params(values)
+    for name in ("dataset", "model", "profile", "strategy", "seed", "download", "preprocess", "train", "evaluate",
+                 "report"):
+        getattr(params, name)
+    chosen_family_config(params), chosen_dataset_config(params)
+    return params
 
 
-def test_exponent_floats_written_by_dvc_exp_run_are_floats(tmp_path):
-    path = write_params(tmp_path, resnet_bert__tiny__encoder_lr="5e-05")
-    assert "encoder_lr: 5e-05" in path.read_text()
-    assert chosen_family_config(load_params(path)).encoder_lr == 5e-05
+def test_params_yaml_is_what_conf_composes_by_default():
+    """The committed params.yaml is conf/'s default composition, byte for byte as DVC writes it."""
+    assert (ROOT / PARAMS_FILE).read_text() == yaml.safe_dump(composed_params(), sort_keys=False) or \
+        yaml.safe_load((ROOT / PARAMS_FILE).read_text()) == composed_params()
+    assert check_composed(yaml.safe_load((ROOT / PARAMS_FILE).read_text()), conf_dir=CONF) == {}
 
 
-def test_paper_profile_loads(tmp_path):
-    params = load_params(write_params(tmp_path, profile="paper"))
-    assert chosen_family_config(params).image_encoder == "resnet50" and chosen_family_config(params).image_size == 224
-    assert params.sbert_model == "sentence-transformers/paraphrase-MiniLM-L6-v2"
+def test_the_registries_and_the_config_groups_name_the_same_choices():
+    assert OPTIONS["dataset"] == sorted(DATASETS) and OPTIONS["model"] == sorted(FAMILIES)
+    assert OPTIONS["profile"] == ["paper", "tiny"]
+    assert {"default", "frozen", "partial", "full", "lora"} <= set(OPTIONS["strategy"])
 
 
-@pytest.mark.parametrize(
-    ("change", "message"),
-    [
-        ({"model": "resnet_gpt"}, r"model = 'resnet_gpt' is not one of \['pubmedclip', 'qwen2vl', 'resnet_bert', 'vilt'\]"),
-        ({"dataset": "coco"}, r"dataset = 'coco' is not one of \['daquar', 'easy_vqa', 'folder', 'path_vqa', 'slake', 'vqa_rad'\]"),
-        ({"profile": "huge"}, r"profile = 'huge' is not one of"),
-        ({"recipes__easy_vqa__train__max_epochs": 0}, r"train: max_epochs must be >= 1, got 0"),
-        ({"dataset": "vqa_rad", "resnet_bert__tiny__batch_size": 0}, r"resnet_bert.tiny: batch_size must be >= 1, got 0"),
-        ({"resnet_bert__tiny__batch_size": "64"}, r"resnet_bert.tiny.batch_size = '64' should be of type int"),
-        ({"train__batch_size": 32}, r"train.batch_size is not a parameter: the training batch is resnet_bert.tiny.batch_size"),
-        ({"train__epochs": 3}, r"unknown key\(s\) train.epochs"),
-        ({"preprocess__val_fraction": 1.5}, r"val_fraction must be in \(0, 1\)"),
-        ({"train__answer_part_credit": 1.0}, r"train: answer_part_credit must be in \[0, 1\), got 1.0"),
-        ({"resnet_bert__tiny__image_encoder": "vgg"}, r"resnet_bert.tiny: image_encoder 'vgg' is not one of"),
-        ({"dataset": "vqa_rad", "resnet_bert__tiny__image_size": 16}, r"image_size must be >= 32"),
-        ({"recipes__easy_vqa__resnet_bert__tiny__image_size": 16}, r"resnet_bert.tiny: image_size must be >= 32"),
-        ({"recipes__easy_vqa__train__epochs": 3}, r"recipes.easy_vqa.train.epochs sets train.epochs, which is not a parameter"),
-        ({"recipes__easy_vqa__dataset": "vqa_rad"}, r"recipes.easy_vqa.dataset cannot be set by a recipe"),
-        ({"model": "pubmedclip", "pubmedclip__tiny__text_training": "full"}, r"question_prior .* needs text_training frozen"),
-        ({"seed": -1}, r"seed must be a non-negative integer"),
-        ({"report__gallery_max_rows": 0}, r"report: gallery_max_rows must be >= 1, got 0"),
-        ({"dataset": "vqa_rad", "datasets__vqa_rad__variant": "big"}, r"datasets.vqa_rad: variant must be one of"),
-        ({"dataset": "daquar", "datasets__daquar__answers": 37}, r"datasets.daquar.answers = 37 should be of type str"),
-        ({"dataset": "folder"}, r"needs datasets.folder.records"),
-        ({"download__on_bad_record": "ignore"}, r"on_bad_record must be error or skip"),
-        ({"model": "vilt", "vilt__tiny__lora": {"r": 0, "alpha": 16, "dropout": 0.0, "target_modules": ["query"]}},
-         r"vilt.tiny.lora: lora.r must be >= 1, got 0"),
-        ({"model": "vilt", "vilt__tiny__image_size": 72}, r"image_size 72 is not divisible by patch_size 16"),
-        ({"model": "qwen2vl", "qwen2vl__tiny__mrope_section": [4, 4, 4]}, r"mrope_section \[4, 4, 4\] must sum to"),
-    ],
-)
-def test_bad_params_fail_with_the_parameter_name(tmp_path, change, message):
+@pytest.mark.parametrize("overrides", [
+    *([f"dataset={d}"] for d in OPTIONS["dataset"]),
+    *([f"model={m}", f"profile={p}"] for m in OPTIONS["model"] for p in OPTIONS["profile"]),
+    *([f"model={m}", f"strategy={s}"] for m in ("resnet_bert", "pubmedclip") for s in OPTIONS["strategy"]),
+])
+def test_every_choice_composes_into_parameters_that_validate(overrides):
+    values = composed_params(*overrides, *(["dataset.records=r.jsonl", "dataset.images=imgs"]
+                                           if "dataset=folder" in overrides else []))
+    params = typed(values)
+    for override in overrides:
+        group, option = override.split("=")
+        assert (params.dataset, params.model, params.profile, params.strategy)[list(GROUPS).index(group)] == option
+
+
+def test_no_config_class_has_a_default_that_could_disagree_with_conf():
+    """conf/ gives every value: a field left out fails, naming it, instead of taking a default."""
+    classes = [DownloadParams, PreprocessParams, TrainParams, RunControls, EvaluateParams, ReportParams, LoraSettings,
+               *(get_config_class(m) for m in FAMILIES), *(get_dataset(d).config_class for d in DATASETS)]
+    for cls in classes:
+        defaults = [f.name for f in dataclasses.fields(cls)
+                    if f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING]
+        assert not defaults, f"{cls.__name__} has defaults for {defaults}"
+
+
+def test_a_data_set_brings_its_recipe_and_a_value_given_with_s_wins():
+    easy, rad = typed(composed_params()), typed(composed_params("dataset=vqa_rad"))
+    # easy-VQA's 64 px shapes: its own schedule (conf/dataset/easy_vqa.yaml) and recipe
+    # (conf/recipe/easy_vqa_resnet_bert_tiny.yaml); VQA-RAD: the family's own values.
+    assert (easy.train.max_epochs, chosen_family_config(easy).image_size, chosen_family_config(easy).lr) == (12, 64, 2e-3)
+    assert (rad.train.max_epochs, chosen_family_config(rad).image_size, chosen_family_config(rad).lr) == (20, 224, 5e-4)
+    assert chosen_family_config(easy).hidden_size == chosen_family_config(rad).hidden_size == 256
+    given = typed(composed_params("dataset=vqa_rad", "train.max_epochs=4", "model.lr=0.01", "model.encoder_lr=5e-5"))
+    assert (given.train.max_epochs, chosen_family_config(given).lr) == (4, 0.01)
+    assert chosen_family_config(given).encoder_lr == 5e-05  # written as 5.0e-05: a float, not text
+
+
+def test_the_paper_profile_and_a_strategy_compose_with_the_recipe():
+    paper = typed(composed_params("profile=paper"))
+    config = chosen_family_config(paper)
+    assert (config.image_encoder, config.image_size, config.text_encoder) == ("resnet50", 224, "bert-base-uncased")
+    assert paper.sbert_model == "sentence-transformers/paraphrase-MiniLM-L6-v2" and paper.train.batch_size == 256
+    partial = chosen_family_config(typed(composed_params("model=pubmedclip", "strategy=partial")))
+    assert (partial.image_training, partial.text_training, partial.question_prior) == ("partial", "partial", False)
+    assert partial.dropout == 0.1  # easy-VQA's recipe for pubmedclip still applies
+
+
+@pytest.mark.parametrize(("overrides", "message"), [
+    (["model=resnet_gpt"], r"Could not find 'model/resnet_gpt'.*Available options.*pubmedclip"),
+    (["dataset=coco"], r"Could not find 'dataset/coco'"),
+    (["train.epochs=3"], r"Could not override 'train.epochs'"),
+    (["model.batch_size=0"], r"params: model.batch_size must be a positive integer, got 0"),
+    (["model.batch_size='64'"], r"params: model.batch_size must be a positive integer, got '64'"),
+    (["model.lr=abc"], r"params: model.lr = 'abc' should be of type float"),
+    (["+train.batch_size=32"], r"train.batch_size is not a parameter: the training batch is model.batch_size"),
+    (["preprocess.val_fraction=1.5"], r"preprocess: val_fraction must be in \(0, 1\)"),
+    (["train.answer_part_credit=1.0"], r"train: answer_part_credit must be in \[0, 1\), got 1.0"),
+    (["model.image_encoder=vgg"], r"model: image_encoder 'vgg' is not one of"),
+    (["dataset=vqa_rad", "model.image_size=16"], r"image_size must be >= 32"),
+    (["model=pubmedclip", "model.text_training=full"], r"question_prior .* needs text_training frozen"),
+    (["seed=-1"], r"seed must be a non-negative integer"),
+    (["report.gallery_max_rows=0"], r"report: gallery_max_rows must be >= 1, got 0"),
+    (["run.launcher=' '"], r"run: launcher must be a command"),
+    (["dataset=vqa_rad", "dataset.variant=big"], r"dataset: variant must be one of"),
+    (["dataset=daquar", "dataset.answers=37"], r"dataset.answers = 37 should be of type str"),
+    (["dataset=folder"], r"needs dataset.records"),
+    (["download.on_bad_record=ignore"], r"on_bad_record must be error or skip"),
+    (["model=vilt", "model.lora={r:0,alpha:16,dropout:0.0,target_modules:[query]}"], r"model.lora: lora.r must be >= 1"),
+    (["model=vilt", "model.image_size=72"], r"image_size 72 is not divisible by patch_size 16"),
+    (["model=vilt", "strategy=partial"], r"model.image_training.*conf/strategy/ sets which encoders of a fusion family"),
+    (["model=qwen2vl", "model.mrope_section=[4,4,4]"], r"mrope_section \[4, 4, 4\] must sum to"),
+])
+def test_a_wrong_value_fails_naming_its_key(overrides, message):
     with pytest.raises(ValueError, match=message):
-        load_params(write_params(tmp_path, **change))
+        typed(composed(CONF, overrides))
 
 
-def test_recipes_fill_the_empty_values_and_a_written_value_wins(tmp_path):
-    defaults = yaml.safe_load((ROOT / "params.yaml").read_text())
-    recipes = defaults["recipes"]
-    easy = load_params(write_params(tmp_path, resnet_bert__tiny__hidden_size=128))
-    rad = load_params(write_params(tmp_path, dataset="vqa_rad", resnet_bert__tiny__hidden_size=128))
-    # easy-VQA's own recipe over the default one; VQA-RAD has none of its own: the default.
-    assert chosen_family_config(easy).image_size == recipes["easy_vqa"]["resnet_bert"]["tiny"]["image_size"] == 64
-    assert easy.train.max_epochs == recipes["easy_vqa"]["train"]["max_epochs"] == 12
-    assert chosen_family_config(easy).question_prior is False
-    assert chosen_family_config(rad).image_size == recipes["default"]["resnet_bert"]["tiny"]["image_size"] == 224
-    assert rad.train.max_epochs == recipes["default"]["train"]["max_epochs"] == 20
-    # What no recipe sets comes from the section, for every data set.
-    assert chosen_family_config(easy).hidden_size == chosen_family_config(rad).hidden_size == 128
-    # A value written in its section (as `dvc exp run -S train.max_epochs=4` does) wins over every recipe.
-    for dataset in ("easy_vqa", "vqa_rad"):
-        written = load_params(write_params(tmp_path, dataset=dataset, train__max_epochs=4, resnet_bert__tiny__lr=0.01))
-        assert (written.train.max_epochs, chosen_family_config(written).lr) == (4, 0.01)
-
-
-def test_a_recipe_names_a_data_set_and_every_empty_value_gets_one(tmp_path):
-    with pytest.raises(ValueError, match=r"recipes.vqarad names no data set; recipes may be \['daquar', 'default'"):
-        load_params(write_params(tmp_path, recipes__vqarad={"train": {"max_epochs": 3}}))
-    with pytest.raises(ValueError, match=r"train.max_epochs is `recipe` but no recipe sets it"):
-        load_params(write_params(tmp_path, dataset="vqa_rad", recipes__default__train={"weight_decay": 0.05}))
-
-
-SECTIONS = {"download": DownloadParams, "preprocess": PreprocessParams, "train": TrainParams,
-            "evaluate": EvaluateParams, "report": ReportParams}
-
-
-@pytest.mark.parametrize("section", sorted(SECTIONS))
-def test_params_yaml_is_the_one_source_of_every_section_value(section):
-    """A section's dataclass has no defaults that could disagree with params.yaml: params.yaml sets
-    every field, and a value left out of it fails, naming it."""
-    params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    given = {**params[section], **params["recipes"]["default"].get(section, {})}  # the recipe's values filled
-    if section == "train":
-        given["batch_size"] = 64  # the chosen family's (test_the_training_batch_is_the_familys)
-    assert set(given) == {f.name for f in fields(SECTIONS[section])}
-    for key in given:
-        with pytest.raises(ValueError, match=rf"params: {section}\.{key} is missing"):
-            from_mapping(SECTIONS[section], {k: v for k, v in given.items() if k != key}, section)
-
-
-def test_the_train_stage_does_not_depend_on_its_run_controls():
-    """How a run is started, resumed or compiled is not what it makes: changing it retrains nothing,
-    though the stage reads it."""
-    train = stage_dependencies("train")
-    assert f"{RESOLVED_ROOT}.train.max_epochs" in train and f"{RESOLVED_ROOT}.family" in train
-    assert not {f"{RESOLVED_ROOT}.train.{name}" for name in ("resume", "launcher", "compile")} & set(train)
-    params = Params(load_params(ROOT / "params.yaml").values, stage="train")
-    assert (params.train.resume, params.train.launcher, params.train.compile) == (False, "python", False)
-
-
-def test_a_stage_reads_its_own_parameters_typed_and_no_others(tmp_path):
-    resolved = tmp_path / "resolved.json"
-    resolved.write_text(json.dumps({RESOLVED_ROOT: load_params(ROOT / "params.yaml").values}))
-    train = Params.read(resolved, stage="train")
-    assert isinstance(chosen_family_config(train), ResNetBertConfig) and isinstance(train.train, TrainParams)
-    assert chosen_family_config(train).image_widths == (32, 64, 128, 256)  # typed again: lists back to tuples
+def test_a_stage_reads_its_own_parameters_and_no_others():
+    values = composed_params()
+    train = Params(values, stage="train")
+    assert isinstance(train.train, TrainParams) and train.train.batch_size == 64
+    assert (train.train.resume, train.train.launcher, train.train.compile) == (False, "python", False)
     with pytest.raises(AttributeError, match=r"stage train reads 'report', which is not among its parameters"):
         train.report
-    preprocess = Params.read(resolved, stage="preprocess")
+    preprocess = Params(values, stage="preprocess")
     assert (preprocess.family.image_size, preprocess.family.resize) == (64, "squash")
-    with pytest.raises(AttributeError, match=r"preprocess: family.lr is not among the stage's parameters"):
+    with pytest.raises(AttributeError, match=r"preprocess: model.lr is not among the stage's parameters"):
         preprocess.family.lr
+    assert Params(values, stage="features").tracked() == {"model": values["model"], "seed": 0, "train.device": "auto"}
     assert set(STAGE_PARAMS) == {"download", "preprocess", "features", "blind", "train", "evaluate", "report"}
 
 
-def test_the_training_batch_is_the_familys(tmp_path):
-    """The batch is set in one place, the family's section beside its learning rates (the paper
-    profile trains on a GPU at its own batch), and the resolved train section shows it."""
-    tiny = load_params(write_params(tmp_path))
-    paper = load_params(write_params(tmp_path, profile="paper"))
-    qwen = load_params(write_params(tmp_path, profile="paper", model="qwen2vl"))
-    assert (tiny.train.batch_size, chosen_family_config(tiny).batch_size) == (64, 64)
-    assert (paper.train.batch_size, chosen_family_config(paper).batch_size) == (256, 256)
-    assert qwen.train.batch_size == qwen.values["train"]["batch_size"] == 16
-    assert paper.train.section == "train"  # messages still name the real section
-    with pytest.raises(ValueError, match=r"params: resnet_bert.paper: batch_size must be >= 1, got 0"):
-        load_params(write_params(tmp_path, profile="paper", resnet_bert__paper__batch_size=0))
+def write(tmp_path: Path, values: dict) -> Path:
+    (tmp_path / "conf").symlink_to(CONF)
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(values, sort_keys=False))
+    return path
 
 
-def test_text_lora_is_written_once_for_every_fusion_family(tmp_path):
-    params = load_params(write_params(tmp_path, text_lora={"r": 4, "alpha": 8, "dropout": 0.0,
-                                                            "target_modules": ["query"]}))
-    assert chosen_family_config(params).text_lora.r == 4
-    assert chosen_family_config(load_params(write_params(tmp_path, model="pubmedclip"))).text_lora.target_modules == ("query", "value")
+def test_a_params_yaml_edited_by_hand_is_refused_with_the_commands_to_run(tmp_path, monkeypatch):
+    monkeypatch.delenv(EXPERIMENT_ENV, raising=False)
+    values = composed_params()
+    values["model"]["lr"] = 0.01
+    with pytest.raises(ValueError) as failed:
+        load_params(write(tmp_path, values), stage="train")
+    message = str(failed.value)
+    assert "is not what conf/ composes for dataset=easy_vqa model=resnet_bert profile=tiny strategy=default" in message
+    assert "model.lr: 0.01 in" in message and "0.002 from conf/" in message
+    assert "`vqalab compose`" in message and "`dvc exp run -S 'model.lr=0.01'`" in message
+
+
+def test_inside_an_experiment_the_differences_are_its_s_values(tmp_path, monkeypatch, caplog):
+    values = composed_params("dataset=vqa_rad", "model.lr=0.01")
+    monkeypatch.setenv(EXPERIMENT_ENV, "abc123")
+    caplog.set_level("INFO")
+    params = load_params(write(tmp_path, values), stage="train")
+    assert chosen_family_config(params).lr == 0.01
+    assert "this experiment sets (dvc exp run -S):\n  model.lr: 0.01" in caplog.text
+
+
+def test_a_params_yaml_left_behind_by_a_change_to_conf_is_refused(tmp_path, monkeypatch):
+    """A key conf/ no longer composes (renamed or removed) is stale even inside an experiment."""
+    monkeypatch.setenv(EXPERIMENT_ENV, "abc123")
+    values = composed_params()
+    values["train"]["epochs"] = 3
+    with pytest.raises(ValueError, match=r"(?s)train.epochs: 3 in .*'<absent>' from conf/.*vqalab compose"):
+        load_params(write(tmp_path, values))

@@ -89,7 +89,7 @@ def test_vqa_rad_hf_parquet_layout(tmp_path):
 
 def test_vqa_rad_unknown_layout_names_the_param(tmp_path):
     (tmp_path / "empty").mkdir()
-    with pytest.raises(FileNotFoundError, match="datasets.vqa_rad.source"):
+    with pytest.raises(FileNotFoundError, match="dataset.source"):
         materialize(tmp_path, "vqa_rad", VQARadConfig(source=str(tmp_path / "empty")))
     with pytest.raises(FileNotFoundError, match="no such file or folder"):
         materialize(tmp_path, "vqa_rad", VQARadConfig(source=str(tmp_path / "nowhere")))

@@ -75,19 +75,19 @@ def test_download_retries_a_failed_request(server, tmp_path):
 
 
 def test_checksum_mismatch_leaves_nothing_and_says_how_to_use_a_local_copy(server, tmp_path):
-    with pytest.raises(SourceUnavailable, match=r"checksum mismatch.*set datasets.daquar.source to the local"):
-        download(f"{server}/file.bin", tmp_path / "file.bin", param="datasets.daquar.source", sha256="0" * 64, retries=2)
+    with pytest.raises(SourceUnavailable, match=r"checksum mismatch.*set dataset.source to the local"):
+        download(f"{server}/file.bin", tmp_path / "file.bin", param="dataset.source", sha256="0" * 64, retries=2)
     assert list(tmp_path.iterdir()) == []
 
 
 def test_unreachable_source_fails_fast_naming_it(tmp_path):
     start = time.perf_counter()
-    with pytest.raises(SourceUnavailable, match=r"could not download http://127.0.0.1:9/qa.txt after 3 tries.*datasets.daquar.source"):
-        download("http://127.0.0.1:9/qa.txt", tmp_path / "qa.txt", param="datasets.daquar.source", timeout=2)
+    with pytest.raises(SourceUnavailable, match=r"could not download http://127.0.0.1:9/qa.txt after 3 tries.*dataset.source"):
+        download("http://127.0.0.1:9/qa.txt", tmp_path / "qa.txt", param="dataset.source", timeout=2)
     assert time.perf_counter() - start < 10
 
 
 def test_hub_data_set_offline_names_repo_and_param(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    with pytest.raises(SourceUnavailable, match=r"BoKelvin/SLAKE.*set datasets.slake.source to a local copy"):
-        hf_dataset_snapshot("BoKelvin/SLAKE", param="datasets.slake.source")
+    with pytest.raises(SourceUnavailable, match=r"BoKelvin/SLAKE.*set dataset.source to a local copy"):
+        hf_dataset_snapshot("BoKelvin/SLAKE", param="dataset.source")

@@ -1,11 +1,10 @@
 """dvc.yaml's dependencies are right by construction: every stage lists as its deps exactly the
 source files of the vqalab modules its script imports, directly or through others (imports inside
 functions included; ``if TYPE_CHECKING`` blocks not), no more and no fewer; where a registry
-imports only the chosen family or data set, the dep is ``src/vqalab/models/${model}.py`` or
-``src/vqalab/data/${dataset}.py``, and what the chosen module imports counts for every choice (but
-for the params stage, which validates the choice). Every
-stage lists as its DVC parameters exactly the resolved parameters it reads, and the packages import
-each other without a cycle."""
+imports only the chosen family or data set, the dep is ``src/vqalab/models/${model.name}.py`` or
+``src/vqalab/data/${dataset.name}.py``, and what the chosen module imports counts for every choice.
+Every stage lists as its DVC parameters exactly the keys of params.yaml it reads, and the packages
+import each other without a cycle."""
 
 import ast
 from pathlib import Path
@@ -15,13 +14,15 @@ import yaml
 
 from vqalab.data.registry import DATASETS
 from vqalab.models.registry import FAMILIES
-from vqalab.params import STAGE_PARAMS, stage_dependencies
+from vqalab.params import STAGE_PARAMS
 
 ROOT = Path(__file__).resolve().parents[1]
 SRC = ROOT / "src"
 # A registry's lazily imported modules, as dvc.yaml names the chosen one.
 REGISTRIES = {"vqalab.models.registry": (FAMILIES, "vqalab.models.${model}"),
               "vqalab.data.registry": (DATASETS, "vqalab.data.${dataset}")}
+# How dvc.yaml templates the chosen module's name (params.yaml's model.name and dataset.name).
+TEMPLATES = {"${model}": "${model.name}", "${dataset}": "${dataset.name}"}
 PLACEHOLDERS = {placeholder: choices for choices, placeholder in REGISTRIES.values()}
 
 
@@ -61,9 +62,9 @@ def imported_modules(module: str | None, path: Path) -> set[str]:
     return {m for m in found if m.split(".")[0] == "vqalab" and module_file(m) is not None}
 
 
-def import_closure(script: Path, *, choices: bool = True) -> set[str]:
+def import_closure(script: Path) -> set[str]:
     """Every vqalab module ``script`` needs (parent packages included), a chosen family or data set
-    as its placeholder, with what each choice imports (``choices``; without, none of that)."""
+    as its placeholder, with what each choice imports."""
     todo, seen = list(imported_modules(None, script)), set()
     while todo:
         module = todo.pop()
@@ -73,9 +74,6 @@ def import_closure(script: Path, *, choices: bool = True) -> set[str]:
         parts = module.split(".")
         todo += [".".join(parts[:i]) for i in range(1, len(parts))]  # importing a.b.c runs a and a.b
         if module in PLACEHOLDERS:
-            if not choices:
-                seen.discard(module)
-                continue
             todo += [m for choice in PLACEHOLDERS[module].values() for m in imported_modules(choice, module_file(choice))]
         else:
             todo += list(imported_modules(module, module_file(module)))
@@ -84,7 +82,10 @@ def import_closure(script: Path, *, choices: bool = True) -> set[str]:
 
 
 def source_files(modules: set[str]) -> set[str]:
-    return {str(module_file(m).relative_to(ROOT)) for m in modules}
+    files = {str(module_file(m).relative_to(ROOT)) for m in modules}
+    for placeholder, template in TEMPLATES.items():
+        files = {f.replace(placeholder, template) for f in files}
+    return files
 
 
 def stages():
@@ -100,9 +101,7 @@ def test_every_stage_depends_on_exactly_the_code_it_imports(stage, capsys):
     spec = stages()[stage]
     script = script_of(spec)
     code = {d for d in spec["deps"] if d.startswith("src/")}
-    # The params stage is what reports an unknown model or data set: a dep on the chosen one's file
-    # would make DVC fail first, looking for a file that is not there.
-    needed = source_files(import_closure(script, choices=stage != "params"))
+    needed = source_files(import_closure(script))
     with capsys.disabled():
         print(f"\n{stage}: {len(needed)} modules")
     assert str(script.relative_to(ROOT)) in spec["deps"], f"{stage} must depend on its own script"
@@ -145,18 +144,21 @@ def test_packages_import_each_other_without_a_cycle():
 
 
 @pytest.mark.parametrize("stage", sorted(STAGE_PARAMS))
-def test_every_stage_tracks_exactly_the_resolved_parameters_it_reads(stage):
+def test_every_stage_tracks_exactly_the_parameters_it_reads(stage):
+    """dvc.yaml lists STAGE_PARAMS, which is all a stage's ``Params`` gives it; its script reads them first."""
     spec = stages()[stage]
-    assert spec["params"] == [{"data/params/resolved.json": stage_dependencies(stage)}]
-    assert not [d for d in spec["deps"] if d.startswith("data/params")], f"{stage}: the resolved file is a params file"
-    assert f'Params.read(args.params, stage="{stage}")' in script_of(spec).read_text(encoding="utf-8")
+    assert spec["params"] == list(STAGE_PARAMS[stage])
+    assert f'load_params(args.params, stage="{stage}")' in script_of(spec).read_text(encoding="utf-8")
+    assert set(stages()) == set(STAGE_PARAMS)
 
 
-def test_the_params_stage_tracks_all_of_params_yaml_and_writes_the_resolved_file():
-    spec = stages()["params"]
-    assert spec["params"] == [{"params.yaml": None}]
-    assert [next(iter(o)) for o in spec["outs"]] == ["data/params/resolved.json"]
-    assert set(stages()) == {"params", *STAGE_PARAMS}
+def test_a_stage_reads_its_parameters_before_it_imports_torch():
+    """The script's module-level imports are the light ones: a wrong value fails within a second."""
+    for spec in stages().values():
+        tree = ast.parse(script_of(spec).read_text(encoding="utf-8"))
+        top = {alias.name if isinstance(node, ast.Import) else node.module
+               for node in tree.body if isinstance(node, (ast.Import, ast.ImportFrom)) for alias in node.names}
+        assert top <= {"logging", "os", "shlex", "subprocess", "sys", "pathlib", "vqalab.params", "vqalab.stage"}, top
 
 
 @pytest.mark.parametrize("module", sorted(FAMILIES.values()))

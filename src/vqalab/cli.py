@@ -2,6 +2,7 @@
 
     vqalab predict --model models/resnet_bert --image photo.png --question "what shape is it?"
     vqalab compare --all-commits
+    vqalab compose dataset=vqa_rad
 
 Each subcommand owns its arguments (``vqalab predict --help``); its module is imported only when
 it runs, so a command does not pay for the imports of another.
@@ -15,6 +16,7 @@ import importlib
 COMMANDS = {
     "predict": ("vqalab.predict", "answer questions about images with a trained checkpoint"),
     "compare": ("vqalab.report.compare", "the study's table across experiments (also: vqalab-compare)"),
+    "compose": ("vqalab.compose", "write params.yaml from conf/ (for dvc repro; dvc exp run composes it itself)"),
 }
 
 

@@ -2,7 +2,8 @@
 
 ``vqalab.params`` validates the whole of params.yaml into these objects (and a family's or data
 set's own config class). This module imports no model or data set, so a stage that needs neither
-does not depend on them.
+does not depend on them. No field has a default: conf/ gives every value, so a value left out
+fails, naming it, instead of silently taking one that may differ from the documented one.
 """
 
 from __future__ import annotations
@@ -15,9 +16,6 @@ from typing import Any
 
 
 PROFILES = ("tiny", "paper")
-# The value of a parameter that the chosen data set's recipe sets (``vqalab.params.apply_recipe``);
-# an empty value (null) always means "none".
-RECIPE = "recipe"
 
 
 def flatten(mapping: dict, prefix: str = "") -> dict[str, Any]:
@@ -47,9 +45,6 @@ def from_mapping(cls: type, mapping: Any, where: str):
             if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
                 raise ValueError(f"params: {where}.{name} is missing")
             continue
-        if mapping[name] == RECIPE:
-            raise ValueError(f"params: {where}.{name} is `{RECIPE}` but no recipe sets it: give it a value in "
-                             f"params.yaml or in recipes.default")
         values[name] = _check_type(mapping[name], hints[name], f"{where}.{name}")
     try:
         built = cls(**values)
@@ -85,13 +80,13 @@ def _check_type(value: Any, hint: Any, where: str) -> Any:
     if value is None:  # and the parameter cannot be empty
         raise ValueError(f"params: {where} is empty (null), which it cannot be: give it a value")
     if dataclasses.is_dataclass(hint):
-        return from_mapping(hint, value, where)
+        return value if isinstance(value, hint) else from_mapping(hint, value, where)
     if origin is dict:
         if not isinstance(value, dict):
             raise ValueError(f"params: {where} must be a mapping, got {value!r}")
         return value
     if origin in (list, tuple):
-        if not isinstance(value, list):
+        if not isinstance(value, (list, tuple)):
             raise ValueError(f"params: {where} must be a list, got {value!r}")
         (item_hint, *_) = typing.get_args(hint) or (Any,)
         return tuple(_check_type(v, item_hint, f"{where}[{i}]") for i, v in enumerate(value))
@@ -122,10 +117,6 @@ def check_resize(mode: str) -> None:
     _require(mode in RESIZE_MODES, f"resize must be one of {RESIZE_MODES}, got {mode!r}")
 
 
-# The sections below have no defaults: params.yaml gives every value, so a value left out of it
-# fails, naming it, instead of silently taking one that may differ from the documented one.
-
-
 @dataclass(frozen=True)
 class DownloadParams:
     # Keep only the first N images of each split (and their questions): for smoke runs.
@@ -152,9 +143,10 @@ class PreprocessParams:
         _require(self.min_answer_count >= 1, f"min_answer_count must be >= 1, got {self.min_answer_count}")
 
 
-# How the train stage runs, not what it makes, so not among its DVC parameters (the stage reads
-# them, changing them retrains nothing): a resumed run ends where an uninterrupted one does, the
-# launcher only sets how many processes share the work, and compiling only how fast a step runs.
+# The run section: how the train stage runs, not what it makes, so not among its DVC parameters
+# (the stage reads them, changing them retrains nothing): a resumed run ends where an uninterrupted
+# one does, the launcher only sets how many processes share the work, and compiling only how fast
+# a step runs.
 @dataclass(frozen=True)
 class RunControls:
     # Continue an interrupted run from its last completed epoch (its saved training state).
@@ -175,9 +167,9 @@ RUN_CONTROLS = tuple(f.name for f in dataclasses.fields(RunControls))
 
 @dataclass(frozen=True)
 class TrainParams(RunControls):
-    """The train section: how the stage runs (``RunControls``) and the settings of what it trains.
-    ``batch_size`` is not written in the train section: it is the chosen family's (its learning
-    rates go with it), and the resolved parameters show it here."""
+    """The train section and the run section's controls (``RunControls``): what the train stage
+    reads. ``batch_size`` is not written in the train section: it is the family's (``model.batch_size``,
+    its learning rates go with it)."""
 
     max_epochs: int
     patience: int
@@ -214,13 +206,11 @@ class TrainParams(RunControls):
 @dataclass(frozen=True)
 class EvaluateParams:
     batch_size: int
-    # SBERT scorer per profile: a hub id, a local folder, or packaged:<name>.
-    sbert_model: dict[str, str]
+    # The SBERT similarity's scorer (the profile sets it): a hub id, a local folder, or packaged:<name>.
+    sbert_model: str
 
     def __post_init__(self) -> None:
         _require(self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}")
-        missing = [p for p in PROFILES if p not in self.sbert_model]
-        _require(not missing, f"sbert_model needs an entry for profile(s) {missing}")
 
 
 @dataclass(frozen=True)

@@ -1,142 +1,252 @@
-"""The parameters of a run, as every stage reads them.
+"""params.yaml - composed from conf/ by DVC - validated into the typed parameters of a run.
 
-The params stage validates params.yaml (``vqalab.resolve.load_params``) and writes every value the
-run uses (``Params.values``: recipes applied, the chosen data set's and family's sections, the SBERT
-scorer of the profile) to data/params/resolved.json, under ``resolved``. Every other stage reads
-that file back (``Params.read(path, stage=...)``) and may read only the parameters ``STAGE_PARAMS``
-gives it - which dvc.yaml lists as the stage's ``params`` - so DVC reruns a stage exactly when a
-value it reads changes, and ``dvc params diff`` / ``dvc exp show`` list every value a run used,
-including the recipe's.
+DVC composes params.yaml from the Hydra config folder conf/ (``hydra.enabled`` in .dvc/config):
+``dvc exp run -S dataset=vqa_rad -S model.lr=0.001`` picks a data set and sets a value, and
+params.yaml is the only parameter file DVC reads. Every stage calls ``load_params``, which
+
+- types the sections the stage reads (``chosen_family_config`` and ``chosen_dataset_config`` the
+  model and dataset sections), so a wrong value fails within a second of the first stage that reads
+  it, naming the key and what it may be;
+- checks that params.yaml is what conf/ composes for its choices (``check_composed``): a file
+  edited by hand or left behind by a change to conf/ is refused, with the command to run; inside
+  ``dvc exp run`` the differences are the run's ``-S`` values, and the log lists them;
+- gives the stage only the parameters that dvc.yaml lists for it (``STAGE_PARAMS``), so a stage
+  cannot depend on a value DVC does not track for it.
 """
 
 from __future__ import annotations
 
-import copy
-import dataclasses
-import json
+import logging
+import os
+import tempfile
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
-from vqalab.config import (RUN_CONTROLS, DownloadParams, EvaluateParams, PreprocessParams, ReportParams, TrainParams,
-                           from_mapping)
+import yaml
 
-# The resolved file's root key: its values show in `dvc exp show` as resolved.<name>, apart from
-# params.yaml's own.
-RESOLVED_ROOT = "resolved"
+from vqalab.config import (PROFILES, DownloadParams, EvaluateParams, PreprocessParams, ReportParams, RunControls,
+                           TrainParams, flatten, from_mapping)
 
-# What each DVC stage reads, as dotted names of ``Params`` (``family``: the chosen family's section
-# for the chosen profile, ``dataset_config``: the chosen data set's, ``sbert_model``: the chosen
-# profile's scorer, ``encoders``: what the frozen encoders' cached outputs depend on).
+log = logging.getLogger(__name__)
+
+PARAMS_FILE = Path("params.yaml")
+CONF_DIR = "conf"  # beside params.yaml; .dvc/config's hydra.config_dir (DVC's default)
+CONFIG_NAME = "config"  # conf/config.yaml: the defaults list
+# The config groups, and the key of params.yaml that records the option chosen in each.
+GROUPS = {"dataset": "dataset.name", "model": "model.name", "profile": "profile", "strategy": "strategy"}
+# Set by DVC in the environment of every stage of `dvc exp run` (queued or not).
+EXPERIMENT_ENV = "DVC_EXP_BASELINE_REV"
+# A key one side of a comparison lacks.
+ABSENT = "<absent>"
+
+# What each DVC stage reads, as keys of params.yaml; dvc.yaml lists exactly these as the stage's
+# `params` (tests/test_stage_deps.py). A stage may read a whole section or single keys of one.
 STAGE_PARAMS = {
-    "download": ("dataset", "dataset_config", "download"),
-    "preprocess": ("dataset", "seed", "preprocess", "family.image_size", "family.resize"),
-    "features": ("model", "profile", "encoders", "train.device"),
-    "blind": ("sbert_model",),
-    "train": ("dataset", "model", "profile", "seed", "family", "train"),
-    "evaluate": ("evaluate.batch_size", "sbert_model", "train.device"),
+    "download": ("dataset", "download"),
+    "preprocess": ("dataset.name", "seed", "preprocess", "model.image_size", "model.resize"),
+    "features": ("model", "seed", "train.device"),
+    "blind": ("evaluate.sbert_model",),
+    "train": ("dataset.name", "profile", "seed", "model", "train"),
+    "evaluate": ("evaluate", "train.device"),
     "report": ("report",),
 }
+# Read but not listed: how the train stage runs (resumed, launched, compiled), not what it makes,
+# so changing them retrains nothing.
+UNTRACKED_PARAMS = {"train": ("run",)}
+SECTIONS = ("dataset", "model", "profile", "strategy", "seed", "download", "preprocess", "train", "run", "evaluate",
+            "report")
 
 
-def stage_dependencies(stage: str) -> list[str]:
-    """The parameters a stage's outputs depend on, as dvc.yaml lists them: what it reads, but for
-    ``RUN_CONTROLS`` (how the train stage runs, not what it makes: changing them retrains nothing)."""
-    names = []
-    for name in STAGE_PARAMS[stage]:
-        if name == "train":
-            names += [f"train.{f.name}" for f in dataclasses.fields(TrainParams) if f.name not in RUN_CONTROLS]
-        else:
-            names.append(name)
-    return [f"{RESOLVED_ROOT}.{name}" for name in names]
-
-
-# The sections typed on access (the others are plain values: names, the seed, the derived
-# ``encoders``, and the chosen family's and data set's sections, which their registries type:
-# ``vqalab.models.registry.family_config``, ``vqalab.data.registry.dataset_config``).
-TYPED = {"download": DownloadParams, "preprocess": PreprocessParams, "train": TrainParams,
-         "evaluate": EvaluateParams, "report": ReportParams}
+# The sections typed on access (``model`` and ``dataset`` are typed by their registries, which
+# import the chosen family's or data set's config class only: ``chosen_family_config(params)``,
+# ``chosen_dataset_config(params)``).
+TYPED = {"download": DownloadParams, "preprocess": PreprocessParams, "evaluate": EvaluateParams,
+         "report": ReportParams}
+# Each attribute of ``Params`` and the key of params.yaml it reads (``train`` holds ``run``'s controls too).
+ATTRIBUTE_KEYS = {"dataset": "dataset.name", "dataset_config": "dataset", "model": "model.name", "family": "model",
+                  "profile": "profile", "strategy": "strategy", "seed": "seed", "download": "download",
+                  "preprocess": "preprocess", "train": "train", "evaluate": "evaluate", "report": "report",
+                  "sbert_model": "evaluate.sbert_model"}
 
 
 class Params:
-    """The parameters of one run, its sections typed on access (``p.train`` is a ``TrainParams``);
-    ``family`` and ``dataset_config`` (the chosen family's and data set's sections) are typed by
-    their registries, which import the chosen module only: ``chosen_family_config(p)``, ``dataset_config(p)``.
+    """The parameters of one run (params.yaml's values), each section typed when it is read:
+    ``p.train`` is a ``TrainParams``; ``p.family`` and ``p.dataset_config`` are the model and dataset
+    sections less their names, which ``chosen_family_config`` and ``chosen_dataset_config`` type.
 
-    Read for a ``stage``, only the parameters ``STAGE_PARAMS`` gives it can be read (a section of
-    which it reads some fields gives those fields only, as plain values), so a stage cannot depend
-    on a value DVC does not track for it.
-    """
+    Made for a ``stage``, it gives only what ``STAGE_PARAMS`` (and ``UNTRACKED_PARAMS``) list for
+    it: a section of which the stage reads single keys gives those keys only, as plain values."""
 
-    def __init__(self, values: dict, *, stage: str | None = None, where: str = "params"):
-        self._values, self._stage, self._where = values, stage, where
+    def __init__(self, values: dict, *, stage: str | None = None, where: str | Path = PARAMS_FILE):
+        unknown = sorted(set(values) - set(SECTIONS))
+        if unknown:
+            raise ValueError(f"params: unknown section(s) {unknown} in {where}; it holds {list(SECTIONS)}")
+        missing = [s for s in SECTIONS if s not in values]
+        if missing:
+            raise ValueError(f"params: {where} lacks {missing}: compose it from conf/ (vqalab compose)")
+        self.values, self._stage, self._where = values, stage, where
         self._typed: dict[str, Any] = {}
 
-    @classmethod
-    def read(cls, path: str | Path, *, stage: str) -> Params:
-        """A stage's view of the resolved parameters the params stage wrote to ``path``."""
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"{path} does not exist: the params stage writes it (dvc repro)")
-        return cls(json.loads(path.read_text(encoding="utf-8"))[RESOLVED_ROOT], stage=stage, where=str(path))
-
-    @property
-    def values(self) -> dict:
-        """Every value, as plain data (what data/params/resolved.json holds under ``resolved``)."""
-        return copy.deepcopy(self._values)
-
-    def dependency_values(self) -> dict[str, Any]:
-        """{parameter: value} of what the stage's outputs depend on (``stage_dependencies``)."""
-        values = {}
-        for dotted in stage_dependencies(self._stage):
-            node = self._values
-            for part in dotted.split(".")[1:]:
-                node = node[part]
-            values[dotted] = node
-        return values
+    def tracked(self) -> dict[str, Any]:
+        """{key: value} of what the stage's outputs depend on: the keys dvc.yaml lists for it."""
+        return {key: _lookup(self.values, key) for key in STAGE_PARAMS[self._stage]}
 
     def __getattr__(self, name: str) -> Any:
         if name.startswith("_"):
             raise AttributeError(name)
-        if name not in self._values:
+        if name not in ATTRIBUTE_KEYS:
             raise AttributeError(f"the parameters hold no {name!r}")
-        readable = STAGE_PARAMS[self._stage] if self._stage else (name,)
-        if name in readable:
+        key = ATTRIBUTE_KEYS[name]
+        readable = (*STAGE_PARAMS[self._stage], *UNTRACKED_PARAMS.get(self._stage, ())) if self._stage else (key,)
+        if any(key == r or key.startswith(f"{r}.") for r in readable):
             return self._typed_value(name)
-        fields = {r.split(".", 1)[1] for r in readable if r.startswith(f"{name}.")}
-        if not fields:
-            raise AttributeError(f"stage {self._stage} reads {name!r}, which is not among its parameters "
-                                 f"{list(readable)} ({self._where}): add it to vqalab.params.STAGE_PARAMS")
-        return _Fields(self._values[name], fields, where=f"{self._stage}: {name}")
+        parts = {r.split(".", 1)[1] for r in readable if r.startswith(f"{key}.")}
+        if not parts:
+            raise AttributeError(f"stage {self._stage} reads {key!r}, which is not among its parameters "
+                                 f"{list(STAGE_PARAMS[self._stage])}: add it to vqalab.params.STAGE_PARAMS and dvc.yaml")
+        return _Fields(_lookup(self.values, key), parts, where=f"{self._stage}: {key}")
 
     def _typed_value(self, name: str) -> Any:
         if name not in self._typed:
-            value = self._values[name]
-            self._typed[name] = from_mapping(TYPED[name], value, name) if name in TYPED else value
+            self._typed[name] = self._typed_new(name)
         return self._typed[name]
+
+    def _typed_new(self, name: str) -> Any:
+        key = ATTRIBUTE_KEYS[name]
+        value = _lookup(self.values, key)
+        if name in TYPED:
+            return from_mapping(TYPED[name], value, key)
+        if name in ("family", "dataset_config"):
+            if not isinstance(value, dict):
+                raise ValueError(f"params: {key} must be a mapping, got {value!r}")
+            return {k: v for k, v in value.items() if k != "name"}
+        if name == "train":
+            return train_params(self.values)
+        if name == "sbert_model":
+            return self.evaluate.sbert_model
+        if name == "profile" and value not in PROFILES:
+            raise ValueError(f"params: profile = {value!r} is not one of {list(PROFILES)}")
+        if name == "seed" and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
+            raise ValueError(f"params: seed must be a non-negative integer, got {value!r}")
+        if name in ("dataset", "model", "strategy") and not isinstance(value, str):
+            raise ValueError(f"params: {key} must be a name, got {value!r}")
+        return value
+
+
+def train_params(values: dict) -> TrainParams:
+    """The train section with the run section's controls and the family's batch size (model.batch_size,
+    beside the learning rates that go with it), typed."""
+    train = values["train"]
+    if not isinstance(train, dict):
+        raise ValueError(f"params: train must be a mapping, got {train!r}")
+    if "batch_size" in train:
+        raise ValueError("params: train.batch_size is not a parameter: the training batch is model.batch_size, "
+                         "beside the learning rates that go with it")
+    run = from_mapping(RunControls, values["run"], "run")
+    batch_size = (values["model"] or {}).get("batch_size") if isinstance(values["model"], dict) else None
+    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
+        raise ValueError(f"params: model.batch_size must be a positive integer, got {batch_size!r}")
+    return from_mapping(TrainParams, {**train, **{f.name: getattr(run, f.name) for f in fields(run)},
+                                      "batch_size": batch_size}, "train")
+
+
+def _lookup(values: dict, key: str) -> Any:
+    node = values
+    for part in key.split("."):
+        if not isinstance(node, dict) or part not in node:
+            raise ValueError(f"params: {key} is missing: compose params.yaml from conf/ (vqalab compose)")
+        node = node[part]
+    return node
 
 
 class _Fields:
-    """The fields of a section that a stage reads (and no other), as the params stage validated them:
-    plain values, so reading a family's image size does not import the family."""
+    """The fields of a section that a stage reads, and no other, as plain values."""
 
-    def __init__(self, section: dict, fields: set[str], *, where: str):
-        self._section, self._fields, self._where = section, fields, where
+    def __init__(self, section: dict, fields_read: set[str], *, where: str):
+        self._section, self._fields, self._where = section, fields_read, where
 
     def __getattr__(self, name: str) -> Any:
         if name.startswith("_"):
             raise AttributeError(name)
         if name not in self._fields:
             raise AttributeError(f"{self._where}.{name} is not among the stage's parameters (it reads "
-                                 f"{sorted(self._fields)}): add it to vqalab.params.STAGE_PARAMS")
+                                 f"{sorted(self._fields)}): add it to vqalab.params.STAGE_PARAMS and dvc.yaml")
         return self._section[name]
 
 
-def plain(value: Any) -> Any:
-    """``value`` as JSON data: dataclasses become mappings, tuples lists."""
-    if dataclasses.is_dataclass(value):
-        return plain(dataclasses.asdict(value))
-    if isinstance(value, dict):
-        return {k: plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [plain(v) for v in value]
-    return value
+def read_params(path: str | Path = PARAMS_FILE) -> dict:
+    path = Path(path)
+    try:
+        values = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path} not found: run from the project root (params.yaml is composed from conf/ "
+                                f"by `dvc exp run` or `vqalab compose`)") from None
+    if not isinstance(values, dict):
+        raise ValueError(f"{path} must hold a mapping of parameters")
+    return values
+
+
+def load_params(path: str | Path = PARAMS_FILE, *, stage: str | None = None) -> Params:
+    """params.yaml validated and checked against conf/ (beside it): what a stage reads first."""
+    path = Path(path)
+    values = read_params(path)
+    params = Params(values, stage=stage, where=path)
+    check_composed(values, conf_dir=path.parent / CONF_DIR, where=path)
+    return params
+
+
+def choices_of(values: dict) -> dict[str, str]:
+    """{group: option} as params.yaml records them."""
+    return {group: (values[key.split(".")[0]] or {}).get("name") if "." in key else values[key]
+            for group, key in GROUPS.items()}
+
+
+def composed_text(conf_dir: str | Path, overrides: list[str]) -> str:
+    """params.yaml as DVC composes it from ``conf_dir`` with ``overrides`` (DVC's own function, which
+    `dvc exp run` calls with its -S values)."""
+    from dvc.utils.hydra import compose_and_dump
+
+    conf_dir = Path(conf_dir)
+    if not (conf_dir / f"{CONFIG_NAME}.yaml").is_file():
+        raise FileNotFoundError(f"{conf_dir / CONFIG_NAME}.yaml not found: params.yaml is composed from it")
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / PARAMS_FILE.name
+        try:
+            compose_and_dump(str(out), str(conf_dir.resolve()), None, CONFIG_NAME, "", list(overrides))
+        except Exception as err:  # noqa: BLE001 - Hydra's errors name the key, or the group and its options
+            raise ValueError(f"conf/ does not compose with {' '.join(overrides) or 'its defaults'}: "
+                             f"{' '.join(str(err).split())}") from None
+        return out.read_text(encoding="utf-8")
+
+
+def composed(conf_dir: str | Path, overrides: list[str]) -> dict:
+    """``composed_text`` as values."""
+    return yaml.safe_load(composed_text(conf_dir, overrides))
+
+
+def check_composed(values: dict, *, conf_dir: str | Path, where: str | Path = PARAMS_FILE) -> dict[str, tuple]:
+    """The values of params.yaml that differ from what ``conf_dir`` composes for its choices,
+    ``{key: (in params.yaml, in conf/)}``. Inside `dvc exp run` they are the run's -S values and
+    are logged; anywhere else params.yaml must be what conf/ composes, and this fails, naming each
+    difference and the command to run."""
+    choices = choices_of(values)
+    expected = composed(conf_dir, [f"{group}={option}" for group, option in choices.items()])
+    have, want = flatten(values), flatten(expected)
+    differences = {key: (have.get(key, ABSENT), want.get(key, ABSENT))
+                   for key in sorted(set(have) | set(want)) if have.get(key, ABSENT) != want.get(key, ABSENT)}
+    if not differences:
+        return {}
+    listed = "\n".join(f"  {key}: {ours!r} in {where}, {theirs!r} from conf/" for key, (ours, theirs) in differences.items())
+    if os.environ.get(EXPERIMENT_ENV) and all(theirs != ABSENT for _, theirs in differences.values()):
+        log.info("this experiment sets (dvc exp run -S):\n%s", listed)
+        return differences
+    chosen = " ".join(f"{group}={option}" for group, option in choices.items())
+    set_values = " ".join(f"-S '{key}={yaml.safe_dump(ours, default_flow_style=True).strip().removesuffix('...').strip()}'"
+                          for key, (ours, theirs) in differences.items() if ABSENT not in (ours, theirs))
+    raise ValueError(
+        f"{where} is not what conf/ composes for {chosen}:\n{listed}\n"
+        f"params.yaml is written from conf/ by `dvc exp run`: to rewrite it from conf/ (keeping its choices) run "
+        f"`vqalab compose`" + (f"; to run these values as an experiment: `dvc exp run {set_values}`; to keep them, "
+                               f"write them in conf/" if set_values else ""))
+

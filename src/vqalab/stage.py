@@ -1,4 +1,8 @@
-"""What every stage entry point shares: its argument parser, log format and error handling."""
+"""What every stage entry point shares: its argument parser, log format and error handling.
+
+A stage reads params.yaml first (``vqalab.params.load_params``) and imports the step it runs after
+that, so a wrong value fails within a second, before torch and transformers are imported.
+"""
 
 from __future__ import annotations
 
@@ -8,19 +12,16 @@ import os
 import sys
 from pathlib import Path
 
+from vqalab.params import PARAMS_FILE
 from vqalab.progress import quiet_library_bars
 
-RESOLVED_PARAMS = Path("data/params/resolved.json")
 
-
-def stage_parser(description: str, *, stage: str) -> argparse.ArgumentParser:
-    """``--params`` defaults to the resolved parameters, data/params/resolved.json (the params stage
-    writes them from params.yaml, which it reads itself)."""
+def stage_parser(description: str) -> argparse.ArgumentParser:
+    """The stage's parser; ``--params`` is params.yaml (conf/ beside it is what it is checked against)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     quiet_library_bars()
     parser = argparse.ArgumentParser(description=description)
-    default = Path("params.yaml") if stage == "params" else RESOLVED_PARAMS
-    parser.add_argument("--params", type=Path, default=default, help=f"the parameters file (default: {default})")
+    parser.add_argument("--params", type=Path, default=PARAMS_FILE, help=f"the parameters file (default: {PARAMS_FILE})")
     return parser
 
 

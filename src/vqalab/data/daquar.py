@@ -28,7 +28,7 @@ QA_FILES = {
     "full": {"train": "qa.894.raw.train.txt", "test": "qa.894.raw.test.txt"},
     "reduced": {"train": "qa.37.raw.train.txt", "test": "qa.37.raw.reduced.test.txt"},
 }
-PARAM = "datasets.daquar.source"
+PARAM = "dataset.source"
 # An image reference with the word before it (``prev``, itself no image id): "in the image12",
 # "in image12", and the official train file's typo "in th eimage999", where letters are glued to
 # the id (``glued``). ``_the_image`` rewrites it.
@@ -36,10 +36,10 @@ _IMAGE_REF = re.compile(r"(?:\b(?P<prev>(?!image\d+\b)\w+)\s+)?(?P<glued>[a-z]*?
                         re.IGNORECASE)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class DaquarConfig:
-    source: str = "official"  # official | a local folder or archive with the files
-    answers: str = "full"  # full (894 answers) | reduced (37 answers)
+    source: str  # official | a local folder or archive with the files
+    answers: str  # full (894 answers) | reduced (37 answers)
 
     def __post_init__(self) -> None:
         if self.answers not in QA_FILES:

@@ -26,17 +26,17 @@ REQUIRED = ("image", "question", "answer")
 OPTIONAL = ("id", "split", "answer_type", "question_type")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class FolderConfig:
-    records: str | None = None  # a .jsonl or .csv file
-    images: str | None = None  # the folder that image paths are relative to
-    test_fraction: float = 0.2  # used only when the records have no split column
-    split_seed: int = 0
+    records: str | None  # a .jsonl or .csv file
+    images: str | None  # the folder that image paths are relative to
+    test_fraction: float  # used only when the records have no split column
+    split_seed: int
 
     def __post_init__(self) -> None:
         if not self.records or not self.images:
-            raise ValueError("dataset folder needs datasets.folder.records (a .jsonl or .csv file) and "
-                             "datasets.folder.images (a folder)")
+            raise ValueError("dataset folder needs dataset.records (a .jsonl or .csv file) and "
+                             "dataset.images (a folder)")
         if not 0.0 < self.test_fraction < 1.0:
             raise ValueError(f"test_fraction must be in (0, 1), got {self.test_fraction}")
 
@@ -132,8 +132,8 @@ def _jsonl_rows(path: Path, text: str, bad: Callable[[str, str, str], None]) -> 
 
 
 def materialize(config: FolderConfig, *, collector: RecordCollector, downloads: Path) -> None:
-    records_path = local_source(config.records, param="datasets.folder.records")
-    image_dir = local_source(config.images, param="datasets.folder.images")
+    records_path = local_source(config.records, param="dataset.records")
+    image_dir = local_source(config.images, param="dataset.images")
     rows = read_rows(records_path, bad=collector.bad)
     for where, row in rows:
         unknown = set(row) - set(REQUIRED) - set(OPTIONAL)

@@ -16,12 +16,12 @@ from vqalab.data.fetch import hf_dataset_snapshot, local_copy
 from vqalab.data.parquet import read_parquet_vqa
 
 HF_REPO = "flaviagiammarino/path-vqa"
-PARAM = "datasets.path_vqa.source"
+PARAM = "dataset.source"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class PathVQAConfig:
-    source: str = "hf"  # hf | a local folder or archive holding the parquet files
+    source: str  # hf | a local folder or archive holding the parquet files
 
 
 def materialize(config: PathVQAConfig, *, collector: RecordCollector, downloads: Path) -> None:

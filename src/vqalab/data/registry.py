@@ -3,7 +3,7 @@
 Each data set module names its config class ``CONFIG_CLASS`` and has ``materialize(config, *,
 collector, downloads)``, which feeds every row of the data set to the collector. A stage that reads
 one data set imports only its module, and lists only it among its DVC dependencies
-(``src/vqalab/data/${dataset}.py``).
+(``src/vqalab/data/${dataset.name}.py``). conf/dataset/ holds one file per data set, named as here.
 """
 
 from __future__ import annotations
@@ -53,6 +53,6 @@ def download(name: str, config, *, out: Path, downloads: Path, on_bad_record: st
     return manifest
 
 
-def dataset_config(params) -> object:
-    """The typed config of the chosen data set (``vqalab.params.Params``: its ``dataset_config``)."""
-    return from_mapping(get_dataset(params.dataset).config_class, params.dataset_config, f"datasets.{params.dataset}")
+def chosen_dataset_config(params):
+    """The typed config of the chosen data set (``vqalab.params.Params``: ``dataset``, ``dataset_config``)."""
+    return from_mapping(get_dataset(params.dataset).config_class, params.dataset_config, "dataset")

@@ -16,13 +16,13 @@ from vqalab.data.collect import RecordCollector
 from vqalab.data.fetch import extract, hf_dataset_snapshot, local_copy
 
 HF_REPO = "BoKelvin/SLAKE"
-PARAM = "datasets.slake.source"
+PARAM = "dataset.source"
 SPLIT_FILES = {"train": "train.json", "val": "validation.json", "test": "test.json"}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class SlakeConfig:
-    source: str = "hf"  # hf | a local folder or archive with the SLAKE files
+    source: str  # hf | a local folder or archive with the SLAKE files
 
 
 def materialize(config: SlakeConfig, *, collector: RecordCollector, downloads: Path) -> None:

@@ -33,13 +33,13 @@ OFFICIAL_JSON_SHA256 = "948b7156059b864cf72344fb10669233526b175c243e5a046d20d420
 OSF_ARCHIVE_URL = "https://files.osf.io/v1/resources/89kps/providers/osfstorage/?zip="
 HF_REPO = "flaviagiammarino/vqa-rad"
 VARIANTS = ("public", "frame")
-PARAM = "datasets.vqa_rad.source"
+PARAM = "dataset.source"
 
 
-@dataclass(frozen=True)
-class VQARadConfig:
-    source: str = "osf"  # osf | hf | a local folder or archive
-    variant: str = "public"
+@dataclass(frozen=True, kw_only=True)
+class VQARadConfig:  # conf/dataset/vqa_rad.yaml says what each value means
+    source: str  # osf | hf | a local folder or archive
+    variant: str
 
     def __post_init__(self) -> None:
         if self.variant not in VARIANTS:
@@ -53,7 +53,7 @@ def materialize(config: VQARadConfig, *, collector: RecordCollector, downloads: 
         read_official(official, config.variant, collector)
     elif next(root.rglob("*.parquet"), None) is not None:
         if config.variant != "public":
-            raise ValueError(f"datasets.vqa_rad.variant = {config.variant!r} needs the official release: the "
+            raise ValueError(f"dataset.variant = {config.variant!r} needs the official release: the "
                              f"Hugging Face copy has no question_frame field")
         read_parquet_vqa(root, collector, dataset="vqa_rad")
     else:

