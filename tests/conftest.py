@@ -25,16 +25,23 @@ def run(args, cwd, env):
     return result.stdout
 
 
-def set_params(root: Path, **changes):
-    path = root / "params.yaml"
-    params = yaml.safe_load(path.read_text())
+# The copy's own values, last in its defaults list (what ``set_config`` writes).
+LOCAL_CONFIG = "conf/local.yaml"
+
+
+def set_config(root: Path, env: dict, **changes):
+    """Values of the copy's conf/ changed, as a user changes them for good (in conf/local.yaml, last
+    in its defaults list), and params.yaml composed anew with `vqalab compose`."""
+    path = root / LOCAL_CONFIG
+    values = yaml.safe_load(path.read_text()) if path.exists() else {}
     for dotted, value in changes.items():
         *parents, key = dotted.split(".")
-        node = params
+        node = values
         for parent in parents:
-            node = node[parent]
+            node = node.setdefault(parent, {})
         node[key] = value
-    path.write_text(yaml.safe_dump(params, sort_keys=False))
+    path.write_text("# @package _global_\n" + yaml.safe_dump(values, sort_keys=False))
+    run([str(BIN / "vqalab"), "compose"], root, env)
 
 
 def pipeline_env() -> dict[str, str]:
@@ -44,17 +51,22 @@ def pipeline_env() -> dict[str, str]:
             "GIT_COMMITTER_EMAIL": "t@t"}
 
 
-def init_project(root: Path, **params) -> dict[str, str]:
+def init_project(root: Path, **values) -> dict[str, str]:
     """A copy of the project's pipeline in `root` (a new git + DVC repository with one commit), with
-    `params` changed; returns the environment to run git and dvc in it."""
+    `values` changed in its conf/; returns the environment to run git and dvc in it."""
     for name in ("dvc.yaml", "params.yaml", ".gitignore"):
         shutil.copy(ROOT / name, root / name)
-    for name in ("stages", "src"):
+    for name in ("stages", "src", "conf"):
         shutil.copytree(ROOT / name, root / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
-    set_params(root, **params)
+    config = root / "conf/config.yaml"
+    defaults, rest = config.read_text().split("\n\n", 1)  # the defaults list comes first, then a blank line
+    assert defaults.rstrip().endswith("as the family sets it"), "conf/config.yaml: the defaults list should end with strategy"
+    config.write_text(f"{defaults}\n  - optional {Path(LOCAL_CONFIG).stem}\n\n{rest}")
     env = pipeline_env()
     run(["git", "init", "-q"], root, env)
     run([DVC, "init", "-q"], root, env)
+    shutil.copy(ROOT / ".dvc/config", root / ".dvc/config")  # Hydra composition on
+    set_config(root, env, **values)
     # As in a clone: DVCLive and `dvc exp` need a repository with at least one commit.
     run(["git", "add", "-A"], root, env)
     run(["git", "commit", "-qm", "project"], root, env)

@@ -9,16 +9,17 @@ import pytest
 from datasets_fixtures import (DAQUAR_GLUED_QUESTION, write_daquar, write_daquar_with_glued_id, write_image,
                                write_lines)
 from test_datasets import by_id, materialize
+from configs import dataset_config
 from vqalab.data.collect import BadRecord
-from vqalab.data.daquar import DaquarConfig, image_of
+from vqalab.data.daquar import image_of
 from vqalab.data.fetch import files_under
-from vqalab.data.folder import FolderConfig, read_rows
+from vqalab.data.folder import read_rows
 
 HEADER = "image,question,answer,split"
 
 
 def folder_config(tmp_path, records_name):
-    return FolderConfig(records=str(tmp_path / records_name), images=str(tmp_path / "imgs"))
+    return dataset_config("folder", records=str(tmp_path / records_name), images=str(tmp_path / "imgs"))
 
 
 # A: DAQUAR's glued image id ------------------------------------------------------------------
@@ -38,7 +39,7 @@ def test_daquar_finds_an_image_id_glued_to_the_word_before():
 
 def test_daquar_official_typo_line_is_read_with_on_bad_record_error(tmp_path):
     root = write_daquar_with_glued_id(tmp_path / "daquar")
-    records, counts = materialize(tmp_path, "daquar", DaquarConfig(source=str(root)))
+    records, counts = materialize(tmp_path, "daquar", dataset_config("daquar", source=str(root)))
     assert counts["splits"]["train"]["questions"] == 4 and counts["skipped"] == {}
     glued = by_id(records)["daquar-full-train-3"]
     assert glued.image == "images/image2.png" and glued.answer == "3"
@@ -166,7 +167,7 @@ def test_daquar_images_in_a_symlinked_folder(tmp_path):
     root = write_daquar(tmp_path / "daquar")
     (root / "nyu_depth_images").rename(tmp_path / "elsewhere")
     (root / "images").symlink_to(tmp_path / "elsewhere", target_is_directory=True)
-    records, counts = materialize(tmp_path, "daquar", DaquarConfig(source=str(root)))
+    records, counts = materialize(tmp_path, "daquar", dataset_config("daquar", source=str(root)))
     assert counts["splits"]["train"]["questions"] == 3 and counts["skipped"] == {}
 
 

@@ -10,14 +10,11 @@ from pathlib import Path
 import pytest
 
 from datasets_fixtures import png_bytes, write_daquar, write_image, write_parquet, write_slake, write_vqa_rad_official
+from configs import dataset_config
 from vqalab.data.collect import BadRecord, RecordCollector
-from vqalab.data.daquar import DaquarConfig, image_of, parse_qa_file
-from vqalab.data.folder import FolderConfig
-from vqalab.data.path_vqa import PathVQAConfig
+from vqalab.data.daquar import image_of, parse_qa_file
 from vqalab.data.registry import get_dataset
 from vqalab.data.schema import read_records
-from vqalab.data.slake import SlakeConfig
-from vqalab.data.vqa_rad import VQARadConfig
 
 # A copy of VQA-RAD in its official layout: $VQALAB_VQA_RAD, else the development machines' shared copy.
 SHARED_VQA_RAD = Path(os.environ.get("VQALAB_VQA_RAD", Path(__file__).resolve().parents[2] / "shared/data/vqa_rad"))
@@ -42,7 +39,7 @@ def by_id(records):
 # VQA-RAD ----------------------------------------------------------------------------------
 def test_vqa_rad_official_layout(tmp_path):
     source = write_vqa_rad_official(tmp_path / "rad")
-    records, counts = materialize(tmp_path, "vqa_rad", VQARadConfig(source=str(source)))
+    records, counts = materialize(tmp_path, "vqa_rad", dataset_config("vqa_rad", source=str(source)))
     assert counts["splits"]["train"]["questions"] == 3 and counts["splits"]["test"]["questions"] == 1
     rows = by_id(records)
     assert rows["vqa_rad-0"].answer_type == "closed"  # "CLOSED " stripped
@@ -54,7 +51,7 @@ def test_vqa_rad_official_layout(tmp_path):
 
 def test_vqa_rad_frame_variant_adds_every_frame_to_train(tmp_path):
     source = write_vqa_rad_official(tmp_path / "rad")
-    records, counts = materialize(tmp_path, "vqa_rad", VQARadConfig(source=str(source), variant="frame"))
+    records, counts = materialize(tmp_path, "vqa_rad", dataset_config("vqa_rad", source=str(source), variant="frame"))
     frames = [r for r in records if r.id.endswith("-frame")]
     assert {r.question for r in frames} == {"Is this an image of a CT?", "Is the image normal?"}
     assert all(r.split == "train" and r.train_only for r in frames)
@@ -68,7 +65,7 @@ def test_vqa_rad_frame_variant_adds_every_frame_to_train(tmp_path):
 def test_vqa_rad_archive_source(tmp_path):
     source = write_vqa_rad_official(tmp_path / "rad")
     archive = shutil.make_archive(str(tmp_path / "vqa_rad_copy"), "zip", source)
-    records, _ = materialize(tmp_path, "vqa_rad", VQARadConfig(source=archive))
+    records, _ = materialize(tmp_path, "vqa_rad", dataset_config("vqa_rad", source=archive))
     assert len(records) == 4
 
 
@@ -77,29 +74,29 @@ def test_vqa_rad_hf_parquet_layout(tmp_path):
     write_parquet(tmp_path / "hf/data/train-00000-of-00001.parquet",
                   [(red, "is there a mass?", "yes"), (red, "where is the mass?", "left lobe"), (blue, "is it ct?", "no")])
     write_parquet(tmp_path / "hf/data/test-00000-of-00001.parquet", [(red, "is the liver normal?", "Yes")])
-    records, counts = materialize(tmp_path, "vqa_rad", VQARadConfig(source=str(tmp_path / "hf")))
+    records, counts = materialize(tmp_path, "vqa_rad", dataset_config("vqa_rad", source=str(tmp_path / "hf")))
     assert counts["splits"]["train"] == {"questions": 3, "images": 2, "questions_closed": 2, "questions_open": 1}
     test = [r for r in records if r.split == "test"]
     assert test[0].answer_type == "closed" and test[0].answer == "yes"  # the yes/no rule
     # the same image bytes in both splits get the same content-named file
     assert test[0].image == records[0].image
     with pytest.raises(ValueError, match="needs the official release"):
-        materialize(tmp_path, "vqa_rad", VQARadConfig(source=str(tmp_path / "hf"), variant="frame"))
+        materialize(tmp_path, "vqa_rad", dataset_config("vqa_rad", source=str(tmp_path / "hf"), variant="frame"))
 
 
 def test_vqa_rad_unknown_layout_names_the_param(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(FileNotFoundError, match="dataset.source"):
-        materialize(tmp_path, "vqa_rad", VQARadConfig(source=str(tmp_path / "empty")))
+        materialize(tmp_path, "vqa_rad", dataset_config("vqa_rad", source=str(tmp_path / "empty")))
     with pytest.raises(FileNotFoundError, match="no such file or folder"):
-        materialize(tmp_path, "vqa_rad", VQARadConfig(source=str(tmp_path / "nowhere")))
+        materialize(tmp_path, "vqa_rad", dataset_config("vqa_rad", source=str(tmp_path / "nowhere")))
 
 
 @pytest.mark.vqa_rad
 @pytest.mark.skipif(not SHARED_VQA_RAD.is_dir(), reason=f"no VQA-RAD copy at {SHARED_VQA_RAD} (set VQALAB_VQA_RAD)")
 @pytest.mark.parametrize(("variant", "train"), [("public", 1797), ("frame", 3064)])
 def test_real_vqa_rad_counts(tmp_path, variant, train):
-    records, counts = materialize(tmp_path, "vqa_rad", VQARadConfig(source=str(SHARED_VQA_RAD), variant=variant))
+    records, counts = materialize(tmp_path, "vqa_rad", dataset_config("vqa_rad", source=str(SHARED_VQA_RAD), variant=variant))
     assert counts["splits"]["train"]["questions"] == train
     assert counts["splits"]["test"] == {"questions": 451, "images": 203, "questions_closed": 272, "questions_open": 179}
     assert counts["skipped"] == {}
@@ -112,7 +109,7 @@ def test_path_vqa_keeps_its_validation_split(tmp_path):
     write_parquet(tmp_path / "pv/data/train-0.parquet", [(img, f"question {i}?", "yes" if i % 2 else "gland") for i in range(5)])
     write_parquet(tmp_path / "pv/data/validation-0.parquet", [(png_bytes((1, 2, 3)), "what is it?", "nucleus")])
     write_parquet(tmp_path / "pv/data/test-0.parquet", [(png_bytes((3, 2, 1)), "is it benign?", "no")])
-    records, counts = materialize(tmp_path, "path_vqa", PathVQAConfig(source=str(tmp_path / "pv")))
+    records, counts = materialize(tmp_path, "path_vqa", dataset_config("path_vqa", source=str(tmp_path / "pv")))
     assert {s: c["questions"] for s, c in counts["splits"].items()} == {"train": 5, "val": 1, "test": 1}
     assert counts["splits"]["train"]["images"] == 1  # five questions, one image stored once
 
@@ -126,7 +123,7 @@ def test_slake_english_only_with_types(tmp_path, zipped_images):
             for path in (root / "imgs").rglob("*.jpg"):
                 zf.write(path, path.relative_to(root))
         shutil.rmtree(root / "imgs")
-    records, counts = materialize(tmp_path, "slake", SlakeConfig(source=str(root)))
+    records, counts = materialize(tmp_path, "slake", dataset_config("slake", source=str(root)))
     assert {s: c["questions"] for s, c in counts["splits"].items()} == {"train": 2, "val": 1, "test": 1}
     rows = by_id(records)
     assert rows["slake-train-3"].answer_type == "closed" and rows["slake-train-3"].question_type == "Abnormality"
@@ -137,14 +134,14 @@ def test_slake_english_only_with_types(tmp_path, zipped_images):
 # DAQUAR -------------------------------------------------------------------------------------
 def test_daquar_full_and_reduced(tmp_path):
     root = write_daquar(tmp_path / "daquar")
-    records, counts = materialize(tmp_path, "daquar", DaquarConfig(source=str(root)))
+    records, counts = materialize(tmp_path, "daquar", dataset_config("daquar", source=str(root)))
     assert {s: c["questions"] for s, c in counts["splits"].items()} == {"train": 3, "test": 1}
     rows = by_id(records)
     assert rows["daquar-full-train-1"].answer == "chair, table"  # a list answer, kept whole
     assert rows["daquar-full-train-1"].question == "what are the objects in the image?"
     assert rows["daquar-full-train-2"].answer == "2"
     assert rows["daquar-full-train-0"].image == "images/image1.png"
-    reduced, _ = materialize(tmp_path / "r", "daquar", DaquarConfig(source=str(root), answers="reduced"))
+    reduced, _ = materialize(tmp_path / "r", "daquar", dataset_config("daquar", source=str(root), answers="reduced"))
     assert [r.answer for r in reduced] == ["table", "chair"]
 
 
@@ -166,7 +163,7 @@ def test_folder_jsonl_with_splits(tmp_path):
     ]
     (tmp_path / "records.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
     (tmp_path / "imgs" / "notes.txt").write_text("not an image of any record")
-    records, counts = materialize(tmp_path, "folder", FolderConfig(records=str(tmp_path / "records.jsonl"), images=str(tmp_path / "imgs")))
+    records, counts = materialize(tmp_path, "folder", dataset_config("folder", records=str(tmp_path / "records.jsonl"), images=str(tmp_path / "imgs")))
     assert counts["ignored"] == {"unreferenced_image_files": 1}
     rows = by_id(records)
     assert rows["mine-1"].split == "test" and rows["mine-1"].image == "images/sub/c.png"
@@ -181,7 +178,7 @@ def test_folder_csv_without_split_carves_test_by_image(tmp_path):
             write_image(tmp_path / "imgs" / f"{i}.png")
             for q in range(2):
                 writer.writerow({"image": f"{i}.png", "question": f"question {q}?", "answer": "yes"})
-    config = FolderConfig(records=str(tmp_path / "records.csv"), images=str(tmp_path / "imgs"), test_fraction=0.3)
+    config = dataset_config("folder", records=str(tmp_path / "records.csv"), images=str(tmp_path / "imgs"), test_fraction=0.3)
     records, counts = materialize(tmp_path, "folder", config)
     assert counts["splits"]["test"] == {"questions": 6, "images": 3, "questions_closed": 6}
     test_images = {r.image for r in records if r.split == "test"}
@@ -191,7 +188,7 @@ def test_folder_csv_without_split_carves_test_by_image(tmp_path):
 def test_folder_rejects_mixed_splits_and_unknown_columns(tmp_path):
     write_image(tmp_path / "imgs/a.png")
     path = tmp_path / "records.jsonl"
-    config = FolderConfig(records=str(path), images=str(tmp_path / "imgs"))
+    config = dataset_config("folder", records=str(path), images=str(tmp_path / "imgs"))
     path.write_text(json.dumps({"image": "a.png", "question": "q?", "answer": "a", "split": "train"}) + "\n"
                     + json.dumps({"image": "a.png", "question": "q2?", "answer": "a"}) + "\n")
     with pytest.raises(ValueError, match=r"records.jsonl:2: some records have a split"):
@@ -219,7 +216,7 @@ def bad_folder(tmp_path):
         {"id": "7", "image": "ok.png", "question": "kept?", "answer": "no", "split": "test"},
     ]
     (tmp_path / "records.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
-    return FolderConfig(records=str(tmp_path / "records.jsonl"), images=str(tmp_path / "imgs"))
+    return dataset_config("folder", records=str(tmp_path / "records.jsonl"), images=str(tmp_path / "imgs"))
 
 
 def test_bad_records_are_errors_that_name_file_and_record(tmp_path):
@@ -235,6 +232,6 @@ def test_bad_records_skipped_are_counted(tmp_path):
 
 def test_max_images_per_split_keeps_whole_images(tmp_path):
     root = write_daquar(tmp_path / "daquar")
-    records, counts = materialize(tmp_path, "daquar", DaquarConfig(source=str(root)), max_images=1)
+    records, counts = materialize(tmp_path, "daquar", dataset_config("daquar", source=str(root)), max_images=1)
     assert counts["splits"]["train"] == {"questions": 2, "images": 1, "questions_open": 2}
     assert not (tmp_path / "out/images/image2.png").exists()  # dropped images are not left behind

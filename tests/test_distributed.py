@@ -1,12 +1,13 @@
 """Two-process data-parallel training (Accelerate, DDP over gloo) of the real train stage on the CPU."""
 
 import json
+import shutil
 import socket
 from pathlib import Path
 
 import pytest
 
-from conftest import BIN, run, set_params
+from conftest import BIN, run, set_config
 from vqalab.models.checkpoint import load_checkpoint
 
 TRAIN_ARGS = ["stages/train.py", "--data", "data/processed/easy_vqa", "--features", "data/features/easy_vqa-resnet_bert",
@@ -20,20 +21,18 @@ def free_port() -> int:
 
 
 def outputs(root, name):
-    return ["--params", str(root / "resolved.json"), "--out", str(root / f"runs/{name}/model"),
+    return ["--params", str(root / "params.yaml"), "--out", str(root / f"runs/{name}/model"),
             "--live", str(root / f"runs/{name}/live"), "--state", str(root / f"runs/{name}/state.pt")]
 
 
 @pytest.mark.slow
 def test_two_processes_train_with_the_same_global_batch_and_metrics(tmp_path, reproduced_project):
     """The train stage on the shared project's data, features and blind baseline, with a batch of 8
-    (its own parameters, resolved by the params stage here; the project is not changed)."""
+    (its own conf/ and params.yaml, composed here; the project is not changed)."""
     project, env = reproduced_project
     root = tmp_path
-    (root / "params.yaml").write_text(run(["git", "show", "baseline:params.yaml"], project, env))
-    set_params(root, **{"train.max_epochs": 2, "resnet_bert.tiny.batch_size": 8})
-    run([str(BIN / "python"), "stages/params.py", "--params", str(root / "params.yaml"), "--out",
-         str(root / "resolved.json")], project, env)
+    shutil.copytree(project / "conf", root / "conf")
+    set_config(root, env, **{"train.max_epochs": 2, "model.batch_size": 8})
 
     run([str(BIN / "python"), *TRAIN_ARGS, *outputs(root, "one")], project, env)
     # --multi_gpu selects torch.distributed.run, the launcher of several GPUs; without CUDA it runs on gloo.

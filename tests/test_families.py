@@ -6,11 +6,10 @@ from pathlib import Path
 
 import pytest
 import torch
-import yaml
 from transformers import (AutoTokenizer, BertConfig, BertModel, CLIPConfig, CLIPModel, ViltConfig,
                           ViltForQuestionAnswering)
 
-from vqalab.config import from_mapping
+from configs import family_config
 from vqalab.models.checkpoint import load_checkpoint, save_checkpoint
 from vqalab.models.fusion import FusionConfig
 from vqalab.models.lora import LoraSettings
@@ -18,7 +17,6 @@ from vqalab.pretrained import resolve_pretrained
 from vqalab.models.pubmedclip import PubMedClip, PubMedClipConfig
 from vqalab.models.registry import FAMILIES, get_family
 from vqalab.models.vilt import Vilt, ViltFamilyConfig
-from vqalab.params import plain
 
 ROOT = Path(__file__).resolve().parents[1]
 ANSWERS = ["yes", "no", "red", "circle", "square"]
@@ -34,14 +32,8 @@ def items(size, n=2):
 
 
 def tiny_config(name):
-    """The family's tiny profile exactly as params.yaml sets it for the default data set (its recipe applied)."""
-    from vqalab.data.registry import DATASETS
-    from vqalab.models.registry import FAMILIES
-    from vqalab.resolve import apply_recipe
-
-    raw = apply_recipe(yaml.safe_load((ROOT / "params.yaml").read_text()), "easy_vqa", FAMILIES, DATASETS)
-    section = {**raw[name]["tiny"], **{k: raw[k] for k in getattr(get_family(name).config_class, "shared_params", ())}}
-    return from_mapping(get_family(name).config_class, section, f"{name}.tiny")
+    """The family's tiny profile exactly as conf/ composes it for the default data set (its recipe applied)."""
+    return family_config(name, dataset="easy_vqa")
 
 
 @pytest.mark.parametrize("name", sorted(FAMILIES))
@@ -97,12 +89,7 @@ def test_fusion_families_share_one_config_base(name, own_fields, resize):
         replace(tiny, dropout=1.0)
     with pytest.raises(ValueError, match=r"resize must be one of \('squash', 'crop', 'pad'\), got 'fit'"):
         replace(tiny, resize="fit")
-    # The features stage builds the family from the fields of its frozen encoders alone, as its
-    # params file holds them: the others (resize among them, the family's own default) keep their defaults.
-    encoder_fields = tiny.feature_config()
-    built = from_mapping(config_class, plain(encoder_fields), f"{name}.tiny")
-    assert "resize" not in encoder_fields and built.resize == resize
-    assert all(getattr(built, k) == v for k, v in encoder_fields.items())
+    assert tiny.resize == resize
 
 
 def test_unknown_family_lists_the_choices():
@@ -112,8 +99,8 @@ def test_unknown_family_lists_the_choices():
 
 def test_vilt_lora_trains_only_adapters_and_the_new_head():
     settings = LoraSettings(r=4, alpha=8, dropout=0.0, target_modules=("query", "value"))
-    config = ViltFamilyConfig(image_size=64, tokenizer=MINILM, hidden_size=64, layers=2, heads=2,
-                              intermediate_size=128, patch_size=16, lora=settings)
+    config = family_config("vilt", hidden_size=64, layers=2, heads=2, intermediate_size=128, lora=settings,
+                           question_prior=False)
     model = Vilt.build(config, ANSWERS)
     counts = model.parameter_counts()
     hidden, layers = 64, 2
@@ -132,8 +119,8 @@ def test_a_saved_vilt_adapter_loads_with_peft(tmp_path):
     from transformers import ViltModel
 
     settings = LoraSettings(r=4, alpha=8, dropout=0.0, target_modules=("query", "value"))
-    config = ViltFamilyConfig(image_size=64, tokenizer=MINILM, hidden_size=64, layers=2, heads=2,
-                              intermediate_size=128, patch_size=16, lora=settings)
+    config = family_config("vilt", hidden_size=64, layers=2, heads=2, intermediate_size=128, lora=settings,
+                           question_prior=False)
     torch.manual_seed(0)
     model = Vilt.build(config, ANSWERS)
     base_state = {k.replace(".base_layer", ""): v.clone() for k, v in model.backbone.get_base_model().state_dict().items()
@@ -158,9 +145,9 @@ def test_a_saved_vilt_adapter_loads_with_peft(tmp_path):
 
 def test_vilt_question_length_is_capped_at_40_positions():
     with pytest.raises(ValueError, match=r"max_question_tokens must be in \[1, 40\]"):
-        ViltFamilyConfig(image_size=64, tokenizer=MINILM, patch_size=16, max_question_tokens=64)
+        family_config("vilt", max_question_tokens=64)
     with pytest.raises(ValueError, match="not divisible by patch_size"):
-        ViltFamilyConfig(image_size=100, tokenizer=MINILM, patch_size=32)
+        family_config("vilt", image_size=100, patch_size=32)
 
 
 def save_bert_base(directory: Path) -> Path:
@@ -174,8 +161,8 @@ def test_pubmedclip_paper_architecture_through_the_hub_code_path(tmp_path):
     """A CLIP ViT-B/32 (CLIPConfig() defaults: the PubMedCLIP architecture) saved whole, as the hub
     checkpoint is; its vision tower taken by the same from_pretrained call that takes the hub id."""
     CLIPModel(CLIPConfig()).save_pretrained(tmp_path / "clip")
-    config = PubMedClipConfig(image_size=224, vision_model=str(tmp_path / "clip"),
-                              text_encoder=str(save_bert_base(tmp_path / "bert")), hidden_size=512)
+    config = family_config("pubmedclip", profile="paper", vision_model=str(tmp_path / "clip"),
+                           text_encoder=str(save_bert_base(tmp_path / "bert")))
     model = PubMedClip.build(config, ANSWERS)
     vision = model.image_encoder.vision.config
     assert (vision.hidden_size, vision.num_hidden_layers, vision.patch_size) == (768, 12, 32)
@@ -192,8 +179,8 @@ def test_vilt_paper_architecture_through_the_hub_code_path(tmp_path):
     ViltForQuestionAnswering(ViltConfig(num_labels=3129)).save_pretrained(tmp_path / "vilt")
     AutoTokenizer.from_pretrained(resolve_pretrained(MINILM)).save_pretrained(tmp_path / "vilt")
     settings = LoraSettings(r=8, alpha=16, dropout=0.05, target_modules=("query", "value"))
-    config = ViltFamilyConfig(image_size=224, backbone=str(tmp_path / "vilt"), tokenizer=str(tmp_path / "vilt"),
-                              lora=settings)
+    config = family_config("vilt", profile="paper", backbone=str(tmp_path / "vilt"), tokenizer=str(tmp_path / "vilt"),
+                           lora=settings)
     model = Vilt.build(config, ANSWERS)
     counts = model.parameter_counts()
     # ViLT-B/32 backbone with pooler: 111.2M (the "~87M" often quoted leaves out the 23.4M word embeddings)

@@ -10,14 +10,15 @@ from transformers import BertConfig, BertModel
 from vqalab.data.features import CachedFeatures, compute_features
 from vqalab.data.vocab import IGNORE_INDEX
 from vqalab.models.base import PartCredit, classification_loss
-from vqalab.models.lora import LoraSettings
 from vqalab.models.checkpoint import load_checkpoint, save_checkpoint
-from vqalab.models.resnet_bert import ResNetBert, ResNetBertConfig
+from vqalab.models.resnet_bert import ResNetBert
 from vqalab.pretrained import resolve_pretrained
+from configs import family_config
 
 ANSWERS = ["yes", "no", "red", "circle"]
-TINY = ResNetBertConfig(image_size=64, image_encoder="resnet_small", text_encoder="packaged:all-MiniLM-L6-v2",
-                        text_training="frozen", hidden_size=32)
+# The family's conf/ values with a small random-init CNN, the image encoder trained, a small head.
+TINY = family_config("resnet_bert", image_size=64, image_encoder="resnet_small", image_weights=None, image_training="full",
+                     text_training="frozen", trainable_blocks=1, hidden_size=32, dropout=0.1, question_prior=False, lr=1e-3)
 
 
 def items(size, n=2):
@@ -61,7 +62,7 @@ def test_training_modes_choose_what_trains():
     assert trainable(frozen) == {n for n, _ in frozen.named_parameters()
                                  if n.split(".")[0] in ("image_norm", "text_norm", "image_proj", "text_proj", "image_queries", "classifier")}
 
-    lora = ResNetBert.build(replace(TINY, text_training="lora", text_lora=LoraSettings(r=4)), ANSWERS)
+    lora = ResNetBert.build(replace(TINY, text_training="lora", text_lora=replace(TINY.text_lora, r=4)), ANSWERS)
     assert trainable(lora.text_encoder) and all("lora_" in n for n in trainable(lora.text_encoder))
     adapters = {id(p) for p in lora.text_encoder.parameters() if p.requires_grad}
     new_group = lora.param_groups()[0]
@@ -214,8 +215,7 @@ def test_paper_architecture_builds_through_the_hub_code_path(tmp_path):
     tokenizer_source = resolve_pretrained("packaged:all-MiniLM-L6-v2")  # the same uncased 30,522 vocabulary
     from transformers import AutoTokenizer
     AutoTokenizer.from_pretrained(tokenizer_source).save_pretrained(bert_dir)
-    config = ResNetBertConfig(image_size=224, image_encoder="resnet50", image_weights=None,
-                              text_encoder=str(bert_dir), hidden_size=512)
+    config = family_config("resnet_bert", profile="paper", image_weights=None, text_encoder=str(bert_dir))
     model = ResNetBert.build(config, ANSWERS)
     assert model.text_encoder.config.hidden_size == 768 and model.text_encoder.config.num_hidden_layers == 12
     counts = model.parameter_counts()
@@ -229,8 +229,7 @@ def test_paper_architecture_builds_through_the_hub_code_path(tmp_path):
 
 
 def test_unknown_image_weights_file_is_named(tmp_path):
-    config = ResNetBertConfig(image_size=64, image_encoder="resnet18", image_weights=str(tmp_path / "missing.pth"),
-                              text_encoder="packaged:all-MiniLM-L6-v2")
+    config = family_config("resnet_bert", image_size=64, image_encoder="resnet18", image_weights=str(tmp_path / "missing.pth"))
     with pytest.raises(FileNotFoundError, match="missing.pth"):
         ResNetBert.build(config, ANSWERS)
 

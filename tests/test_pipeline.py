@@ -7,7 +7,7 @@ import subprocess
 import time
 
 import pytest
-from conftest import BIN, DVC, ROOT, run, set_params
+from conftest import BIN, DVC, LOCAL_CONFIG, ROOT, run, set_config
 
 pytestmark = pytest.mark.slow
 
@@ -73,9 +73,8 @@ def test_repro_writes_every_output(project):
 
 
 def restore_baseline(root, env, *, outputs: bool = True) -> None:
-    """Back to the fixture's commit without running a stage: git's files (params, dvc.lock, the
-    resolved parameters, the metrics), then DVC's outputs from its cache (``outputs``; not needed
-    after the params stage alone ran, whose output is in git)."""
+    """Back to the fixture's commit without running a stage: git's files (conf/, params.yaml,
+    dvc.lock, the metrics), then DVC's outputs from its cache (``outputs``)."""
     run(["git", "checkout", "HEAD", "--", "."], root, env)
     if outputs:
         run([DVC, "checkout", "--force"], root, env)
@@ -88,13 +87,11 @@ def stages_run(root, env) -> set[str]:
 
 
 def stages_whose_params_changed(root, env) -> set[str]:
-    """After the params stage has rerun: the stages DVC reruns because a resolved parameter they
-    read changed (the stages after them rerun only if their outputs change)."""
-    run([DVC, "repro", "params"], root, env)
+    """The stages DVC reruns because a parameter they list changed (the stages after them rerun
+    only if their inputs change)."""
     status = json.loads(run([DVC, "status", "--json"], root, env))
     return {stage for stage, changes in status.items()
-            if any("data/params/resolved.json" in change.get("changed deps", {})
-                   for change in changes if isinstance(change, dict))}
+            if any("params.yaml" in change.get("changed deps", {}) for change in changes if isinstance(change, dict))}
 
 
 def test_param_changes_rerun_exactly_the_stages_that_read_them(project):
@@ -102,38 +99,64 @@ def test_param_changes_rerun_exactly_the_stages_that_read_them(project):
     try:
         for change, expected in [
             # The blind baseline reads the questions, not the images: a new image size keeps it.
-            ({"resnet_bert.tiny.image_size": 48}, {"preprocess", "features", "train"}),
+            ({"model.image_size": 48}, {"preprocess", "features", "train"}),
             # The features stage runs at a fixed batch size: the cache and the model are kept.
             ({"evaluate.batch_size": 32}, {"evaluate"}),
-            # A new learning rate leaves what the frozen encoders depend on alone: the cache is kept.
-            ({"resnet_bert.tiny.lr": 0.001}, {"train"}),
+            # The features stage lists the model section: it reruns (seconds), and its output is the
+            # same, so what the frozen encoders make is not recomputed downstream.
+            ({"model.lr": 0.001}, {"features", "train"}),
             # How a run is started is not what it makes: no stage reruns.
-            ({"train.resume": True, "train.launcher": "python -X dev"}, set()),
-            # A value written in its section wins over the recipe: the recipe's new value changes nothing.
-            ({"resnet_bert.tiny.dropout": 0.1, "recipes.easy_vqa.resnet_bert.tiny.dropout": 0.2}, set()),
+            ({"run.resume": True, "run.launcher": "python -X dev"}, set()),
         ]:
-            set_params(root, **change)
+            set_config(root, env, **change)
             assert stages_whose_params_changed(root, env) == expected, change
             restore_baseline(root, env, outputs=False)
         assert "Data and pipelines are up to date" in run([DVC, "status"], root, env)
         # And a full rerun after a change runs those stages and the ones after them, no others.
-        set_params(root, **{"evaluate.batch_size": 32})
-        assert stages_run(root, env) == {"params", "evaluate", "report"}
+        set_config(root, env, **{"evaluate.batch_size": 32})
+        assert stages_run(root, env) == {"evaluate", "report"}
     finally:
         restore_baseline(root, env)
     assert "Data and pipelines are up to date" in run([DVC, "status"], root, env)
 
 
-def test_a_failed_exp_run_is_reported_by_vqalab_and_the_next_run_works(project):
-    """An unknown model fails in the params stage with the choices, before DVC looks for
-    `${model}.${profile}`; the value that `-S` wrote is restored with git, and the next run works."""
+def test_a_params_yaml_that_is_not_what_conf_composes_is_refused_by_dvc_repro(project):
+    """Edited by hand, or left behind by a change to conf/: the first stage to run says so and what
+    to run, and nothing runs after it."""
     root, env = project
-    for change, message in [("model=foo", "params: model = 'foo' is not one of ['pubmedclip', 'qwen2vl', 'resnet_bert', 'vilt']"),
-                            ("dataset=foo", "params: dataset = 'foo' is not one of"),
-                            ("resnet_bert.tiny.batch_size=0", "resnet_bert.tiny: batch_size must be >= 1, got 0")]:
+    params, recipe = root / "params.yaml", root / "conf/recipe/easy_vqa_resnet_bert_tiny.yaml"
+    try:
+        for edit, key in [(lambda: params.write_text(params.read_text().replace("lr: 0.002", "lr: 0.01")), "model.lr"),
+                          (lambda: recipe.write_text(recipe.read_text().replace("dropout: 0.1", "dropout: 0.2")),
+                           "model.dropout")]:
+            edit()
+            failed = subprocess.run([DVC, "repro"], cwd=root, env=env, capture_output=True, text=True)
+            output = failed.stdout + failed.stderr
+            assert failed.returncode != 0 and "is not what conf/ composes for dataset=easy_vqa" in output, output[-2000:]
+            assert f"  {key}: " in output and "run `vqalab compose`" in output
+            assert "Running stage 'train'" not in output
+            restore_baseline(root, env, outputs=False)
+    finally:
+        restore_baseline(root, env)
+
+
+def test_a_failed_exp_run_names_the_key_and_the_next_run_works(project):
+    """A choice conf/ does not have fails as DVC composes params.yaml, naming the options; a wrong
+    value fails in the first stage that reads it, before any stage after it; `git checkout` puts
+    params.yaml back, and the next run works."""
+    root, env = project
+    for change, message, ran in [("model=foo", "Could not find 'model/foo'", None),
+                                 ("dataset=foo", "Could not find 'dataset/foo'", None),
+                                 ("model.batch_size=0", "params: model.batch_size must be a positive integer, got 0",
+                                  "features")]:
+        start = time.perf_counter()
         failed = subprocess.run([DVC, "exp", "run", "-S", change], cwd=root, env=env, capture_output=True, text=True)
-        assert failed.returncode != 0 and message in failed.stdout + failed.stderr, failed.stderr[-2000:]
-        assert "Running stage 'download'" not in failed.stdout  # nothing ran after the params stage
+        output = failed.stdout + failed.stderr
+        assert failed.returncode != 0 and message in output, output[-2000:]
+        assert "Running stage 'train'" not in output
+        if ran:
+            assert f"Running stage '{ran}'" in output
+        print(f"\n{change}: failed in {time.perf_counter() - start:.1f} s")
         run(["git", "checkout", "HEAD", "--", "params.yaml"], root, env)  # the README's way back
     run([DVC, "exp", "run", "-S", "train.max_epochs=2"], root, env)
     assert json.loads((root / "metrics/eval.json").read_text())["accuracy"] > 0
@@ -165,23 +188,20 @@ def test_compare_table_reads_every_experiment(project, tmp_path):
     assert out_png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_params_diff_lists_every_value_a_recipe_changed(project):
-    """The resolved parameters are DVC params: a recipe's change shows as the value the run used."""
+def test_params_diff_lists_each_value_a_recipe_changed_once(project):
+    """params.yaml is the only parameter file: a recipe's change shows once, as the value the run uses."""
     root, env = project
-    # What `dvc repro params` rewrites, kept to be put back (the workspace holds an experiment).
-    written = {path: (root / path).read_bytes() for path in ("params.yaml", "dvc.lock", "data/params/resolved.json")}
+    written = {path: (root / path).read_bytes() for path in ("params.yaml", "conf/recipe/easy_vqa_resnet_bert_tiny.yaml")}
     try:
-        set_params(root, **{"recipes.easy_vqa.train.weight_decay": 0.02})
-        run([DVC, "repro", "params"], root, env)
+        recipe = root / "conf/recipe/easy_vqa_resnet_bert_tiny.yaml"
+        recipe.write_text(recipe.read_text().replace("dropout: 0.1", "dropout: 0.2"))
+        run([str(BIN / "vqalab"), "compose"], root, env)
         diff = json.loads(run([DVC, "params", "diff", "--json", "HEAD"], root, env))
-        changed = {path: {key: (value["old"], value["new"]) for key, value in values.items()}
-                   for path, values in diff.items()}
-        assert changed["params.yaml"]["recipes.easy_vqa.train.weight_decay"] == (0.01, 0.02)
-        assert changed["data/params/resolved.json"]["resolved.train.weight_decay"] == (0.01, 0.02)
+        assert {path: {key: (v["old"], v["new"]) for key, v in values.items()} for path, values in diff.items()} == \
+            {"params.yaml": {"model.dropout": (0.1, 0.2)}}
     finally:
         for path, content in written.items():
             (root / path).write_bytes(content)
-    assert "Data and pipelines are up to date" in run([DVC, "status"], root, env)
 
 
 def test_plots_diff_overlays_two_experiments(project, tmp_path):
@@ -224,7 +244,7 @@ def test_pull_request_script_compares_with_the_base_reproduced_here(project, tmp
     assert quality.startswith("Quality") and "| metrics/eval.json | accuracy |" in quality and "train_time_s" not in quality
     assert paired.startswith("Paired") and "| baseline | pr-base |" in paired and "pr-head |" in paired
     assert cost.startswith("Cost") and "| metrics/cost.json | train_time_s |" in cost
-    assert params.startswith("Parameters") and "| resolved.train.max_epochs | 2 | 1 |" in params
+    assert params.startswith("Parameters") and "| train.max_epochs | 2 | 1 |" in params
 
     run(["bash", str(ROOT / "scripts/pr_metrics.sh"), "HEAD", str(out)], clone, env)
     quality = out.read_text().split("#### ")[1]
@@ -234,7 +254,7 @@ def test_pull_request_script_compares_with_the_base_reproduced_here(project, tmp
 
 def test_killed_train_stage_is_not_taken_as_complete_and_resumes(project):
     root, env = project
-    set_params(root, **{"train.max_epochs": 12, "train.patience": 12, "train.resume": True})
+    set_config(root, env, **{"train.max_epochs": 12, "train.patience": 12, "run.resume": True})
     state = root / ".training_state/resnet_bert.pt"
     # `dvc repro train`: the stages after it are other tests' business; this one is about the kill.
     process = subprocess.Popen([DVC, "repro", "train"], cwd=root, env=env, start_new_session=True,

@@ -15,6 +15,7 @@ import pytest
 import torch
 from PIL import Image
 
+from configs import composed_params
 from test_families import ANSWERS, tiny_config
 from vqalab.cli import main
 from vqalab.data.dataset import ProcessedData
@@ -24,10 +25,11 @@ from vqalab.models.checkpoint import CHECKPOINT_FILE, load_checkpoint, save_chec
 from vqalab.models.registry import FAMILIES, get_family
 from vqalab.pipeline.blind import blind_baseline
 from vqalab.pipeline.features import frozen_encoder_features
-from vqalab.pipeline.prepare import prepare_data
+from vqalab.pipeline.download import download_data
+from vqalab.pipeline.preprocess import preprocess_data
 from vqalab.pipeline.train import train_model
 from vqalab.predict import Question, predict_questions
-from vqalab.resolve import load_params
+from vqalab.params import Params
 
 ROOT = Path(__file__).resolve().parents[1]
 QUESTIONS = ["is there a red shape?", "what shape is it?", "what colour?"]
@@ -307,14 +309,15 @@ def trained_easy_vqa(tmp_path_factory):
     """(checkpoint folder, raw data folder) of the default model trained by the pipeline's own steps
     on the first 150 images of each easy-VQA split (a minute on 2 cores)."""
     work = tmp_path_factory.mktemp("trained")
-    params = load_params(ROOT / "params.yaml", {"download": {"max_images_per_split": 150}})
-    data = ProcessedData.load(prepare_data(params, work))
+    params = Params(composed_params("download.max_images_per_split=150"))
+    download_data(params, work / "raw", downloads=work / "downloads")
+    preprocess_data(params, work / "raw", work / "processed")
+    data = ProcessedData.load(work / "processed")
     device = torch.device("cpu")
     trained = train_model(params, data, frozen_encoder_features(params, data, device=device),
                           blind_baseline(params, data.records, data.vocab.answers), device=device)
     save_checkpoint(trained.model, work / "model", info=trained.info)
-    (raw,) = work.glob("raw-*")
-    return work / "model", raw
+    return work / "model", work / "raw"
 
 
 @pytest.mark.slow

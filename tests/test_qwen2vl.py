@@ -7,15 +7,16 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from configs import family_config
 from vqalab.data.schema import Record
 from vqalab.models.checkpoint import WEIGHTS_FILE, load_checkpoint, save_checkpoint
 from vqalab.models.lora import LoraSettings
 from vqalab.models.qwen2vl import IGNORE, Qwen2VL, Qwen2VLFamilyConfig
 
 ANSWERS = ["yes", "no", "red circle", "blue"]
-TINY = Qwen2VLFamilyConfig(image_size=56, hidden_size=64, layers=1, heads=2, kv_heads=1, intermediate_size=128,
-                           mrope_section=(4, 6, 6), vision_embed_dim=32, vision_depth=1, vision_heads=2,
-                           tokenizer_vocab_size=300, max_new_tokens=4, lr=3e-3)
+TINY = family_config("qwen2vl", image_size=56, hidden_size=64, layers=1, heads=2, kv_heads=1, intermediate_size=128,
+                     mrope_section=(4, 6, 6), vision_embed_dim=32, vision_depth=1, vision_heads=2,
+                     tokenizer_vocab_size=300, max_new_tokens=4, lr=3e-3)
 
 
 def items():
@@ -78,9 +79,9 @@ def test_lora_adapter_checkpoint_holds_only_the_adapters(tmp_path):
     base = build()
     base.model.save_pretrained(tmp_path / "base")
     base.processor.save_pretrained(tmp_path / "base")
-    config = Qwen2VLFamilyConfig(image_size=56, checkpoint=str(tmp_path / "base"), max_new_tokens=4, lr=3e-3,
-                                 lora=LoraSettings(r=4, alpha=8, dropout=0.0,
-                                                   target_modules=("q_proj", "k_proj", "v_proj", "o_proj")))
+    config = family_config("qwen2vl", image_size=56, checkpoint=str(tmp_path / "base"), max_new_tokens=4, lr=3e-3,
+                           lora=LoraSettings(r=4, alpha=8, dropout=0.0,
+                                             target_modules=("q_proj", "k_proj", "v_proj", "o_proj")))
     model = Qwen2VL.build(config, ANSWERS)
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}
     assert trainable and all("lora_" in n for n in trainable)
@@ -179,8 +180,8 @@ def lora_model(tmp_path):
     base = build()
     base.model.save_pretrained(tmp_path / "base")
     base.processor.save_pretrained(tmp_path / "base")
-    config = Qwen2VLFamilyConfig(image_size=56, checkpoint=str(tmp_path / "base"), max_new_tokens=4, lr=3e-3,
-                                 lora=LoraSettings(r=4, alpha=8, dropout=0.0, target_modules=("q_proj", "v_proj")))
+    config = family_config("qwen2vl", image_size=56, checkpoint=str(tmp_path / "base"), max_new_tokens=4, lr=3e-3,
+                           lora=LoraSettings(r=4, alpha=8, dropout=0.0, target_modules=("q_proj", "v_proj")))
     return Qwen2VL.build(config, ANSWERS)
 
 

@@ -79,7 +79,7 @@ def test_pulled_clone_is_up_to_date_and_repro_retrains_nothing(clones):
     before = weights.stat().st_mtime_ns
     out = run([DVC, "repro"], b, env)
     assert "Running stage" not in out, out
-    for stage in ("params", "download", "preprocess", "features", "blind", "train", "evaluate", "report"):
+    for stage in ("download", "preprocess", "features", "blind", "train", "evaluate", "report"):
         assert f"Stage '{stage}' didn't change, skipping" in out, out
     assert "Data and pipelines are up to date" in out
     assert weights.stat().st_mtime_ns == before

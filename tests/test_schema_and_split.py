@@ -158,7 +158,7 @@ def test_resize_modes_give_squares(mode):
 
 
 def test_unknown_resize_mode_is_named():
-    from vqalab.models.resnet_bert import ResNetBertConfig
+    from configs import family_config
 
     with pytest.raises(ValueError, match=r"resize must be one of \('squash', 'crop', 'pad'\), got 'fit'"):
-        ResNetBertConfig(image_size=64, image_encoder="resnet_small", text_encoder="x", resize="fit")
+        family_config("resnet_bert", resize="fit")

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+from configs import family_config
 from vqalab.config import TrainParams
 from vqalab.data.dataset import VQADataset
 from vqalab.data.schema import Record
@@ -17,8 +18,9 @@ from vqalab.models.resnet_bert import ResNetBert, ResNetBertConfig
 from vqalab.runtime import library_versions, seed_everything
 from vqalab.training.loop import fit, linear_warmup_then_decay
 
-CONFIG = ResNetBertConfig(image_size=32, image_encoder="resnet_small", image_widths=(8, 8, 16, 16),
-                          text_encoder="packaged:all-MiniLM-L6-v2", text_training="frozen", hidden_size=16)
+CONFIG = family_config("resnet_bert", image_size=32, image_encoder="resnet_small", image_weights=None,
+                       image_widths=(8, 8, 16, 16), image_training="full", text_training="frozen", trainable_blocks=1,
+                       hidden_size=16, dropout=0.1, question_prior=False, lr=1e-3)
 # Spelled out, not read from params.yaml: these tests pin the loop's behaviour, whatever the project's schedule.
 PARAMS = TrainParams(max_epochs=2, patience=2, batch_size=8, weight_decay=0.01, warmup_ratio=0.05, grad_clip=1.0,
                      answer_part_credit=0.0, device="auto", target_val_accuracy=None, resume=False, precision="auto",
