@@ -9,11 +9,10 @@ from vqalab.report.compare import (PredictionsMissing, add_comparisons, add_inte
                                   aggregate_seeds, check_predictions_match, experiment_rows, read_predictions,
                                   render_table)
 
-RESOLVED = {"dataset": "vqa_rad", "model": "resnet_bert", "profile": "tiny",
-            "dataset_config": {"source": "path/to/vqa_rad", "variant": "public"},
-            "download": {"max_images_per_split": None, "on_bad_record": "error"},
-            "train": {"max_epochs": 20, "resume": False, "launcher": "python", "compile": False},
-            "family": {"lr": 0.0005}}
+PARAMS = {"dataset": {"name": "vqa_rad", "source": "path/to/vqa_rad", "variant": "public"},
+          "model": {"name": "resnet_bert", "lr": 0.0005}, "profile": "tiny", "strategy": "default",
+          "download": {"max_images_per_split": None, "on_bad_record": "error"}, "train": {"max_epochs": 20},
+          "run": {"resume": False, "launcher": "python", "compile": False}}
 
 
 def merged(base: dict, override: dict) -> dict:
@@ -24,11 +23,9 @@ def merged(base: dict, override: dict) -> dict:
 
 
 def run(name, timestamp, *, seed=0, params=None, cost=None, **quality):
-    resolved = merged(RESOLVED, {**(params or {}), "seed": seed})
+    values = merged(PARAMS, {**(params or {}), "seed": seed})
     return {"rev": name, "name": name, "data": {
-        "rev": name, "timestamp": timestamp,
-        "params": {"params.yaml": {"data": {"seed": seed}},
-                   "data/params/resolved.json": {"data": {"resolved": resolved}}},
+        "rev": name, "timestamp": timestamp, "params": {"params.yaml": {"data": values}},
         "metrics": {"metrics/eval.json": {"data": {"sbert_similarity": 0.7, **quality}},
                     "metrics/cost.json": {"data": {"train_time_s": 60.0, **(cost or {})}}}}}
 
@@ -44,7 +41,7 @@ def test_seeds_of_one_setting_are_averaged_with_their_spread():
                                    image_gain=0.09)]},
                      # how it was started is not a setting: a resumed run is the same setting
                      {"revs": [run("exp-s2", "2026-01-03T00:00:00", seed=2, accuracy=0.60, blind_accuracy=0.42,
-                                   image_gain=0.18, params={"train": {"resume": True}})]},
+                                   image_gain=0.18, params={"run": {"resume": True}})]},
                      {"revs": [{"rev": "failed", "name": "exp-failed", "data": {"metrics": {}}}]},
                      # a queued run shows the metrics of the commit it started from: left out
                      {"executor": {"state": "running"},
@@ -65,15 +62,15 @@ def test_the_latest_run_of_a_seed_counts_and_other_settings_get_their_own_rows()
                     {"revs": [run("exp-smoke", "2026-01-02T00:00:00", seed=0, accuracy=0.7296,
                                   params={"download": {"max_images_per_split": 200}})]},
                     {"revs": [run("exp-lr", "2026-01-03T00:00:00", seed=0, accuracy=0.3,
-                                  params={"family": {"lr": 0.01}})]}]}]
+                                  params={"model": {"lr": 0.01}})]}]}]
     rows = rows_of(exp_show)
     assert sorted((r["data_setting"], r["runs"][0], r["accuracy"]) for r in rows) == [
         ("variant=public", "exp-lr", 0.3), ("variant=public", "workspace", 0.55),
         ("variant=public, first 200 images per split", "exp-smoke", 0.7296)]
     # The two full-data rows say what sets them apart.
     differs = {r["runs"][0]: r["differs"] for r in rows}
-    assert differs["exp-lr"] == "family.lr=0.01" and differs["workspace"] == "family.lr=0.0005"
-    assert "| vqa_rad (variant=public) | resnet_bert | tiny | family.lr=0.01 | 0 | 30.00% |" in render_table(rows)
+    assert differs["exp-lr"] == "model.lr=0.01" and differs["workspace"] == "model.lr=0.0005"
+    assert "| vqa_rad (variant=public) | resnet_bert | tiny | model.lr=0.01 | 0 | 30.00% |" in render_table(rows)
 
 
 def test_single_seed_rows_show_optional_columns_without_spread():
@@ -94,8 +91,8 @@ def test_rows_get_intervals_and_a_paired_comparison_with_the_baseline():
     better = base | (rng.random(200) < 0.3)  # right wherever the baseline is, and on a third of the rest
     blind = rng.random(200) < 0.4
     exp_show = [{**run("main", "2026-01-01T00:00:00", accuracy=float(base.mean())), "experiments": [
-        {"revs": [run("exp-better", "2026-01-02T00:00:00", accuracy=float(better.mean()), params={"family": {"lr": 1.0}})]},
-        {"revs": [run("exp-same", "2026-01-03T00:00:00", accuracy=float(base.mean()), params={"family": {"lr": 2.0}})]}]}]
+        {"revs": [run("exp-better", "2026-01-02T00:00:00", accuracy=float(better.mean()), params={"model": {"lr": 1.0}})]},
+        {"revs": [run("exp-same", "2026-01-03T00:00:00", accuracy=float(base.mean()), params={"model": {"lr": 2.0}})]}]}]
     rows = rows_of(exp_show)
     runs = {"main": predictions(base, blind), "exp-better": predictions(better, blind),
             "exp-same": predictions(base, blind)}
@@ -143,7 +140,7 @@ def test_rows_whose_predictions_are_not_here_keep_their_figures_without_interval
     and a warning names it; the baseline's predictions must be here."""
     answers = np.array([True, False, True, False])
     exp_show = [{**run("main", "2026-01-01T00:00:00", accuracy=0.5), "experiments": [
-        {"revs": [run("exp-away", "2026-01-02T00:00:00", accuracy=0.75, params={"family": {"lr": 1.0}})]}]}]
+        {"revs": [run("exp-away", "2026-01-02T00:00:00", accuracy=0.75, params={"model": {"lr": 1.0}})]}]}]
     runs = experiment_rows(json.loads(json.dumps(exp_show)))
 
     def read(rev):
@@ -167,8 +164,8 @@ def test_rows_whose_predictions_are_not_here_keep_their_figures_without_interval
 
 def test_a_baseline_replaced_by_a_later_run_of_its_seed_says_which_to_name():
     exp_show = [{**run("main", "2026-01-01T00:00:00", accuracy=0.5), "experiments": [
-        {"revs": [run("exp-old", "2026-01-02T00:00:00", accuracy=0.5, params={"family": {"lr": 1.0}})]},
-        {"revs": [run("exp-new", "2026-01-03T00:00:00", accuracy=0.5, params={"family": {"lr": 1.0}})]}]}]
+        {"revs": [run("exp-old", "2026-01-02T00:00:00", accuracy=0.5, params={"model": {"lr": 1.0}})]},
+        {"revs": [run("exp-new", "2026-01-03T00:00:00", accuracy=0.5, params={"model": {"lr": 1.0}})]}]}]
     runs = experiment_rows(json.loads(json.dumps(exp_show)))
     rows = aggregate_seeds(runs)
     answers = predictions([True, False], [True, False])
@@ -176,3 +173,19 @@ def test_a_baseline_replaced_by_a_later_run_of_its_seed_says_which_to_name():
         add_comparisons(rows, {row["runs"][0]: [answers] for row in rows}, "exp-old", runs)
     add_comparisons(rows, {row["runs"][0]: [answers] for row in rows}, "exp-new", runs)
     assert {row["runs"][0]: row["vs_baseline"] for row in rows}["exp-new"] == "baseline"
+
+
+def test_a_run_from_before_conf_is_read_from_its_resolved_parameters():
+    """Commits made before params.yaml was composed from conf/ kept each run's values in
+    data/params/resolved.json: such a run is the same setting as a run of today with the same values."""
+    old = {"dataset": "vqa_rad", "model": "resnet_bert", "profile": "tiny", "seed": 1,
+           "dataset_config": {"source": "path/to/vqa_rad", "variant": "public"},
+           "download": {"max_images_per_split": None, "on_bad_record": "error"},
+           "train": {"max_epochs": 20, "batch_size": 64, "resume": True, "launcher": "python", "compile": False},
+           "family": {"lr": 0.0005}}
+    before = {"rev": "old", "name": "old", "data": {"rev": "old", "timestamp": "2025-01-01T00:00:00", "params": {
+        "params.yaml": {"data": {"dataset": "vqa_rad", "resnet_bert": {"tiny": {"lr": "recipe"}}}},
+        "data/params/resolved.json": {"data": {"resolved": old}}},
+        "metrics": {"metrics/eval.json": {"data": {"accuracy": 0.5}}}}}
+    (row,) = rows_of([{**run("new", "2026-01-01T00:00:00", seed=0, accuracy=0.7), "experiments": [{"revs": [before]}]}])
+    assert row["seeds"] == [0, 1] and row["runs"] == ["new", "old"] and row["accuracy"] == pytest.approx(0.6)

@@ -1,7 +1,7 @@
 """``vqalab compare``: the study's table across experiments, from ``dvc exp show --json``.
 
-Runs whose resolved parameters (data/params/resolved.json: every value a run used) are the same but
-for ``seed`` are one setting: its row gives the mean and the standard deviation over the seeds (the
+Runs whose parameters (params.yaml: every value a run used, as conf/ composed it) are the same but
+for ``seed`` (and the ``run`` section: how a run was started) are one setting: its row gives the mean and the standard deviation over the seeds (the
 latest run of each seed), so a headline figure on a small test set carries its spread, and a 95%
 interval from the test questions (bootstrap over questions of the per-question accuracy averaged
 over the seeds; for the image gain, paired with the blind baseline's answers to the same questions).
@@ -36,27 +36,29 @@ from pathlib import Path
 
 import numpy as np
 
-from vqalab.config import RUN_CONTROLS, flatten
+from vqalab.config import flatten
 from vqalab.evaluation.stats import bootstrap_interval, mcnemar, paired_bootstrap_interval
 from vqalab.io import atomic_path
 from vqalab.report.report import format_duration, plt
 
 QUALITY_FILE = "metrics/eval.json"
 COST_FILE = "metrics/cost.json"
+PARAMS_FILE = "params.yaml"
+# Before params.yaml was composed from conf/, a run's values were in this file (read for older commits).
 RESOLVED_FILE = "data/params/resolved.json"
 PREDICTIONS_FILE = "metrics/predictions.jsonl"
 # Figures averaged over seeds, in table order; a column is shown when any row has it.
 AVERAGED = ("accuracy", "blind_accuracy", "image_gain", "accuracy_closed", "accuracy_open", "sbert_similarity",
             "wups_09", "wups_00", "train_time_s")
 # Parameters that set how a run is started, not what it makes: runs differing in them are one setting.
-NOT_A_SETTING = ("seed", *(f"train.{name}" for name in RUN_CONTROLS))
+NOT_A_SETTING = ("seed", "run.")
 ALPHA = 0.05
 
 
 def experiment_rows(exp_show: list[dict]) -> list[dict]:
     """Flatten ``dvc exp show --json`` into one dict per run that has evaluation metrics: its quality
-    and cost figures, plus ``run`` (name), ``rev``, ``timestamp`` and ``params`` (the resolved
-    parameters, flattened)."""
+    and cost figures, plus ``run`` (name), ``rev``, ``timestamp`` and ``params`` (params.yaml's
+    values, flattened)."""
     runs = []
     for commit in exp_show:
         runs.append(commit)
@@ -71,32 +73,54 @@ def experiment_rows(exp_show: list[dict]) -> list[dict]:
         data = run.get("data") or {}
         metrics = data.get("metrics") or {}
         quality = (metrics.get(QUALITY_FILE) or {}).get("data")
-        resolved = (((data.get("params") or {}).get(RESOLVED_FILE) or {}).get("data") or {}).get("resolved")
-        if not quality or "accuracy" not in quality or not resolved:
+        values = run_params(data.get("params") or {})
+        if not quality or "accuracy" not in quality or not values:
             continue
         cost = (metrics.get(COST_FILE) or {}).get("data") or {}
         rows.append({"run": run.get("name") or data.get("rev") or run.get("rev"), "rev": data.get("rev") or run.get("rev"),
-                     "timestamp": data.get("timestamp") or "", "params": flatten(resolved),
-                     "dataset": resolved["dataset"], "model": resolved["model"], "profile": resolved["profile"],
-                     "seed": resolved["seed"], "data_setting": data_setting(resolved), **cost, **quality})
+                     "timestamp": data.get("timestamp") or "", "params": flatten(values),
+                     "dataset": values["dataset"]["name"], "model": values["model"]["name"], "profile": values["profile"],
+                     "seed": values["seed"], "data_setting": data_setting(values), **cost, **quality})
     return rows
 
 
-def data_setting(resolved: dict) -> str:
+def run_params(params: dict) -> dict | None:
+    """A run's params.yaml values (``dvc exp show``'s params of one run); for a commit from before
+    conf/, its resolved values in params.yaml's layout (the family's own settings: strategy default),
+    so older runs stay comparable."""
+    values = (params.get(PARAMS_FILE) or {}).get("data") or {}
+    if isinstance(values.get("model"), dict):
+        return values
+    resolved = ((params.get(RESOLVED_FILE) or {}).get("data") or {}).get("resolved")
+    if not resolved:
+        return None
+    train = dict(resolved["train"])
+    run = {name: train.pop(name) for name in ("resume", "launcher", "compile") if name in train}
+    train.pop("batch_size", None)  # the family's, in model
+    return {"dataset": {"name": resolved["dataset"], **resolved["dataset_config"]},
+            "model": {"name": resolved["model"], **resolved["family"]}, "profile": resolved["profile"],
+            "strategy": "default", "seed": resolved["seed"], **{k: resolved[k] for k in ("download", "preprocess", "evaluate", "report")
+                                         if k in resolved}, "train": train, "run": run}
+
+
+def data_setting(values: dict) -> str:
     """What tells two runs on the same data set apart (its variant, a user's records file, a
     smoke-run slice), in a few words for tables; where the same files come from (``source``) does not."""
-    parts = [f"{name}={value}" for name, value in resolved["dataset_config"].items()
-             if name != "source" and value is not None]
-    if resolved["download"]["max_images_per_split"] is not None:
-        parts.append(f"first {resolved['download']['max_images_per_split']} images per split")
+    parts = [f"{name}={value}" for name, value in values["dataset"].items()
+             if name not in ("name", "source") and value is not None]
+    if values["download"]["max_images_per_split"] is not None:
+        parts.append(f"first {values['download']['max_images_per_split']} images per split")
     return ", ".join(parts)
 
 
+def is_setting(key: str) -> bool:
+    """Whether a parameter (flattened) says what a run makes: not its seed, not how it was started."""
+    return not any(key == name or (name.endswith(".") and key.startswith(name)) for name in NOT_A_SETTING)
+
+
 def setting_key(row: dict) -> str:
-    """Runs that differ only in their seed (or in how they were started) share a key; ``encoders``
-    is derived from the other parameters (a random-init encoder's seed is the run's)."""
-    return json.dumps({k: v for k, v in row["params"].items() if k not in NOT_A_SETTING and not k.startswith("encoders.")},
-                      sort_keys=True, default=str)
+    """Runs that differ only in their seed (or in how they were started) share a key."""
+    return json.dumps({k: v for k, v in row["params"].items() if is_setting(k)}, sort_keys=True, default=str)
 
 
 def aggregate_seeds(rows: list[dict], *, apart: bool = False, figures: Sequence[str] = AVERAGED) -> list[dict]:
@@ -137,7 +161,7 @@ def mark_differences(rows: list[dict]) -> None:
     for row in rows:
         groups.setdefault((row["dataset"], row["data_setting"], row["model"], row["profile"]), []).append(row)
     for group in groups.values():
-        keys = sorted({k for row in group for k in row["params"] if not k.startswith("encoders.")} - set(NOT_A_SETTING))
+        keys = sorted({k for row in group for k in row["params"] if is_setting(k)})
         varying = [k for k in keys if len({json.dumps(row["params"].get(k), default=str) for row in group}) > 1]
         for row in group:
             row["differs"] = ", ".join(f"{k}={row['params'].get(k)}" for k in varying)
