@@ -14,7 +14,7 @@ from vqalab.data.registry import DATASETS, chosen_dataset_config, get_dataset
 from vqalab.models.family_configs import LoraSettings
 from vqalab.models.registry import FAMILIES, chosen_family_config, get_config_class
 from vqalab.params import (EXPERIMENT_ENV, GROUPS, PARAMS_FILE, STAGE_PARAMS, Params, check_composed, composed,
-                           load_params)
+                           composed_text, load_params)
 
 CONF = ROOT / "conf"
 OPTIONS = {group: sorted(p.stem for p in (CONF / group).glob("*.yaml")) for group in GROUPS}
@@ -31,10 +31,19 @@ def typed(values: dict) -> Params:
 
 
 def test_params_yaml_is_what_conf_composes_by_default():
-    """The committed params.yaml is conf/'s default composition, byte for byte as DVC writes it."""
-    assert (ROOT / PARAMS_FILE).read_text() == yaml.safe_dump(composed_params(), sort_keys=False) or \
-        yaml.safe_load((ROOT / PARAMS_FILE).read_text()) == composed_params()
+    """The committed params.yaml is conf/'s default composition, byte for byte."""
+    assert (ROOT / PARAMS_FILE).read_text() == composed_text(CONF, [])
     assert check_composed(yaml.safe_load((ROOT / PARAMS_FILE).read_text()), conf_dir=CONF) == {}
+
+
+@pytest.mark.parametrize("overrides", [[], ["dataset=vqa_rad", "dataset.source=/data/rad", "model.lr=5e-5"],
+                                       ["model=qwen2vl", "profile=paper"], ["strategy=partial", "seed=2"]])
+def test_vqalab_composes_params_yaml_as_dvc_exp_run_does(overrides, tmp_path):
+    """`dvc exp run -S ...` writes params.yaml with DVC's compose_and_dump: the same text."""
+    from dvc.utils.hydra import compose_and_dump
+
+    compose_and_dump(str(tmp_path / "params.yaml"), str(CONF), None, "config", "", overrides)
+    assert (tmp_path / "params.yaml").read_text() == composed_text(CONF, overrides)
 
 
 def test_the_registries_and_the_config_groups_name_the_same_choices():

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
@@ -203,21 +202,23 @@ def choices_of(values: dict) -> dict[str, str]:
 
 
 def composed_text(conf_dir: str | Path, overrides: list[str]) -> str:
-    """params.yaml as DVC composes it from ``conf_dir`` with ``overrides`` (DVC's own function, which
-    `dvc exp run` calls with its -S values)."""
-    from dvc.utils.hydra import compose_and_dump
+    """params.yaml as DVC composes it from ``conf_dir`` with ``overrides`` (`dvc exp run` with its -S
+    values: Hydra's compose, interpolations resolved, dumped by OmegaConf; tests/test_config.py checks
+    that DVC's own function writes the same). Hydra, not DVC, so a machine without DVC composes too."""
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
 
     conf_dir = Path(conf_dir)
     if not (conf_dir / f"{CONFIG_NAME}.yaml").is_file():
         raise FileNotFoundError(f"{conf_dir / CONFIG_NAME}.yaml not found: params.yaml is composed from it")
-    with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / PARAMS_FILE.name
-        try:
-            compose_and_dump(str(out), str(conf_dir.resolve()), None, CONFIG_NAME, "", list(overrides))
-        except Exception as err:  # noqa: BLE001 - Hydra's errors name the key, or the group and its options
-            raise ValueError(f"conf/ does not compose with {' '.join(overrides) or 'its defaults'}: "
-                             f"{' '.join(str(err).split())}") from None
-        return out.read_text(encoding="utf-8")
+    try:
+        with initialize_config_dir(str(conf_dir.resolve()), version_base=None):
+            config = compose(config_name=CONFIG_NAME, overrides=list(overrides))
+        OmegaConf.resolve(config)
+    except Exception as err:  # noqa: BLE001 - Hydra's errors name the key, or the group and its options
+        raise ValueError(f"conf/ does not compose with {' '.join(overrides) or 'its defaults'}: "
+                         f"{' '.join(str(err).split())}") from None
+    return OmegaConf.to_yaml(config)
 
 
 def composed(conf_dir: str | Path, overrides: list[str]) -> dict:
