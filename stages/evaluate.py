@@ -19,6 +19,7 @@ def main(argv=None) -> None:
     parser.add_argument("--data", type=Path, required=True, help="the preprocess stage's folder")
     parser.add_argument("--features", type=Path, required=True, help="the features stage's folder (cached frozen-encoder outputs)")
     parser.add_argument("--blind", type=Path, required=True, help="the blind stage's folder")
+    parser.add_argument("--train-cost", type=Path, required=True, help="the train stage's cost figures (JSON)")
     parser.add_argument("--predictions", type=Path, required=True, help="JSONL file for the test predictions")
     parser.add_argument("--metrics", type=Path, required=True, help="JSON file for the quality figures")
     parser.add_argument("--cost", type=Path, required=True, help="JSON file for the cost figures")
@@ -32,12 +33,13 @@ def main(argv=None) -> None:
     from vqalab.data.dataset import ProcessedData
     from vqalab.data.features import CachedFeatures
     from vqalab.evaluation.blind import BlindBaseline
-    from vqalab.io import write_json, write_jsonl
+    from vqalab.io import read_json, write_json, write_jsonl
     from vqalab.pipeline.evaluate import evaluate_model
     from vqalab.runtime import resolve_device
 
     evaluation = evaluate_model(params, args.model, ProcessedData.load(args.data), CachedFeatures.load(args.features),
-                                BlindBaseline.load(args.blind), device=resolve_device(params.train.device),
+                                BlindBaseline.load(args.blind), train_cost=read_json(args.train_cost),
+                                device=resolve_device(params.train.device),
                                 features_where=args.features)
     write_jsonl(args.predictions, evaluation.predictions)
     for name, rows in evaluation.plots.items():

@@ -23,6 +23,7 @@ def main(argv=None) -> None:
     parser.add_argument("--blind", type=Path, required=True, help="the blind stage's folder (the question prior's source)")
     parser.add_argument("--out", type=Path, required=True, help="checkpoint folder")
     parser.add_argument("--live", type=Path, required=True, help="DVCLive folder for the training curves")
+    parser.add_argument("--cost", type=Path, required=True, help="JSON file for what training cost (time, memory)")
     parser.add_argument("--state", type=Path, required=True,
                         help="scratch file with the last completed epoch's training state (run.resume continues from it)")
     args = parser.parse_args(argv)
@@ -41,9 +42,10 @@ def main(argv=None) -> None:
     from vqalab.data.dataset import ProcessedData
     from vqalab.data.features import CachedFeatures
     from vqalab.evaluation.blind import BlindBaseline
-    from vqalab.io import digest
+    from vqalab.io import digest, write_json
+    from vqalab.models.card import model_card
     from vqalab.models.checkpoint import save_checkpoint
-    from vqalab.pipeline.train import best_epoch_summary, train_model
+    from vqalab.pipeline.train import best_epoch_summary, train_model, validation_figures
     from vqalab.runtime import resolve_device
     from vqalab.training.distributed import is_main_process
 
@@ -70,7 +72,13 @@ def main(argv=None) -> None:
         # its validation figures, not its timing (which differs in every run).
         live.summary = best_epoch_summary(trained.result)
         live.step = trained.result.best_epoch
-    save_checkpoint(trained.model, args.out, info=trained.info)
+    figures = validation_figures(trained.model, data, features, blind, device=device, batch_size=params.train.batch_size)
+    meta = {"family": params.model, "config": params.family, "answers": trained.model.answers, **trained.info}
+    pretrained = save_checkpoint(trained.model, args.out, info=trained.info,
+                                 card=lambda pretrained: model_card({**meta, "pretrained": pretrained}, figures))
+    write_json(args.cost, {**trained.cost, "checkpoint_mb": sum(f.stat().st_size for f in args.out.rglob("*")
+                                                                  if f.is_file()) / 2**20,
+                           "pretrained_parts": len(pretrained)})
     args.state.unlink(missing_ok=True)  # the run is complete: a rerun starts afresh
 
 

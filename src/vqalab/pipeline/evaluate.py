@@ -32,12 +32,13 @@ class Evaluation:
 
 
 def evaluate_model(params: Params, model_dir: str | Path, data: ProcessedData, features: CachedFeatures,
-                   blind: BlindBaseline, *, device: torch.device, features_where: str | Path = "the cached features",
-                   ) -> Evaluation:
+                   blind: BlindBaseline, *, train_cost: dict, device: torch.device,
+                   features_where: str | Path = "the cached features") -> Evaluation:
     """Load the checkpoint in ``model_dir`` and predict ``data``'s test split in every prediction mode
     of its family (the first gives the headline figures, the others their ``accuracy_<mode>``), and
     again in the headline mode with the images shuffled among the questions (a fixed permutation),
     to see how much the answers depend on the image; score each beside the blind baseline's answers.
+    ``train_cost`` is what the train stage measured (its time, throughput and memory).
     On CUDA, the peak-memory counter is reset first, so it reads the evaluation's own peak after."""
     model, checkpoint = load_checkpoint(model_dir)
     model.to(device)
@@ -63,11 +64,13 @@ def evaluate_model(params: Params, model_dir: str | Path, data: ProcessedData, f
     blind_scores = accuracy_figures(blind_answers, test.records, train_answer_counts=train_answer_counts)
     scores = modes[primary]
     cost = {
-        "train_time_s": round(checkpoint["train_time_s"], 2),
-        "train_samples_per_s": round(checkpoint["train_samples_per_s"], 1),
+        "train_time_s": round(train_cost["train_time_s"], 2),
+        "train_samples_per_s": round(train_cost["train_samples_per_s"], 1),
         "test_ms_per_question": scores["test_ms_per_question"],
         "peak_rss_mb": round(max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,  # Linux: KiB
-                                 checkpoint["peak_rss_mb"]), 1),
+                                 train_cost["peak_rss_mb"]), 1),
+        **({"train_peak_gpu_mb": round(train_cost["peak_gpu_mb"], 1)} if "peak_gpu_mb" in train_cost else {}),
+        "checkpoint_mb": round(train_cost["checkpoint_mb"], 2),
         **({"peak_gpu_mb": round(torch.cuda.max_memory_allocated(device) / 2**20, 1)} if device.type == "cuda" else {}),
         "trainable_params": checkpoint["trainable_params"],
         "total_params": checkpoint["total_params"],

@@ -1,5 +1,6 @@
 """Step train: build the chosen family, start it from the blind baseline where it has a question
-prior, and train it with early stopping on validation (``vqalab.training.loop.fit``)."""
+prior, and train it with early stopping on validation (``vqalab.training.loop.fit``); the kept
+model's validation figures for its model card (``vqalab.models.card``)."""
 
 from __future__ import annotations
 
@@ -10,11 +11,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from vqalab.data.dataset import ProcessedData
 from vqalab.data.features import CachedFeatures
+from vqalab.config import RUN_CONTROLS
 from vqalab.evaluation.blind import BlindBaseline
+from vqalab.evaluation.metrics import exact_match
+from vqalab.evaluation.predict import predict_dataset
+from vqalab.evaluation.stats import bootstrap_interval
 from vqalab.models.base import VQAModel
 from vqalab.models.registry import build_model
 from vqalab.params import Params
@@ -26,7 +32,10 @@ from vqalab.training.loop import TrainResult, fit
 class TrainedModel:
     model: VQAModel  # holding its best validation epoch's weights
     result: TrainResult
-    info: dict  # what its checkpoint records beside the weights (checkpoint.json)
+    # What its checkpoint records beside the weights (checkpoint.json): the same for the same
+    # training on the same machine, so the folder is too.
+    info: dict
+    cost: dict  # what the run cost (time, throughput, memory): metrics, not the model's
 
 
 def train_model(params: Params, data: ProcessedData, features: CachedFeatures, blind: BlindBaseline, *,
@@ -46,24 +55,43 @@ def train_model(params: Params, data: ProcessedData, features: CachedFeatures, b
                  on_epoch_end=on_epoch_end, state_path=state_path, fingerprint=fingerprint)
     summary = dataclasses.asdict(result)
     history = summary.pop("history")  # the curves live in the train stage's DVCLive folder
+    cost = {
+        "train_time_s": summary.pop("train_time_s"),
+        "train_samples_per_s": statistics.fmean(e["train_samples_per_s"] for e in history) if history else 0.0,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,  # Linux: KiB
+        **({"peak_gpu_mb": torch.cuda.max_memory_allocated(device) / 2**20} if device.type == "cuda" else {}),
+    }
     info = {
         "dataset": params.dataset,
         "profile": params.profile,
         "seed": params.seed,
         "device": str(device),
         "precision": params.train.precision,
-        "train_params": dataclasses.asdict(params.train),
+        "train_params": {k: v for k, v in dataclasses.asdict(params.train).items() if k not in RUN_CONTROLS},
         "cached_features": sorted(features.fingerprints),
         "versions": library_versions(),
         "n_train": len(train_set),
         "n_val": len(val_set),
         **summary,
-        "train_samples_per_s": statistics.fmean(e["train_samples_per_s"] for e in history) if history else 0.0,
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,  # Linux: KiB
         **prepared,
         **model.parameter_counts(),
     }
-    return TrainedModel(model=model, result=result, info=info)
+    return TrainedModel(model=model, result=result, info=info, cost=cost)
+
+
+def validation_figures(model: VQAModel, data: ProcessedData, features: CachedFeatures, blind: BlindBaseline, *,
+                       device: torch.device, batch_size: int) -> dict:
+    """The kept model's validation accuracy beside the blind baseline's on the same questions, with
+    95% bootstrap intervals over them (the image gain's paired: the per-question differences)."""
+    val_set = data.split("val", features)
+    answers = [top[0][0] for top in predict_dataset(model, val_set, batch_size=batch_size, device=device,
+                                                    desc="predict validation")]
+    golds = [r.answer for r in val_set.records]
+    correct = np.array(exact_match(answers, golds), dtype=float)
+    blind_correct = np.array(exact_match(blind.answers_to(val_set.records), golds), dtype=float)
+    return {"n": len(golds), "accuracy": float(correct.mean()), "accuracy_ci95": list(bootstrap_interval(correct)),
+            "blind_accuracy": float(blind_correct.mean()), "image_gain": float((correct - blind_correct).mean()),
+            "image_gain_ci95": list(bootstrap_interval(correct - blind_correct))}
 
 
 def best_epoch_summary(result: TrainResult) -> dict:
