@@ -149,7 +149,15 @@ def test_every_stage_tracks_exactly_the_parameters_it_reads(stage):
     spec = stages()[stage]
     assert spec["params"] == list(STAGE_PARAMS[stage])
     assert f'load_params(args.params, stage="{stage}")' in script_of(spec).read_text(encoding="utf-8")
-    assert set(stages()) == set(STAGE_PARAMS)
+    assert set(stages()) == {"validate", *STAGE_PARAMS}
+    assert spec["deps"][0] == "data/validated", f"{stage} must come after the validate stage"
+
+
+def test_the_validate_stage_reads_all_of_params_yaml_and_conf():
+    """It reruns on any change of a value or of conf/, and its output is every other stage's first dep."""
+    spec = stages()["validate"]
+    assert spec["params"] == [{"params.yaml": None}] and "conf" in spec["deps"]
+    assert [next(iter(o)) for o in spec["outs"]] == ["data/validated"]
 
 
 def test_a_stage_reads_its_parameters_before_it_imports_torch():

@@ -56,7 +56,7 @@ def from_mapping(cls: type, mapping: Any, where: str):
 
 
 def param_name(config: Any, field_name: str) -> str:
-    """``<section>.<field>`` of a config built by ``from_mapping`` (e.g. resnet_bert.paper.text_encoder)."""
+    """``<section>.<field>`` of a config built by ``from_mapping`` (e.g. model.text_encoder)."""
     return f"{getattr(config, 'section', type(config).__name__)}.{field_name}"
 
 

@@ -1,9 +1,9 @@
 """Multi-process data-parallel training through Hugging Face Accelerate (DDP).
 
-``accelerate launch --num_processes N stages/train.py ...`` (or ``train.launcher`` in params.yaml)
+``accelerate launch --num_processes N stages/train.py ...`` (or ``run.launcher`` in params.yaml)
 starts N copies of the same train stage. Each copy sees ``WORLD_SIZE`` and ``RANK`` in its
 environment; the training loop then wraps the model in DDP and shards every batch across the
-processes. ``train.batch_size`` stays the *global* batch: each process gets batch_size / N of it,
+processes. ``model.batch_size`` stays the *global* batch: each process gets batch_size / N of it,
 so the optimisation (learning rate, schedule, number of steps) is the same for any N. A single
 process never touches Accelerate: the plain loop stays exactly as it is.
 """
@@ -39,7 +39,7 @@ def prepare_data_parallel(model: nn.Module, loader: DataLoader, *, device: torch
         kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)],
     )
     if global_batch_size % accelerator.num_processes:
-        raise ValueError(f"params: train.batch_size = {global_batch_size} is the global batch and must divide "
+        raise ValueError(f"params: model.batch_size = {global_batch_size} is the global batch and must divide "
                          f"evenly over {accelerator.num_processes} processes")
     wrapped, loader = accelerator.prepare(model, loader)
     return accelerator, wrapped, loader

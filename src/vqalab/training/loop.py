@@ -203,7 +203,7 @@ def fit(model: VQAModel, train_set: VQADataset, val_set: VQADataset, *, params: 
 def prepare_run(model: VQAModel, train_set: VQADataset, *, params: TrainParams, device: torch.device,
                 seed: int) -> TrainingRun:
     """The model on ``device`` (in channels_last where that is faster), its training batches,
-    DDP in a multi-process launch, torch.compile with ``train.compile``, the optimiser and schedule;
+    DDP in a multi-process launch, torch.compile with ``run.compile``, the optimiser and schedule;
     the model's training targets credit list answers' parts with ``train.answer_part_credit``."""
     model.credit_answer_parts(params.answer_part_credit)
     model.to(device)
@@ -270,13 +270,13 @@ def starting_state(path: Path | None, run: TrainingRun, *, resume: bool, fingerp
     if path is None or not path.is_file():
         return TrainingState()
     if not resume:
-        log.info("train.resume is off: starting afresh (discarding %s)", path)
+        log.info("run.resume is off: starting afresh (discarding %s)", path)
         path.unlink(missing_ok=True)  # every process of a multi-process run gets here
         return TrainingState()
     saved = torch.load(path, map_location="cpu", weights_only=False)  # our own file: it holds RNG states
     changed = fingerprint_changes(saved.get("fingerprint"), fingerprint)
     if changed:
-        log.warning("train.resume: %s was made with other inputs (%s): starting afresh", path, "; ".join(changed))
+        log.warning("run.resume: %s was made with other inputs (%s): starting afresh", path, "; ".join(changed))
         path.unlink(missing_ok=True)
         return TrainingState()
     state = TrainingState.restore(saved, run)
