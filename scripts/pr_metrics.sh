@@ -33,7 +33,8 @@ dvc exp run --name pr-head >&2
   echo
   echo "#### Quality (metrics/eval.json, the kept epoch's validation figures)"
   echo
-  dvc metrics diff --md --targets metrics/eval.json metrics/train/metrics.json -- pr-base pr-head
+  # --all: every figure, changed or not, so the headline accuracy is always in the table.
+  dvc metrics diff --md --all --targets metrics/eval.json metrics/train/metrics.json -- pr-base pr-head
   echo
   echo "#### Paired on the test questions (95% intervals, McNemar's test)"
   echo

