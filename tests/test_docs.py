@@ -1,10 +1,23 @@
-"""The documentation stays true to the project: docs/parameters.md is what conf/ generates."""
+"""The documentation stays true to the project: docs/parameters.md is what conf/ generates, every
+relative link of README.md and docs/ reaches a file, and every `dvc exp run -S ...` written in docs/
+composes into parameters that validate (or fails, where the line says it fails). Fast: no DVC run."""
 
 import importlib.util
+import itertools
+import re
+import shlex
 import sys
+from pathlib import Path
 
 import pytest
-from configs import ROOT
+from configs import ROOT, composed_params
+
+from vqalab.data.registry import chosen_dataset_config
+from vqalab.models.registry import chosen_family_config
+from vqalab.params import Params
+
+DOCS = ROOT / "docs"
+MARKDOWN = [ROOT / "README.md", *sorted(DOCS.rglob("*.md"))]
 
 
 def load_script(name: str):
@@ -16,6 +29,10 @@ def load_script(name: str):
 
 
 reference = load_script("parameter_reference")
+
+
+def named(path: Path) -> str:
+    return str(path.relative_to(ROOT))
 
 
 # The parameter reference -------------------------------------------------------------------------
@@ -67,3 +84,112 @@ def test_a_specialisation_no_choice_selects_is_an_error(tmp_path):
     (conf / "recipe" / "b_tiny.yaml").write_text("y: 2\n")
     with pytest.raises(ValueError, match="no choice of dataset selects it"):
         reference.render(conf)
+
+
+# Links ------------------------------------------------------------------------------------------
+FENCE = re.compile(r"^ {0,3}(```|~~~)[^\n]*\n(.*?)^ {0,3}\1", re.S | re.M)
+CODE_SPAN = re.compile(r"(`+).+?\1", re.S)
+INLINE_LINK = re.compile(r"!?\[(?:[^\]\[]|\[[^\]]*\])*\]\(\s*<?([^)\s>]+)>?(?:\s+\"[^\"]*\")?\s*\)")
+REFERENCE_LINK = re.compile(r"^ {0,3}\[[^\]]+\]:\s*<?(\S+?)>?(?:\s|$)", re.M)
+HTML_LINK = re.compile(r"<(?:a|img)\s[^>]*?(?:href|src)=\"([^\"]+)\"", re.I)
+
+
+def relative_links(text: str) -> list[str]:
+    """The link targets of a Markdown text that name a file of the project (not a URL or an anchor)."""
+    text = CODE_SPAN.sub("", FENCE.sub("", text))
+    targets = [*INLINE_LINK.findall(text), *REFERENCE_LINK.findall(text), *HTML_LINK.findall(text)]
+    return [t for t in targets if not re.match(r"[a-zA-Z][\w+.-]*:", t) and not t.startswith("#")]
+
+
+def test_links_are_read_from_markdown():
+    text = ("[a](docs/a.md) ![b](img.png \"t\") [c](https://x.org) [d](#anchor) [e](f.md#part)\n"
+            "`[g](not-a-link.md)`\n```\n[h](in-code.md)\n```\n[i]: ref.md\n<img src=\"pic.png\">")
+    assert relative_links(text) == ["docs/a.md", "img.png", "f.md#part", "ref.md", "pic.png"]
+
+
+@pytest.mark.parametrize("page", MARKDOWN, ids=named)
+def test_every_relative_link_reaches_a_file(page):
+    missing = []
+    for target in relative_links(page.read_text(encoding="utf-8")):
+        path = target.split("#")[0].split("?")[0]
+        resolved = ROOT / path.lstrip("/") if path.startswith("/") else page.parent / path
+        if not resolved.exists():
+            missing.append(target)
+    assert not missing, f"{named(page)} links to {missing}, which do not exist"
+
+
+# Commands ---------------------------------------------------------------------------------------
+FAILS = re.compile(r"#.*\bfails\b")
+
+
+def exp_run_commands(text: str) -> list[tuple[str, bool]]:
+    """(the -S values, whether the line says it fails) of every `dvc exp run` in code: fenced blocks
+    (continuation lines joined) and inline code spans."""
+    found = []
+    for block in (match[2] for match in FENCE.finditer(text)):
+        for line in block.replace("\\\n", " ").splitlines():
+            found += [(part, bool(FAILS.search(line))) for part in re.findall(r"dvc exp run[^;&|#]*", line)]
+    for span in re.findall(r"`([^`\n]*dvc exp run [^`\n]*-S[^`\n]*)`", FENCE.sub("", text)):
+        found += [(part, False) for part in re.findall(r"dvc exp run[^;&|#]*", span)]
+    return found
+
+
+def overrides_of(command: str) -> list[list[str]]:
+    """Every run a `dvc exp run` command makes: its -S values with each sweep (a,b,c) expanded."""
+    words = shlex.split(command)
+    values = [words[i + 1] for i, word in enumerate(words) if word in ("-S", "--set-param") and i + 1 < len(words)]
+    choices = [[f"{key}={option}" for option in split_sweep(value)] for key, value in (v.split("=", 1) for v in values)]
+    return [list(run) for run in itertools.product(*choices)]
+
+
+def split_sweep(value: str) -> list[str]:
+    """Hydra's sweep a,b,c; a comma inside brackets, braces or quotes is not one."""
+    parts, depth, current, quote = [], 0, "", None
+    for char in value:
+        if quote:
+            quote = None if char == quote else quote
+        elif char in "'\"":
+            quote = char
+        elif char in "[{(":
+            depth += 1
+        elif char in "]})":
+            depth -= 1
+        elif char == "," and depth == 0:
+            parts.append(current)
+            current = ""
+            continue
+        current += char
+    return [*parts, current]
+
+
+def validated(overrides: list[str]) -> None:
+    """params.yaml as `dvc exp run -S <overrides>` composes it, every section typed as the stages type it."""
+    params = Params(composed_params(*overrides))
+    for name in ("dataset", "model", "profile", "strategy", "seed", "download", "preprocess", "train", "evaluate",
+                 "report"):
+        getattr(params, name)
+    chosen_family_config(params), chosen_dataset_config(params)
+
+
+def test_commands_are_read_from_markdown():
+    text = ("Run `dvc exp run -S seed=1` or:\n```bash\ndvc exp run --queue -S 'model=a,b' \\\n"
+            "  -S model.text_lora='{r: 8, alpha: 16}'   # a grid\ndvc exp run -S x=1   # fails: no x\n```\n")
+    commands = exp_run_commands(text)
+    assert [(overrides_of(c), fails) for c, fails in commands] == [
+        ([["model=a", "model.text_lora={r: 8, alpha: 16}"], ["model=b", "model.text_lora={r: 8, alpha: 16}"]], False),
+        ([["x=1"]], True), ([["seed=1"]], False)]
+
+
+DOC_COMMANDS = [(page, command, fails) for page in MARKDOWN if page.is_relative_to(DOCS)
+                for command, fails in exp_run_commands(page.read_text(encoding="utf-8"))]
+
+
+@pytest.mark.parametrize(("page", "command", "fails"), DOC_COMMANDS,
+                         ids=[f"{named(p)}: {c.strip()[:60]}" for p, c, _ in DOC_COMMANDS])
+def test_every_dvc_exp_run_in_docs_composes_and_validates(page, command, fails):
+    for overrides in overrides_of(command):
+        if fails:
+            with pytest.raises(ValueError):
+                validated(overrides)
+        else:
+            validated(overrides)
