@@ -3,7 +3,6 @@ relative link of README.md and docs/ reaches a file, and every `dvc exp run -S .
 composes into parameters that validate (or fails, where the line says it fails). Fast: no DVC run."""
 
 import importlib.util
-import itertools
 import re
 import shlex
 import sys
@@ -95,51 +94,74 @@ HTML_LINK = re.compile(r"<(?:a|img)\s[^>]*?(?:href|src)=\"([^\"]+)\"", re.I)
 
 
 def relative_links(text: str) -> list[str]:
-    """The link targets of a Markdown text that name a file of the project (not a URL or an anchor)."""
+    """The link targets of a Markdown text that are not URLs: files of the project (with or without
+    an anchor), and anchors of the page itself (``#part``)."""
     text = CODE_SPAN.sub("", FENCE.sub("", text))
     targets = [*INLINE_LINK.findall(text), *REFERENCE_LINK.findall(text), *HTML_LINK.findall(text)]
-    return [t for t in targets if not re.match(r"[a-zA-Z][\w+.-]*:", t) and not t.startswith("#")]
+    return [t for t in targets if not re.match(r"[a-zA-Z][\w+.-]*:", t)]
 
 
-def test_links_are_read_from_markdown():
+def anchors(text: str) -> set[str]:
+    """The anchors GitHub gives a Markdown page's headings: lower case, punctuation dropped, spaces
+    as hyphens, a repeated one numbered (``notes``, ``notes-1``)."""
+    found, counts = set(), {}
+    for heading in re.findall(r"^#{1,6}\s+(.+?)\s*#*\s*$", FENCE.sub("", text), re.M):
+        slug = re.sub(r"[^\w\- ]", "", heading.lower()).replace(" ", "-")
+        found.add(slug if slug not in counts else f"{slug}-{counts[slug]}")
+        counts[slug] = counts.get(slug, 0) + 1
+    return found
+
+
+def test_links_and_anchors_are_read_from_markdown():
     text = ("[a](docs/a.md) ![b](img.png \"t\") [c](https://x.org) [d](#anchor) [e](f.md#part)\n"
-            "`[g](not-a-link.md)`\n```\n[h](in-code.md)\n```\n[i]: ref.md\n<img src=\"pic.png\">")
-    assert relative_links(text) == ["docs/a.md", "img.png", "f.md#part", "ref.md", "pic.png"]
+            "`[g](not-a-link.md)`\n```\n[h](in-code.md)\n# Not a heading\n```\n[i]: ref.md\n<img src=\"pic.png\">\n"
+            "## Checking a GPU: `bench/gpu_check.sh`\n### Notes\n### Notes\n")
+    assert relative_links(text) == ["docs/a.md", "img.png", "#anchor", "f.md#part", "ref.md", "pic.png"]
+    assert anchors(text) == {"checking-a-gpu-benchgpu_checksh", "notes", "notes-1"}
 
 
 @pytest.mark.parametrize("page", MARKDOWN, ids=named)
 def test_every_relative_link_reaches_a_file(page):
+    """A link to a file of the project names one that exists; a link to a Markdown page's heading
+    (``page.md#part``, ``#part``) names one it has."""
     missing = []
     for target in relative_links(page.read_text(encoding="utf-8")):
-        path = target.split("#")[0].split("?")[0]
-        resolved = ROOT / path.lstrip("/") if path.startswith("/") else page.parent / path
+        path, _, anchor = target.partition("#")
+        path = path.split("?")[0]
+        resolved = page if not path else ROOT / path.lstrip("/") if path.startswith("/") else page.parent / path
         if not resolved.exists():
+            missing.append(target)
+        elif anchor and resolved.suffix == ".md" and anchor not in anchors(resolved.read_text(encoding="utf-8")):
             missing.append(target)
     assert not missing, f"{named(page)} links to {missing}, which do not exist"
 
 
 # Commands ---------------------------------------------------------------------------------------
 FAILS = re.compile(r"#.*\bfails\b")
+# A command that shows the form, not a run: `dvc exp run -S key=value`, `-S ...`, `-S model=<name>`.
+PLACEHOLDER = re.compile(r"<[^>]*>|\.\.\.|\bkey=value\b")
 
 
 def exp_run_commands(text: str) -> list[tuple[str, bool]]:
-    """(the -S values, whether the line says it fails) of every `dvc exp run` in code: fenced blocks
-    (continuation lines joined) and inline code spans."""
+    """(the command, whether its line says it fails) of every `dvc exp run` in code, fenced blocks
+    (continuation lines joined) and inline code spans, but those that show a form (``PLACEHOLDER``)."""
     found = []
     for block in (match[2] for match in FENCE.finditer(text)):
         for line in block.replace("\\\n", " ").splitlines():
-            found += [(part, bool(FAILS.search(line))) for part in re.findall(r"dvc exp run[^;&|#]*", line)]
+            found += [(part, bool(FAILS.search(line))) for part in re.findall(r"dvc exp run[^;&|#`]*", line)]
     for span in re.findall(r"`([^`\n]*dvc exp run [^`\n]*-S[^`\n]*)`", FENCE.sub("", text)):
-        found += [(part, False) for part in re.findall(r"dvc exp run[^;&|#]*", span)]
-    return found
+        found += [(part, False) for part in re.findall(r"dvc exp run[^;&|#`]*", span)]
+    return [(command, fails) for command, fails in found if not PLACEHOLDER.search(command)]
 
 
 def overrides_of(command: str) -> list[list[str]]:
-    """Every run a `dvc exp run` command makes: its -S values with each sweep (a,b,c) expanded."""
+    """The runs of a `dvc exp run` command that hold each value of its sweeps (a,b,c) once: the first
+    of every sweep, then each other value with the others' first (a grid's other corners compose alike)."""
     words = shlex.split(command)
     values = [words[i + 1] for i, word in enumerate(words) if word in ("-S", "--set-param") and i + 1 < len(words)]
     choices = [[f"{key}={option}" for option in split_sweep(value)] for key, value in (v.split("=", 1) for v in values)]
-    return [list(run) for run in itertools.product(*choices)]
+    first = [options[0] for options in choices]
+    return [first, *([*first[:i], option, *first[i + 1:]] for i, options in enumerate(choices) for option in options[1:])]
 
 
 def split_sweep(value: str) -> list[str]:
@@ -172,12 +194,14 @@ def validated(overrides: list[str]) -> None:
 
 
 def test_commands_are_read_from_markdown():
-    text = ("Run `dvc exp run -S seed=1` or:\n```bash\ndvc exp run --queue -S 'model=a,b' \\\n"
+    text = ("Run `dvc exp run -S seed=1` (not `dvc exp run -S key=value`) or:\n```bash\ndvc exp run --queue -S 'model=a,b' \\\n"
             "  -S model.text_lora='{r: 8, alpha: 16}'   # a grid\ndvc exp run -S x=1   # fails: no x\n```\n")
     commands = exp_run_commands(text)
     assert [(overrides_of(c), fails) for c, fails in commands] == [
         ([["model=a", "model.text_lora={r: 8, alpha: 16}"], ["model=b", "model.text_lora={r: 8, alpha: 16}"]], False),
         ([["x=1"]], True), ([["seed=1"]], False)]
+    assert overrides_of("dvc exp run --queue -S seed=0,1 -S model=a,b,c") == [
+        ["seed=0", "model=a"], ["seed=1", "model=a"], ["seed=0", "model=b"], ["seed=0", "model=c"]]
 
 
 DOC_COMMANDS = [(page, command, fails) for page in MARKDOWN if page.is_relative_to(DOCS)
@@ -187,7 +211,9 @@ DOC_COMMANDS = [(page, command, fails) for page in MARKDOWN if page.is_relative_
 @pytest.mark.parametrize(("page", "command", "fails"), DOC_COMMANDS,
                          ids=[f"{named(p)}: {c.strip()[:60]}" for p, c, _ in DOC_COMMANDS])
 def test_every_dvc_exp_run_in_docs_composes_and_validates(page, command, fails):
-    for overrides in overrides_of(command):
+    runs = overrides_of(command)
+    assert len(runs) == 1 or "--queue" in shlex.split(command), "DVC runs a sweep (a,b,c) only with --queue"
+    for overrides in runs:
         if fails:
             with pytest.raises(ValueError):
                 validated(overrides)
