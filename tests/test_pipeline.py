@@ -7,6 +7,7 @@ import subprocess
 import time
 
 import pytest
+import yaml
 from conftest import BIN, DVC, LOCAL_CONFIG, ROOT, run, set_config
 
 pytestmark = pytest.mark.slow
@@ -44,6 +45,12 @@ def test_repro_writes_every_output(project):
     assert {row["answer_type"] for row in by_type} >= {"all", "all, blind baseline"}
     summary = json.loads((root / "metrics/train/metrics.json").read_text())  # DVCLive: the kept epoch's
     checkpoint = json.loads((root / "models/resnet_bert/checkpoint.json").read_text())
+    # The model folder holds what training made, names its frozen encoders, and has a model card.
+    folder_mb = sum(f.stat().st_size for f in (root / "models/resnet_bert").rglob("*") if f.is_file()) / 2**20
+    assert folder_mb < 5 and cost["checkpoint_mb"] == pytest.approx(folder_mb, abs=0.01)
+    assert {p["param"] for p in checkpoint["pretrained"].values()} == {"model.text_encoder", "model.image_weights"}
+    assert not {"train_time_s", "train_samples_per_s", "peak_rss_mb"} & set(checkpoint)
+    assert (root / "models/resnet_bert/README.md").read_text().startswith("---\nlibrary_name: vqalab\n")
     assert summary["step"] == checkpoint["best_epoch"] and summary["val_accuracy"] == checkpoint["best_val_accuracy"]
 
     stats = json.loads((root / "metrics/data_stats.json").read_text())
@@ -118,6 +125,21 @@ def test_param_changes_rerun_exactly_the_stages_that_read_them(project):
     finally:
         restore_baseline(root, env)
     assert "Data and pipelines are up to date" in run([DVC, "status"], root, env)
+
+
+def test_training_again_gives_the_same_model_folder(project):
+    """No timings in the folder: `dvc repro -f -s train` keeps dvc.lock's hash of it."""
+    root, env = project
+
+    def model_hash(lock: str) -> str:
+        (out,) = [o for o in yaml.safe_load(lock)["stages"]["train"]["outs"] if o["path"] == "models/resnet_bert"]
+        return out["md5"]
+
+    try:
+        run([DVC, "repro", "-f", "-s", "train"], root, env)
+        assert model_hash((root / "dvc.lock").read_text()) == model_hash(run(["git", "show", "HEAD:dvc.lock"], root, env))
+    finally:
+        restore_baseline(root, env)
 
 
 def test_a_params_yaml_that_is_not_what_conf_composes_is_refused_by_dvc_repro(project):

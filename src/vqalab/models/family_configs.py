@@ -110,7 +110,7 @@ class FusionConfig:
     def pretrained_sources(self) -> dict[str, str]:
         """{field: the pretrained source it names} - a hub id, a local path, packaged:<name> or
         torchvision:<architecture> - for every pretrained model the family's ``build`` loads (the
-        params stage checks each can be had before any work)."""
+        validate stage checks each can be had before any work)."""
         return {"text_encoder": self.text_encoder, **self.image_encoder_sources()}
 
     def image_encoder_sources(self) -> dict[str, str]:
