@@ -22,7 +22,8 @@ def free_port() -> int:
 
 def outputs(root, name):
     return ["--params", str(root / "params.yaml"), "--out", str(root / f"runs/{name}/model"),
-            "--live", str(root / f"runs/{name}/live"), "--state", str(root / f"runs/{name}/state.pt")]
+            "--live", str(root / f"runs/{name}/live"), "--cost", str(root / f"runs/{name}/cost.json"),
+            "--state", str(root / f"runs/{name}/state.pt")]
 
 
 @pytest.mark.slow

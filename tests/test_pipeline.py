@@ -106,22 +106,23 @@ def test_param_changes_rerun_exactly_the_stages_that_read_them(project):
     try:
         for change, expected in [
             # The blind baseline reads the questions, not the images: a new image size keeps it.
-            ({"model.image_size": 48}, {"preprocess", "features", "train"}),
+            ({"model.image_size": 48}, {"validate", "preprocess", "features", "train"}),
             # The features stage runs at a fixed batch size: the cache and the model are kept.
-            ({"evaluate.batch_size": 32}, {"evaluate"}),
+            ({"evaluate.batch_size": 32}, {"validate", "evaluate"}),
             # The features stage lists the model section: it reruns (seconds), and its output is the
             # same, so what the frozen encoders make is not recomputed downstream.
-            ({"model.lr": 0.001}, {"features", "train"}),
-            # How a run is started is not what it makes: no stage reruns.
-            ({"run.resume": True, "run.launcher": "python -X dev"}, set()),
+            ({"model.lr": 0.001}, {"validate", "features", "train"}),
+            # How a run is started is not what it makes: no stage but validate reruns.
+            ({"run.resume": True, "run.launcher": "python -X dev"}, {"validate"}),
         ]:
             set_config(root, env, **change)
             assert stages_whose_params_changed(root, env) == expected, change
             restore_baseline(root, env, outputs=False)
         assert "Data and pipelines are up to date" in run([DVC, "status"], root, env)
-        # And a full rerun after a change runs those stages and the ones after them, no others.
+        # And a full rerun after a change runs those stages and the ones after them, no others
+        # (validate's output is always the same: it reruns nothing).
         set_config(root, env, **{"evaluate.batch_size": 32})
-        assert stages_run(root, env) == {"evaluate", "report"}
+        assert stages_run(root, env) == {"validate", "evaluate", "report"}
     finally:
         restore_baseline(root, env)
     assert "Data and pipelines are up to date" in run([DVC, "status"], root, env)
@@ -156,7 +157,7 @@ def test_a_params_yaml_that_is_not_what_conf_composes_is_refused_by_dvc_repro(pr
             output = failed.stdout + failed.stderr
             assert failed.returncode != 0 and "is not what conf/ composes for dataset=easy_vqa" in output, output[-2000:]
             assert f"  {key}: " in output and "run `vqalab compose`" in output
-            assert "Running stage 'train'" not in output
+            assert "Running stage 'features'" not in output
             restore_baseline(root, env, outputs=False)
     finally:
         restore_baseline(root, env)
@@ -164,18 +165,18 @@ def test_a_params_yaml_that_is_not_what_conf_composes_is_refused_by_dvc_repro(pr
 
 def test_a_failed_exp_run_names_the_key_and_the_next_run_works(project):
     """A choice conf/ does not have fails as DVC composes params.yaml, naming the options; a wrong
-    value fails in the first stage that reads it, before any stage after it; `git checkout` puts
-    params.yaml back, and the next run works."""
+    value fails in the validate stage, before any other; `git checkout` puts params.yaml back, and
+    the next run works."""
     root, env = project
     for change, message, ran in [("model=foo", "Could not find 'model/foo'", None),
                                  ("dataset=foo", "Could not find 'dataset/foo'", None),
                                  ("model.batch_size=0", "params: model.batch_size must be a positive integer, got 0",
-                                  "features")]:
+                                  "validate")]:
         start = time.perf_counter()
         failed = subprocess.run([DVC, "exp", "run", "-S", change], cwd=root, env=env, capture_output=True, text=True)
         output = failed.stdout + failed.stderr
         assert failed.returncode != 0 and message in output, output[-2000:]
-        assert "Running stage 'train'" not in output
+        assert "Running stage 'features'" not in output
         if ran:
             assert f"Running stage '{ran}'" in output
         print(f"\n{change}: failed in {time.perf_counter() - start:.1f} s")
@@ -253,6 +254,7 @@ def test_pull_request_script_compares_with_the_base_reproduced_here(project, tmp
     """The PR script in a clone: this commit (one epoch) against the one before (two), both
     reproduced on this machine; against itself, the quality figures are all there and none differs."""
     root, env = project  # the workspace holds the experiment with train.max_epochs=1 (see above)
+    set_config(root, env, **{"train.max_epochs": 1})  # for good: `dvc exp run` composes params.yaml from conf/
     run(["git", "add", "-A"], root, env)
     run(["git", "commit", "-qm", "one epoch"], root, env)
     clone = tmp_path / "clone"
