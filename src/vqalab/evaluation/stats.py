@@ -3,10 +3,13 @@
 A figure measured on a test split varies for two reasons: the test questions are a sample (another
 sample of the same size would give another figure), and training is random (another seed gives
 another model). Bouthillier et al. (2021, "Accounting for variance in machine learning
-benchmarks") measured both across tasks and found the training-seed variance of the same order as
-the test-sampling variance, so an interval or test that counts only the questions declares two
-seeds of one setting different far more often than its level says. Here both are counted, with
-one model of where the variation comes from and one statistic for the interval and the test.
+benchmarks") show across tasks that the sampling of the data and the randomness of training
+(initialisation, data order) both move results markedly, and that comparisons leaving a source out
+call improvements that are not there; on the DAQUAR development copy three seeds of one setting
+spread by 0.2-1.2 points, as much as the test questions' sampling error. An interval or test over
+the questions alone then calls two seeds of one setting different far more often than its level
+says. Here both are counted, with one model of where the variation comes from and one statistic
+for the interval and the test.
 
 The model. Each run (a seed) gives per-question scores ``x[s, q]`` (1/0 for right/wrong, or a
 partial score). As in a two-way random-effects analysis of variance, a score is a question effect
