@@ -154,11 +154,17 @@ def test_the_report_says_when_a_model_is_below_its_blind_baseline():
     below = blind_verdict({"image_gain": -0.042, **looks}, {"blind_C": 10.0})
     assert below.startswith("**Warning: this model scores 4.20 pts below the blind baseline: it is not using the image.**")
     assert "C = 10 chosen by validation log-loss" in below
-    above = blind_verdict({"image_gain": 0.013, "image_gain_ci95": [-0.01, 0.03], **looks}, {"blind_C": 3.0})
-    assert "Warning" not in above and "+1.30 pts (95% interval [-1.00, +3.00] points)" in above
+    above = blind_verdict({"image_gain": 0.013, "image_gain_ci95": [-0.01, 0.03], **looks},
+                          {"blind_C": 3.0, "image_gain_p": 0.21})
+    assert "Warning" not in above
+    assert ("+1.30 pts (95% interval [-1.00, +3.00] points, paired over the test questions, p = 0.21: no significant "
+            "difference). One training run: seed variation is not counted;") in above
+    clear = blind_verdict({"image_gain": 0.05, "image_gain_ci95": [0.02, 0.08], **looks},
+                          {"blind_C": 3.0, "image_gain_p": 0.00123})
+    assert "+5.00 pts (95% interval [+2.00, +8.00] points, paired over the test questions, p = 0.00123)." in clear
     assert "accuracy is 50.00% and 25.00% of the answers change." in above
     blind = blind_verdict({"image_gain": 0.0, "image_gain_ci95": [0.0, 0.0], "shuffled_image_accuracy": 0.5,
-                           "image_sensitivity": 0.0}, {"blind_C": 3.0})
+                           "image_sensitivity": 0.0}, {"blind_C": 3.0, "image_gain_p": 1.0})
     assert "0.00% of the answers change: the model does not read the image.**" in blind
 
 

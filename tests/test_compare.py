@@ -3,10 +3,10 @@ import json
 import numpy as np
 import pytest
 
-from vqalab.evaluation.stats import mcnemar, paired_bootstrap_interval
+from vqalab.evaluation.stats import mean_interval, paired_difference
 from vqalab.report import compare
 from vqalab.report.compare import (PredictionsMissing, add_comparisons, add_intervals, add_predictions_figures,
-                                  aggregate_seeds, check_predictions_match, experiment_rows, read_predictions,
+                                  aggregate_seeds, check_predictions_match, experiment_rows, main, read_predictions,
                                   render_table)
 
 PARAMS = {"dataset": {"name": "vqa_rad", "source": "path/to/vqa_rad", "variant": "public"},
@@ -102,13 +102,14 @@ def test_rows_get_intervals_and_a_paired_comparison_with_the_baseline():
     add_comparisons(rows, {name: [runs[name]] for name in runs}, "main")
     assert by_run["main"]["vs_baseline"] == "baseline"
     better_row = by_run["exp-better"]["vs_baseline"]
-    assert better_row["difference"] == pytest.approx(better.mean() - base.mean())
-    assert better_row["ci95"] == paired_bootstrap_interval(better, base)
-    assert better_row["mcnemar_p"] == mcnemar(better, base).p_value < 0.05 and better_row["significant"]
-    assert by_run["exp-same"]["vs_baseline"]["significant"] is False
+    assert better_row == paired_difference(base, better)
+    assert better_row.difference == pytest.approx(better.mean() - base.mean())
+    assert better_row.p_value < 0.05 and better_row.significant and better_row.low > 0
+    assert by_run["exp-same"]["vs_baseline"].significant is False
     table = render_table(rows, baseline="main")
-    assert "| vs main [95% CI], McNemar |" in table
-    assert "+0.00 pts [+0.00, +0.00], no significant difference (p = 1)" in table
+    assert "| vs main [95% CI], paired test over questions and seeds |" in table
+    assert "+0.00 pts [+0.00, +0.00], p = 1: no significant difference (1 vs 1 seed: seed variation not counted)" in table
+    assert f"[{100 * better_row.low:+.2f}, {100 * better_row.high:+.2f}], p = {better_row.p_value:.3g} (1 vs 1 seed" in table
     low, high = by_run["exp-better"]["accuracy_ci95"]
     assert low < better.mean() < high and f"[{100 * low:.2f}, {100 * high:.2f}]" in table
 
@@ -189,3 +190,90 @@ def test_a_run_from_before_conf_is_read_from_its_resolved_parameters():
         "metrics": {"metrics/eval.json": {"data": {"accuracy": 0.5}}}}}
     (row,) = rows_of([{**run("new", "2026-01-01T00:00:00", seed=0, accuracy=0.7), "experiments": [{"revs": [before]}]}])
     assert row["seeds"] == [0, 1] and row["runs"] == ["new", "old"] and row["accuracy"] == pytest.approx(0.6)
+
+
+def seeded_setting(name, timestamp, answers, blind, *, lr):
+    """An experiment per seed of one setting (learning rate ``lr``), named ``<name>-s<seed>``."""
+    return [{"revs": [run(f"{name}-s{seed}", timestamp, seed=seed, accuracy=float(correct.mean()),
+                          params={"model": {"lr": lr}})]} for seed, correct in enumerate(answers)]
+
+
+def test_settings_of_three_seeds_are_compared_over_their_seeds_and_say_so():
+    rng = np.random.default_rng(1)
+    blind = rng.random(300) < 0.3
+    base = rng.random((3, 300)) < 0.4
+    # One seed of the candidate is far better, the others are the baseline's: a seed spread to count.
+    candidate = base.copy()
+    candidate[0] |= rng.random(300) < 0.2
+    exp_show = [{**run("main", "2026-01-01T00:00:00", accuracy=0.1), "experiments": [
+        *seeded_setting("base", "2026-01-02T00:00:00", base, blind, lr=1.0),
+        *seeded_setting("cand", "2026-01-03T00:00:00", candidate, blind, lr=2.0)]}]
+    runs = experiment_rows(json.loads(json.dumps(exp_show)))
+    rows = [row for row in aggregate_seeds(runs) if row["seeds"] == [0, 1, 2]]
+    answers = {f"{name}-s{seed}": predictions(correct, blind)
+               for name, table in (("base", base), ("cand", candidate)) for seed, correct in enumerate(table)}
+    by_run = {row["runs"][0]: row for row in rows}
+    for row in rows:
+        add_intervals(row, [answers[name] for name in row["runs"]])
+    add_comparisons(rows, {row["runs"][0]: [answers[name] for name in row["runs"]] for row in rows}, "base-s0", runs)
+    versus = by_run["cand-s0"]["vs_baseline"]
+    assert versus == paired_difference(base, candidate)
+    assert (versus.baseline_seeds, versus.candidate_seeds) == (3, 3) and versus.seed_variation_counted
+    # Over the questions alone, the seeds averaged, this gain would be called significant; one seed of three
+    # made it, so over the seeds it is not.
+    assert paired_difference(base.mean(axis=0), candidate.mean(axis=0)).significant and not versus.significant
+    assert by_run["cand-s0"]["accuracy_ci95"] == mean_interval(candidate)
+    assert by_run["cand-s0"]["image_gain_ci95"] == mean_interval(candidate.astype(float) - blind)
+    line = next(line for line in render_table(rows, baseline="base-s0").splitlines() if "cand-s0" in line)
+    assert f"p = {versus.p_value:.3g}: no significant difference (3 vs 3 seeds) |" in line
+
+
+def test_every_rendered_verdict_agrees_with_its_interval():
+    """Rows of one to three seeds against a baseline of two: wherever the table shows an interval
+    that excludes 0 it shows a p-value below 0.05 without "no significant difference", and the reverse."""
+    rng = np.random.default_rng(2)
+    blind = rng.random(200) < 0.3
+    base = rng.random((2, 200)) < 0.5
+    experiments = seeded_setting("base", "2026-01-02T00:00:00", base, blind, lr=0.0)
+    tables = {"base": base}
+    for index in range(12):
+        seeds, gain = 1 + index % 3, 0.02 * index
+        tables[f"c{index}"] = (rng.random((seeds, 200)) < 0.5 + gain) | (base[:1] & (rng.random(200) < 0.5))
+        experiments += seeded_setting(f"c{index}", "2026-01-03T00:00:00", tables[f"c{index}"], blind, lr=1.0 + index)
+    exp_show = [{**run("main", "2026-01-01T00:00:00", accuracy=0.1), "experiments": experiments}]
+    runs = experiment_rows(json.loads(json.dumps(exp_show)))
+    rows = [row for row in aggregate_seeds(runs) if row["runs"][0] != "main"]
+    answers = {f"{name}-s{seed}": predictions(correct, blind) for name, table in tables.items()
+               for seed, correct in enumerate(table)}
+    add_comparisons(rows, {row["runs"][0]: [answers[name] for name in row["runs"]] for row in rows}, "base-s0", runs)
+    verdicts = []
+    for line in render_table(rows, baseline="base-s0").splitlines()[2:]:
+        cell = line.split(" | ")[-2]
+        if cell == "baseline":
+            continue
+        low, high = (float(bound) for bound in cell[cell.index("[") + 1:cell.index("]")].split(", "))
+        p_value = float(cell.split("p = ")[1].split(":")[0].split(" ")[0])
+        significant = "no significant difference" not in cell
+        assert significant == (not low <= 0 <= high) == (p_value < 0.05), cell
+        verdicts.append(significant)
+    assert len(verdicts) == 12 and any(verdicts) and not all(verdicts)
+
+
+def test_repeated_only_flags_add_up(tmp_path, capsys):
+    exp_show = [{**run("main", "2026-01-01T00:00:00", accuracy=0.5), "experiments": [
+        {"revs": [run(f"exp-{name}", "2026-01-02T00:00:00", accuracy=0.5, params={"model": {"lr": lr}})]}
+        for name, lr in (("a", 1.0), ("b", 2.0), ("c", 3.0))]}]
+    path = tmp_path / "exps.json"
+    path.write_text(json.dumps(exp_show))
+    main(["--json", str(path), "--no-intervals", "--only", "exp-a", "--only", "exp-b"])
+    table = capsys.readouterr().out
+    assert "| exp-a |" in table and "| exp-b |" in table and "exp-c" not in table and "| main |" not in table
+    main(["--json", str(path), "--no-intervals", "--only", "exp-a", "exp-c", "--only", "main"])
+    table = capsys.readouterr().out
+    assert "| exp-a |" in table and "| exp-c |" in table and "| main |" in table and "exp-b" not in table
+
+
+def test_an_option_of_one_value_given_twice_is_refused(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        main(["--json", str(tmp_path / "a.json"), "--baseline", "main", "--baseline", "exp-a"])
+    assert "--baseline was given twice (main, then exp-a); it takes one value: give it once" in capsys.readouterr().err

@@ -206,8 +206,8 @@ def report_inputs():
                "shuffled_image_accuracy": 0.45, "image_sensitivity": 0.2}
     cost = {"train_time_s": 61, "train_samples_per_s": 100.0, "test_ms_per_question": 1.0, "peak_rss_mb": 1.0,
             "trainable_params": 1, "total_params": 2}
-    details = {"model": "m", "profile": "p", "dataset": "d", "blind_C": 1.0, "sbert_model": "s", "best_epoch": 1,
-               "eval_time_s": 1.0, "n": 8, "wups_unavailable": "n/a"}
+    details = {"model": "m", "profile": "p", "dataset": "d", "blind_C": 1.0, "image_gain_p": 0.04, "sbert_model": "s",
+               "best_epoch": 1, "eval_time_s": 1.0, "n": 8, "wups_unavailable": "n/a"}
     plots = {"accuracy_by_answer_type": [], "accuracy_by_frequency": []}
     split = {"questions": 8, "images": 8, "answers": 2, "answers_outside_vocabulary": 0, "answer_coverage": 1.0}
     stats = {"train": split, "val": split, "test": split, "answer_vocabulary": 2, "image_size": 64,

@@ -202,6 +202,38 @@ def test_empty_question_is_refused(checkpoint_of, tmp_path, capsys):
     assert "--question: the question is empty" in message
 
 
+def test_repeated_questions_about_one_image_are_each_answered_in_order(checkpoint_of, tmp_path, capsys):
+    model, image = str(checkpoint_of("resnet_bert")), str(write_png(tmp_path / "photo.png"))
+    asked = ["what colour?", "what shape is it?", "is there a red shape?"]
+    argv = ["--model", model, "--image", image, *(arg for question in asked for arg in ("--question", question))]
+    rows = [json.loads(line) for line in predict([*argv, "--json"], capsys).splitlines()]
+    assert [row["question"] for row in rows] == asked and {row["image"] for row in rows} == {image}
+    for row in rows:  # each as if asked alone
+        alone = json.loads(predict(["--model", model, "--image", image, "--question", row["question"], "--json"], capsys))
+        assert alone["answer"] == row["answer"] and alone["score"] == pytest.approx(row["score"], abs=1e-5)
+    text = predict(argv, capsys)
+    blocks = re.findall(r"question: (.+)\nanswer: (.+) \(score (\d\.\d{4})\)\n", text)
+    assert [(question, answer) for question, answer, _ in blocks] == [(row["question"], row["answer"]) for row in rows]
+    assert text.count("\n") == 2 * len(asked)
+
+
+def test_an_empty_question_among_several_is_named_by_its_place(checkpoint_of, tmp_path, capsys):
+    message = error_of(["--model", str(checkpoint_of("resnet_bert")), "--image", str(write_png(tmp_path / "p.png")),
+                        "--question", "what colour?", "--question", " "], capsys)
+    assert "--question 2 of 2: the question is empty" in message
+
+
+@pytest.mark.parametrize("option, values", [("--image", ["a.png", "b.png"]), ("--model", ["m1", "m2"]),
+                                            ("--top-k", ["1", "3"]), ("--device", ["cpu", "auto"])])
+def test_an_option_of_one_value_given_twice_is_refused(option, values, tmp_path, capsys):
+    argv = {"--model": "m", "--image": "p.png", "--question": "q?"}
+    argv.pop(option, None)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["predict", *(arg for item in argv.items() for arg in item), option, values[0], option, values[1]])
+    assert exit_info.value.code == 2  # a usage error, before any file is read
+    assert f"{option} was given twice ({values[0]}, then {values[1]}); it takes one value" in capsys.readouterr().err
+
+
 def test_batch_errors_name_the_record(checkpoint_of, tmp_path, capsys):
     model = str(checkpoint_of("resnet_bert"))
     records = write_batch(tmp_path, suffix=".jsonl")

@@ -1,9 +1,10 @@
 """``vqalab predict``: answer questions about your own images with a trained checkpoint of any family.
 
-One question (prints the answer and its score; ``--top-k`` adds the ranked list, ``--json`` a
-JSON object instead):
+One image and its questions (prints each answer and its score, in the order of the questions;
+``--top-k`` adds the ranked list, ``--json`` one JSON object per question instead):
 
     vqalab predict --model models/resnet_bert --image photo.png --question "what shape is it?" --top-k 3
+    vqalab predict --model models/resnet_bert --image photo.png --question "what color?" --question "what shape?"
 
 Many questions: a .jsonl or .csv file with ``image`` (a path relative to --images-root, by default
 the records file's folder) and ``question``, optionally ``id``; one JSON line per record, in order,
@@ -24,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from vqalab.cli_arguments import Once
 from vqalab.data.folder import read_rows
 from vqalab.data.vocab import IGNORE_INDEX
 from vqalab.io import write_jsonl
@@ -178,8 +180,11 @@ def predict_questions(model: VQAModel, questions: list[Question], *, top_k: int,
     return [prediction_row(q, r) for q, r in zip(questions, ranked)]
 
 
-def format_prediction(row: dict, *, top_k: int) -> str:
-    lines = [f"answer: {row['answer']} (score {row['score']:.4f})"]
+def format_prediction(row: dict, *, top_k: int, with_question: bool = False) -> str:
+    """The answer and its score (``with_question``: after the question, for one image's several
+    questions), and the ranked answers where ``top_k`` asks for more than one."""
+    lines = [f"question: {row['question']}"] if with_question else []
+    lines.append(f"answer: {row['answer']} (score {row['score']:.4f})")
     if top_k > 1:
         width = max(len(r["answer"]) for r in row["ranked"])
         lines += [f"{rank:>3}. {r['answer']:<{width}}  {r['score']:.4f}" for rank, r in enumerate(row["ranked"], start=1)]
@@ -195,19 +200,26 @@ def positive_int(value: str) -> int:
 
 def build_parser(prog: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", type=Path, required=True, help="a checkpoint folder written by the train stage")
+    # A repeated --question adds a question; every other option holds one value and refuses a second.
+    parser.add_argument("--model", type=Path, required=True, action=Once,
+                        help="a checkpoint folder written by the train stage")
     source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--image", type=Path, help="one image to ask about (with --question)")
-    source.add_argument("--records", type=Path, help="a .jsonl or .csv file of records with image and question")
-    parser.add_argument("--question", help="the question about --image")
-    parser.add_argument("--images-root", type=Path, help="folder the records' image paths are relative to "
-                                                         "(default: the records file's folder)")
-    parser.add_argument("--out", type=Path, help="JSONL file for the batch predictions (default: stdout)")
-    parser.add_argument("--top-k", type=positive_int, default=1, help="how many ranked answers to give (default 1)")
-    parser.add_argument("--mode", help="prediction mode (default: the model's first; qwen2vl: generate or candidates)")
-    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="default: auto")
-    parser.add_argument("--batch-size", type=positive_int, default=32, help="questions per forward pass (default 32)")
-    parser.add_argument("--json", action="store_true", help="print the single prediction as JSON")
+    source.add_argument("--image", type=Path, action=Once, help="one image to ask about (with --question)")
+    source.add_argument("--records", type=Path, action=Once,
+                        help="a .jsonl or .csv file of records with image and question")
+    parser.add_argument("--question", action="append",
+                        help="a question about --image (repeatable: one answer per question, in order)")
+    parser.add_argument("--images-root", type=Path, action=Once,
+                        help="folder the records' image paths are relative to (default: the records file's folder)")
+    parser.add_argument("--out", type=Path, action=Once, help="JSONL file for the batch predictions (default: stdout)")
+    parser.add_argument("--top-k", type=positive_int, default=1, action=Once,
+                        help="how many ranked answers to give (default 1)")
+    parser.add_argument("--mode", action=Once,
+                        help="prediction mode (default: the model's first; qwen2vl: generate or candidates)")
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", action=Once, help="default: auto")
+    parser.add_argument("--batch-size", type=positive_int, default=32, action=Once,
+                        help="questions per forward pass (default 32)")
+    parser.add_argument("--json", action="store_true", help="print each answer to --image's questions as a JSON line")
     return parser
 
 
@@ -224,8 +236,12 @@ def check_arguments(args: argparse.Namespace) -> list[Question]:
     """The questions to answer, with every path, question and record checked, and the model folder:
     what a user may have mistyped, checked before anything heavy is imported."""
     if args.image is not None:
-        questions = [Question(image=existing_image(args.image, where="--image", hint="pass an existing image file"),
-                              question=checked_question(args.question, where="--question"), where="--image")]
+        image = existing_image(args.image, where="--image", hint="pass an existing image file")
+        # With several questions, an empty one is named by its place among them.
+        places = ([""] if len(args.question) == 1 else
+                  [f" {number} of {len(args.question)}" for number in range(1, len(args.question) + 1)])
+        questions = [Question(image=image, question=checked_question(question, where=f"--question{place}"),
+                              where="--image") for question, place in zip(args.question, places)]
     else:
         questions = read_questions(args.records, images_root=args.images_root or args.records.parent)
     check_model_folder(args.model)
@@ -244,7 +260,9 @@ def run(args: argparse.Namespace) -> None:
     rows = predict_questions(model, questions, top_k=args.top_k, mode=args.mode, device=device,
                              batch_size=args.batch_size)
     if args.image is not None:
-        print(json.dumps(rows[0], ensure_ascii=False) if args.json else format_prediction(rows[0], top_k=args.top_k))
+        for row in rows:
+            print(json.dumps(row, ensure_ascii=False) if args.json else
+                  format_prediction(row, top_k=args.top_k, with_question=len(rows) > 1))
     elif args.out is not None:
         write_jsonl(args.out, rows)
         print(f"wrote {len(rows)} predictions to {args.out}", file=sys.stderr)

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 
 from vqalab.evaluation.metrics import FREQUENCY_BUCKETS, accuracy, accuracy_by_group, accuracy_figures, exact_match
 from vqalab.evaluation.similarity import sbert_similarity
-from vqalab.evaluation.stats import bootstrap_interval, paired_bootstrap_interval
+from vqalab.evaluation.stats import PairedDifference, mean_interval, paired_difference
 from vqalab.evaluation.wordnet import load_wordnet
 from vqalab.evaluation.wups import wups
 
@@ -61,24 +61,31 @@ def image_sensitivity(answers: Sequence[str], shuffled_answers: Sequence[str]) -
     return sum(a != s for a, s in zip(answers, shuffled_answers)) / len(answers)
 
 
-def quality_figures(scores: dict, blind: dict, *, answers: Sequence[str], blind_answers: Sequence[str],
+def image_gain_test(answers: Sequence[str], blind_answers: Sequence[str], golds: Sequence[str]) -> PairedDifference:
+    """Whether the model (``answers``) beats the blind baseline (``blind_answers``) on the same test
+    questions: ``vqalab.evaluation.stats.paired_difference`` of one run, which counts the test
+    questions' sampling only (``vqalab compare`` over several seeds counts the seeds too)."""
+    return paired_difference(exact_match(blind_answers, golds), exact_match(answers, golds))
+
+
+def quality_figures(scores: dict, blind: dict, *, answers: Sequence[str], image_gain: PairedDifference,
                     shuffled_answers: Sequence[str], golds: Sequence[str], other_modes: dict[str, dict]) -> dict:
     """The headline mode's quality figures (its ``answers`` to the test questions with gold answers
     ``golds``), the blind baseline's and the image gain (accuracy minus blind accuracy), each with
-    a 95% interval from the test questions (for the gain, paired with the blind baseline's answers
-    to the same questions); how much the image matters (``shuffled_image_accuracy``: with the images
-    shuffled among the questions; ``image_sensitivity``: the share of answers that change); and
-    every other prediction mode's accuracy (``accuracy_<mode>``). The intervals are lists, which
-    ``dvc metrics diff`` and ``dvc exp show`` leave out."""
-    correct, blind_correct = exact_match(answers, golds), exact_match(blind_answers, golds)
+    a 95% interval from the test questions (for the gain, ``image_gain``: ``image_gain_test``'s
+    paired comparison with the blind baseline's answers); how much the image matters
+    (``shuffled_image_accuracy``: with the images shuffled among the questions;
+    ``image_sensitivity``: the share of answers that change); and every other prediction mode's
+    accuracy (``accuracy_<mode>``). The intervals are lists, which ``dvc metrics diff`` and
+    ``dvc exp show`` leave out."""
     figures = {key: scores[key] for key in QUALITY_KEYS if key in scores}
-    figures["accuracy_ci95"] = list(bootstrap_interval(correct))
+    figures["accuracy_ci95"] = list(mean_interval(exact_match(answers, golds)))
     figures["blind_accuracy"] = blind["accuracy"]
     for answer_type in ANSWER_TYPES:
         if f"accuracy_{answer_type}" in blind:
             figures[f"blind_accuracy_{answer_type}"] = blind[f"accuracy_{answer_type}"]
     figures["image_gain"] = scores["accuracy"] - blind["accuracy"]
-    figures["image_gain_ci95"] = list(paired_bootstrap_interval(correct, blind_correct))
+    figures["image_gain_ci95"] = [image_gain.low, image_gain.high]
     figures["shuffled_image_accuracy"] = accuracy(shuffled_answers, golds)
     figures["image_sensitivity"] = image_sensitivity(answers, shuffled_answers)
     figures.update({f"accuracy_{mode}": mode_scores["accuracy"] for mode, mode_scores in other_modes.items()})

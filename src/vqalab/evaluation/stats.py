@@ -1,18 +1,59 @@
-"""Whether a test-set figure, or a difference between two models, is real.
+"""Whether a test-set figure, or a difference between two settings, is real.
 
-A test split of a few hundred questions measures accuracy to within several points, so a single
-figure, or a one-point gap between two models, says little without its uncertainty. This module
-gives that uncertainty:
+A figure measured on a test split varies for two reasons: the test questions are a sample (another
+sample of the same size would give another figure), and training is random (another seed gives
+another model). Bouthillier et al. (2021, "Accounting for variance in machine learning
+benchmarks") show across tasks that the sampling of the data and the randomness of training
+(initialisation, data order) both move results markedly, and that comparisons leaving a source out
+call improvements that are not there; on the DAQUAR development copy three seeds of one setting
+spread by 0.2-1.2 points, as much as the test questions' sampling error. An interval or test over
+the questions alone then calls two seeds of one setting different far more often than its level
+says. Here both are counted, with one model of where the variation comes from and one statistic
+for the interval and the test.
 
-- ``bootstrap_interval``: a percentile bootstrap interval of a mean per-question score;
-- ``paired_bootstrap_interval``: the same for the difference of two predictors' means on the same
-  questions, resampling questions jointly so that what the two share (easy and hard questions)
-  cancels out;
-- ``mcnemar``: McNemar's test of paired correctness, which looks only at the questions the two
-  predictors disagree on;
-- ``paired_comparison``: all of the above as one JSON-ready summary for a comparison table.
+The model. Each run (a seed) gives per-question scores ``x[s, q]`` (1/0 for right/wrong, or a
+partial score). As in a two-way random-effects analysis of variance, a score is a question effect
+(how hard question q is), a seed effect (how good run s is overall) and a seed-by-question
+interaction (which questions run s happens to get right). The variance of a setting's mean score
+over ``m`` seeds and ``n`` questions is then
 
-Pure numpy (and ``scipy.stats.chi2`` for the large-sample p-value); deterministic for a given seed.
+    Var(mean) = var_question / n + var_seed / m + var_interaction / (n m),
+
+estimated without bias from three mean squares of the runs x questions table: the variance over
+questions of the seeds' averaged scores (it holds var_question + var_interaction / m), the
+variance over seeds of the runs' mean scores (var_seed + var_interaction / n) and the residual
+mean square (var_interaction). The seed term is their difference, ``var_seed = S2_seeds -
+MS_residual / n``, set to 0 where sampling makes it negative (the usual truncation of a variance
+component). For a difference of two settings on the same questions, the question term is the
+variance of the per-question differences (so what the two share - easy and hard questions -
+cancels out, as in a paired test), and the seed term is the seed variance pooled over both sides
+(weights ``m - 1``) times ``1/m_a + 1/m_b``: with two or three seeds a side, a variance from one
+side alone has one or two degrees of freedom, and a change under review rarely changes how much
+its seeds spread. A side of one seed contributes no estimate but counts in ``1/m``.
+
+The reference distribution is Student's t with Satterthwaite's degrees of freedom for that
+combination of mean squares (the negative residual term included): with three seeds a side the
+seed term has 4 degrees of freedom, so where seeds dominate the critical value is t(4) = 2.78, not
+1.96. The interval is ``difference +/- t * standard error`` and the p-value ``2 P(T > |difference
+| / standard error)`` from the same t and degrees of freedom, so the interval excludes 0 exactly
+when p < 1 - level. With one seed a side nothing estimates the seed term: the method is the paired
+t test on the questions (the same as McNemar's test without continuity correction up to terms of
+order 1/n, for right/wrong scores), and ``seed_variation_counted`` is False so that tables say so.
+
+Why this and not the alternatives, measured on simulated runs (tests/test_stats.py holds the
+calibration check; docs/comparing.md the figures):
+
+- the question bootstrap with McNemar's test on the seeds' majority answer (this project before):
+  it ignores the seed effect, and its interval and test read different data, so they disagreed;
+- a two-level (hierarchical) bootstrap over seeds, then questions (Saravanan et al. 2020): with two
+  or three seeds the seed level has a handful of distinct resamples, its variance is short by
+  (m - 1)/m and a percentile interval has no small-sample widening, so it is too narrow where
+  seeds dominate, while it counts the interaction twice and is too wide where they do not;
+- a permutation test over seeds: three seeds a side allow 20 splits, so p never falls below 0.1;
+- the probability of outperforming of Bouthillier et al., or almost stochastic dominance (Dror et
+  al. 2019): both need tens of runs a side to estimate a distribution of scores.
+
+Pure numpy and scipy; deterministic.
 """
 
 from __future__ import annotations
@@ -24,137 +65,146 @@ import numpy as np
 import scipy.stats
 from numpy.typing import ArrayLike
 
-# Bound on the number of resampled scores held at once (resamples per chunk x questions): 32 MB of
-# indices and as much of scores, so 10,000 resamples of 6,000 questions go in chunks of 666.
-_MAX_DRAWS_PER_CHUNK = 4_000_000
 
-# Below this many discordant questions the chi-square approximation is poor; use the exact test.
-_EXACT_BELOW = 25
+@dataclass(frozen=True)
+class PairedDifference:
+    """How a candidate setting's mean score differs from a baseline's on the same test questions.
+
+    ``difference``: candidate minus baseline (seeds averaged); ``low``/``high``: its interval at
+    ``level``; ``p_value``: the two-sided test of no difference from the same t statistic, so
+    ``significant`` (p < 1 - level) holds exactly when the interval excludes 0. ``baseline_seeds``
+    and ``candidate_seeds``: runs on each side; with one each, only the questions' sampling is
+    counted (``seed_variation_counted`` is False).
+    """
+
+    difference: float
+    low: float
+    high: float
+    p_value: float
+    level: float
+    standard_error: float
+    degrees_of_freedom: float
+    questions: int
+    baseline_seeds: int
+    candidate_seeds: int
+
+    @property
+    def seed_variation_counted(self) -> bool:
+        return max(self.baseline_seeds, self.candidate_seeds) > 1
+
+    @property
+    def significant(self) -> bool:
+        return self.p_value < 1 - self.level
 
 
 @dataclass(frozen=True)
-class McNemarResult:
-    """McNemar's test of two predictors' correctness on the same questions.
+class _SeedSpread:
+    """One setting's runs x questions table summarised by what the seed term needs."""
 
-    ``only_a``: questions predictor a got right and b wrong; ``only_b``: b right and a wrong.
-    ``method`` is ``"exact"`` (two-sided binomial test, used when ``only_a + only_b < 25``; then
-    ``statistic`` is the binomial count ``min(only_a, only_b)``) or ``"chi2"`` (chi-square with
-    continuity correction, 1 degree of freedom; ``statistic`` is the chi-square value).
+    runs: int
+    run_mean_variance: float  # variance over runs of each run's mean score (0 for one run)
+    residual: float  # residual mean square of the two-way table: the seed-by-question interaction
+
+    @property
+    def degrees_of_freedom(self) -> int:
+        return self.runs - 1
+
+
+def paired_difference(baseline: ArrayLike, candidate: ArrayLike, *, level: float = 0.95) -> PairedDifference:
+    """Whether ``candidate`` scores higher than ``baseline`` on the same questions, counting the test
+    questions' sampling and the training seeds' variation (see the module docstring).
+
+    Each argument is one run's per-question scores (a sequence) or several runs' (one row per seed,
+    a runs x questions array); columns are the same questions in the same order on both sides.
     """
+    _check_level(level)
+    baseline_runs = _runs(baseline, "baseline")
+    candidate_runs = _runs(candidate, "candidate")
+    if baseline_runs.shape[1] != candidate_runs.shape[1]:
+        raise ValueError(f"paired scores must cover the same questions: the baseline has {baseline_runs.shape[1]}, "
+                         f"the candidate {candidate_runs.shape[1]}")
+    per_question = candidate_runs.mean(axis=0) - baseline_runs.mean(axis=0)
+    difference = float(per_question.mean())
+    standard_error, dof = _standard_error(per_question, [_spread(baseline_runs), _spread(candidate_runs)])
+    if standard_error == 0:
+        # Every question moved by the same amount and the seeds agree: nothing is uncertain.
+        p_value, half_width = (1.0 if difference == 0 else 0.0), 0.0
+    else:
+        p_value = float(2 * scipy.stats.t.sf(abs(difference) / standard_error, dof))
+        half_width = float(scipy.stats.t.ppf(0.5 + level / 2, dof)) * standard_error
+    return PairedDifference(difference=difference, low=difference - half_width, high=difference + half_width,
+                            p_value=p_value, level=level, standard_error=standard_error, degrees_of_freedom=dof,
+                            questions=per_question.size, baseline_seeds=baseline_runs.shape[0],
+                            candidate_seeds=candidate_runs.shape[0])
 
-    only_a: int
-    only_b: int
-    statistic: float
-    p_value: float
-    method: str
+
+def mean_interval(runs: ArrayLike, *, level: float = 0.95) -> tuple[float, float]:
+    """Interval of one setting's mean score over its seeds and the test questions (one run's
+    per-question scores, or a runs x questions array), with the variance model of
+    ``paired_difference``; clipped to the range of the scores, which the mean cannot leave."""
+    _check_level(level)
+    table = _runs(runs, "runs")
+    per_question = table.mean(axis=0)
+    mean = float(per_question.mean())
+    standard_error, dof = _standard_error(per_question, [_spread(table)])
+    if standard_error == 0:
+        return mean, mean
+    half_width = float(scipy.stats.t.ppf(0.5 + level / 2, dof)) * standard_error
+    return max(float(table.min()), mean - half_width), min(float(table.max()), mean + half_width)
 
 
-def bootstrap_interval(values: ArrayLike, *, level: float = 0.95, resamples: int = 10_000,
-                       seed: int = 0) -> tuple[float, float]:
-    """Percentile bootstrap interval of the mean of per-question scores.
+def _standard_error(per_question: np.ndarray, sides: list[_SeedSpread]) -> tuple[float, float]:
+    """The standard error of ``per_question.mean()`` and its Satterthwaite degrees of freedom.
 
-    ``values`` are per-question scores (booleans for correct/incorrect, or floats); questions are
-    resampled with replacement ``resamples`` times and the interval is the central ``level``
-    fraction of the resampled means. Deterministic for a given ``seed``.
+    ``per_question``: the seeds' averaged scores (or their difference between two settings) per
+    question; ``sides``: each setting's seed spread. Variance = question term + seed term, the seed
+    term ``(S2_seeds - MS_residual / n) * sum(1/m)`` pooled over the sides with more than one run.
     """
-    scores = _scores(values, "values")
-    return _percentile_interval(scores, level=level, resamples=resamples, seed=seed)
+    questions = per_question.size
+    question_term = float(per_question.var(ddof=1)) / questions
+    seed_dof = sum(side.degrees_of_freedom for side in sides)
+    if seed_dof == 0:
+        return math.sqrt(question_term), float(questions - 1)
+    run_mean_variance = sum(side.degrees_of_freedom * side.run_mean_variance for side in sides) / seed_dof
+    residual = sum(side.degrees_of_freedom * side.residual for side in sides) / seed_dof
+    inverse_runs = sum(1 / side.runs for side in sides)
+    seeds_part = inverse_runs * run_mean_variance
+    interaction_part = inverse_runs * residual / questions
+    variance = question_term + max(0.0, seeds_part - interaction_part)
+    if variance == 0:
+        return 0.0, float(questions - 1)
+    # Satterthwaite: each mean square's share of the variance over its degrees of freedom. A seed term
+    # truncated at 0 still counts here: its estimate was uncertain, which is what the degrees say.
+    spread = (question_term**2 / (questions - 1) + seeds_part**2 / seed_dof
+              + interaction_part**2 / (seed_dof * (questions - 1)))
+    return math.sqrt(variance), variance**2 / spread
 
 
-def paired_bootstrap_interval(a: ArrayLike, b: ArrayLike, *, level: float = 0.95, resamples: int = 10_000,
-                              seed: int = 0) -> tuple[float, float]:
-    """Percentile bootstrap interval of ``mean(a) - mean(b)`` for two predictors on the same questions.
-
-    ``a`` and ``b`` are per-question scores in the same question order. Each resample draws one set
-    of question indices and applies it to both, so the interval reflects only how the two differ,
-    not how hard the drawn questions happen to be.
-    """
-    scores_a, scores_b = _paired_scores(a, b)
-    # The mean of per-question differences over a resample equals the difference of the means.
-    return _percentile_interval(scores_a - scores_b, level=level, resamples=resamples, seed=seed)
+def _spread(table: np.ndarray) -> _SeedSpread:
+    runs, questions = table.shape
+    if runs == 1:
+        return _SeedSpread(runs=1, run_mean_variance=0.0, residual=0.0)
+    run_means = table.mean(axis=1, keepdims=True)
+    residuals = table - run_means - table.mean(axis=0) + table.mean()
+    return _SeedSpread(runs=runs, run_mean_variance=float(run_means.var(ddof=1)),
+                       residual=float((residuals**2).sum()) / ((runs - 1) * (questions - 1)))
 
 
-def mcnemar(a_correct: ArrayLike, b_correct: ArrayLike) -> McNemarResult:
-    """McNemar's test of whether two predictors are equally accurate on the same questions.
-
-    Only discordant questions count: ``only_a`` (a right, b wrong) and ``only_b`` (b right, a
-    wrong). Under the null hypothesis each discordant question is equally likely to go either way.
-    With fewer than 25 discordant questions the exact two-sided binomial test is used,
-    ``p = min(1, 2 P(X <= min(only_a, only_b)))`` with ``X ~ Binomial(only_a + only_b, 1/2)``;
-    otherwise the chi-square ``(|only_a - only_b| - 1)^2 / (only_a + only_b)`` with 1 degree of
-    freedom. With no discordant question, ``p_value`` is 1.0 and ``statistic`` 0.0.
-    """
-    correct_a, correct_b = _paired_scores(a_correct, b_correct, allow_empty=True)
-    for name, scores in (("a_correct", correct_a), ("b_correct", correct_b)):
-        if not np.isin(scores, (0.0, 1.0)).all():
-            raise ValueError(f"{name} must hold correctness (booleans or 0/1), not partial scores")
-    only_a = int(np.count_nonzero((correct_a == 1) & (correct_b == 0)))
-    only_b = int(np.count_nonzero((correct_b == 1) & (correct_a == 0)))
-    discordant = only_a + only_b
-    if discordant == 0:
-        return McNemarResult(only_a, only_b, statistic=0.0, p_value=1.0, method="exact")
-    if discordant < _EXACT_BELOW:
-        smaller = min(only_a, only_b)
-        tail = sum(math.comb(discordant, k) for k in range(smaller + 1)) / 2**discordant
-        return McNemarResult(only_a, only_b, statistic=float(smaller), p_value=min(1.0, 2 * tail), method="exact")
-    statistic = (abs(only_a - only_b) - 1) ** 2 / discordant
-    p_value = float(scipy.stats.chi2.sf(statistic, df=1))
-    return McNemarResult(only_a, only_b, statistic=float(statistic), p_value=p_value, method="chi2")
+def _runs(scores: ArrayLike, name: str) -> np.ndarray:
+    table = np.asarray(scores, dtype=np.float64)
+    if table.ndim == 1:
+        table = table[np.newaxis, :]
+    if table.ndim != 2:
+        raise ValueError(f"{name} must be one run's per-question scores or a runs x questions table, "
+                         f"got shape {table.shape}")
+    if table.shape[0] == 0 or table.shape[1] < 2:
+        raise ValueError(f"{name} holds {table.shape[0]} runs of {table.shape[1]} questions: an interval needs at "
+                         f"least one run of two questions")
+    if not np.isfinite(table).all():
+        raise ValueError(f"{name} holds a score that is not a finite number (NaN or infinite)")
+    return table
 
 
-def paired_comparison(a_correct: ArrayLike, b_correct: ArrayLike, *, level: float = 0.95, resamples: int = 10_000,
-                      seed: int = 0, alpha: float = 0.05) -> dict:
-    """JSON-ready summary of how predictor a compares with predictor b on the same questions.
-
-    Keys: ``difference`` (accuracy of a minus accuracy of b), ``ci<level%>`` (e.g. ``ci95``: the
-    paired bootstrap interval of the difference, as ``[low, high]``), ``mcnemar_p``, ``only_a`` and
-    ``only_b`` (discordant counts, see ``mcnemar``), ``n`` (questions) and ``significant``
-    (``mcnemar_p < alpha``).
-    """
-    low, high = paired_bootstrap_interval(a_correct, b_correct, level=level, resamples=resamples, seed=seed)
-    test = mcnemar(a_correct, b_correct)
-    correct_a, correct_b = _paired_scores(a_correct, b_correct)
-    return {
-        "difference": float(correct_a.mean() - correct_b.mean()),
-        f"ci{round(level * 100)}": [low, high],
-        "mcnemar_p": test.p_value,
-        "only_a": test.only_a,
-        "only_b": test.only_b,
-        "n": int(correct_a.size),
-        "significant": bool(test.p_value < alpha),
-    }
-
-
-def _scores(values: ArrayLike, name: str, *, allow_empty: bool = False) -> np.ndarray:
-    scores = np.asarray(values, dtype=np.float64)
-    if scores.ndim != 1:
-        raise ValueError(f"{name} must be a one-dimensional sequence of per-question scores, got shape {scores.shape}")
-    if scores.size == 0 and not allow_empty:
-        raise ValueError(f"{name} is empty: no per-question scores to resample")
-    return scores
-
-
-def _paired_scores(a: ArrayLike, b: ArrayLike, *, allow_empty: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    scores_a = _scores(a, "a", allow_empty=allow_empty)
-    scores_b = _scores(b, "b", allow_empty=allow_empty)
-    if scores_a.size != scores_b.size:
-        raise ValueError(f"paired scores must cover the same questions: a has {scores_a.size}, b has {scores_b.size}")
-    return scores_a, scores_b
-
-
-def _percentile_interval(scores: np.ndarray, *, level: float, resamples: int, seed: int) -> tuple[float, float]:
+def _check_level(level: float) -> None:
     if not 0 < level < 1:
-        raise ValueError(f"level must be between 0 and 1, got {level}")
-    if resamples < 1:
-        raise ValueError(f"resamples must be positive, got {resamples}")
-    rng = np.random.default_rng(seed)
-    n = scores.size
-    chunk = max(1, _MAX_DRAWS_PER_CHUNK // n)
-    means = np.empty(resamples)
-    for start in range(0, resamples, chunk):
-        stop = min(start + chunk, resamples)
-        indices = rng.integers(0, n, size=(stop - start, n))
-        means[start:stop] = scores[indices].mean(axis=1)
-    tail = (1 - level) / 2
-    low, high = np.quantile(means, [tail, 1 - tail])
-    return float(low), float(high)
+        raise ValueError(f"level must be between 0 and 1 (e.g. 0.95), got {level}")

@@ -16,7 +16,7 @@ from vqalab.data.features import CachedFeatures
 from vqalab.evaluation.blind import BlindBaseline
 from vqalab.evaluation.metrics import accuracy_figures, exact_match
 from vqalab.evaluation.predict import predict_dataset
-from vqalab.evaluation.scores import plot_rows, quality_figures, score_predictions
+from vqalab.evaluation.scores import image_gain_test, plot_rows, quality_figures, score_predictions
 from vqalab.models.checkpoint import load_checkpoint
 from vqalab.params import Params
 from vqalab.runtime import machine
@@ -63,6 +63,7 @@ def evaluate_model(params: Params, model_dir: str | Path, data: ProcessedData, f
     blind_answers = blind.answers_to(test.records)
     blind_scores = accuracy_figures(blind_answers, test.records, train_answer_counts=train_answer_counts)
     scores = modes[primary]
+    image_gain = image_gain_test(answers, blind_answers, golds)
     cost = {
         "train_time_s": round(train_cost["train_time_s"], 2),
         "train_samples_per_s": round(train_cost["train_samples_per_s"], 1),
@@ -87,6 +88,8 @@ def evaluate_model(params: Params, model_dir: str | Path, data: ProcessedData, f
         "sbert_model": params.sbert_model,
         "blind_C": blind.classifier.C,
         "blind_val_accuracy": blind.classifier.val_accuracy,
+        # The test of image_gain_ci95 in eval.json: a p-value is no figure to compare across runs.
+        "image_gain_p": image_gain.p_value,
         **{key: scores[key] for key in ("n", "n_closed", "n_open", "by_question_type", "wups_unavailable")
            if key in scores},
         "eval_time_s": scores["eval_time_s"],
@@ -104,7 +107,7 @@ def evaluate_model(params: Params, model_dir: str | Path, data: ProcessedData, f
         return row
 
     return Evaluation(
-        quality=quality_figures(scores, blind_scores, answers=answers, blind_answers=blind_answers,
+        quality=quality_figures(scores, blind_scores, answers=answers, image_gain=image_gain,
                                 shuffled_answers=shuffled, golds=golds,
                                 other_modes={m: s for m, s in modes.items() if m != primary}),
         cost=cost, plots=plot_rows(scores, blind_scores), details=details,

@@ -20,7 +20,7 @@ from vqalab.config import RUN_CONTROLS
 from vqalab.evaluation.blind import BlindBaseline
 from vqalab.evaluation.metrics import exact_match
 from vqalab.evaluation.predict import predict_dataset
-from vqalab.evaluation.stats import bootstrap_interval
+from vqalab.evaluation.stats import mean_interval, paired_difference
 from vqalab.models.base import VQAModel
 from vqalab.models.registry import build_model
 from vqalab.params import Params
@@ -82,16 +82,17 @@ def train_model(params: Params, data: ProcessedData, features: CachedFeatures, b
 def validation_figures(model: VQAModel, data: ProcessedData, features: CachedFeatures, blind: BlindBaseline, *,
                        device: torch.device, batch_size: int) -> dict:
     """The kept model's validation accuracy beside the blind baseline's on the same questions, with
-    95% bootstrap intervals over them (the image gain's paired: the per-question differences)."""
+    95% intervals over them (the image gain's paired), as the evaluate stage gives the test's."""
     val_set = data.split("val", features)
     answers = [top[0][0] for top in predict_dataset(model, val_set, batch_size=batch_size, device=device,
                                                     desc="predict validation")]
     golds = [r.answer for r in val_set.records]
-    correct = np.array(exact_match(answers, golds), dtype=float)
-    blind_correct = np.array(exact_match(blind.answers_to(val_set.records), golds), dtype=float)
-    return {"n": len(golds), "accuracy": float(correct.mean()), "accuracy_ci95": list(bootstrap_interval(correct)),
-            "blind_accuracy": float(blind_correct.mean()), "image_gain": float((correct - blind_correct).mean()),
-            "image_gain_ci95": list(bootstrap_interval(correct - blind_correct))}
+    correct = exact_match(answers, golds)
+    blind_correct = exact_match(blind.answers_to(val_set.records), golds)
+    gain = paired_difference(blind_correct, correct)
+    return {"n": len(golds), "accuracy": float(np.mean(correct)), "accuracy_ci95": list(mean_interval(correct)),
+            "blind_accuracy": float(np.mean(blind_correct)), "image_gain": gain.difference,
+            "image_gain_ci95": [gain.low, gain.high]}
 
 
 def best_epoch_summary(result: TrainResult) -> dict:

@@ -3,23 +3,27 @@
 Runs whose parameters (params.yaml: every value a run used, as conf/ composed it) are the same but
 for ``seed`` (and the ``run`` section: how a run was started) are one setting: its row gives the mean and the standard deviation over the seeds (the
 latest run of each seed), so a headline figure on a small test set carries its spread, and a 95%
-interval from the test questions (bootstrap over questions of the per-question accuracy averaged
-over the seeds; for the image gain, paired with the blind baseline's answers to the same questions).
+interval that counts both the test questions' sampling and the seeds' variation
+(``vqalab.evaluation.stats``; for the image gain, paired with the blind baseline's answers to the
+same questions). With one seed a setting, only the questions are counted.
 Rows of one data set and model made with other parameters say which (``setting``: e.g.
 ``train.max_epochs=1``), so a smoke run never passes for a full one. Rows show test accuracy beside
 the blind (question-only) baseline and the image gain, SBERT similarity, training time, closed/open
 accuracy and WUPS where the runs have them; and a plot of accuracy against training time.
 
 With ``--baseline REV`` (a commit, branch or experiment), every other row is compared with the
-baseline's row question by question (``metrics/predictions.jsonl`` of both): the paired difference
-in accuracy, its 95% interval and McNemar's p-value, or "no significant difference" where p >= 0.05.
+baseline's row question by question (``metrics/predictions.jsonl`` of both) by one paired method
+(``vqalab.evaluation.stats.paired_difference``): the difference in accuracy, its 95% interval and
+the p-value of the same t statistic, so "no significant difference" (p >= 0.05) is shown exactly
+when the interval holds 0; and how many seeds each side had (with one each, seed variation is not
+counted, and the verdict says so).
 The intervals and comparisons read each run's predictions: a run whose predictions are not here
 (not pulled) keeps its row without them, and a warning says what to fetch.
 
     dvc exp run --queue -S seed=0,1,2 && dvc queue start   # three seeds of one setting
     vqalab compare                               # experiments of HEAD and the workspace
     vqalab compare --baseline main               # ... each compared with main's runs
-    vqalab compare --rev main --rev HEAD --only exp-a exp-b --baseline exp-a   # two experiments
+    vqalab compare --rev main --rev HEAD --only exp-a --only exp-b --baseline exp-a   # two experiments
     vqalab compare --all-commits --out-md metrics/compare.md --out-png plots/compare.png
     dvc exp show --json > exps.json && vqalab compare --json exps.json
 """
@@ -36,10 +40,11 @@ from pathlib import Path
 
 import numpy as np
 
+from vqalab.cli_arguments import Once
 from vqalab.config import flatten
-from vqalab.evaluation.stats import bootstrap_interval, mcnemar, paired_bootstrap_interval
+from vqalab.evaluation.stats import PairedDifference, mean_interval, paired_difference
 from vqalab.io import atomic_path
-from vqalab.report.report import format_duration, plt
+from vqalab.report.report import format_duration, plt, significance
 
 QUALITY_FILE = "metrics/eval.json"
 COST_FILE = "metrics/cost.json"
@@ -52,7 +57,7 @@ AVERAGED = ("accuracy", "blind_accuracy", "image_gain", "accuracy_closed", "accu
             "wups_09", "wups_00", "train_time_s")
 # Parameters that set how a run is started, not what it makes: runs differing in them are one setting.
 NOT_A_SETTING = ("seed", "run.")
-ALPHA = 0.05
+LEVEL = 0.95
 
 
 def experiment_rows(exp_show: list[dict]) -> list[dict]:
@@ -168,14 +173,15 @@ def mark_differences(rows: list[dict]) -> None:
 
 
 def per_question(predictions: list[list[dict]]) -> tuple[list[str], np.ndarray, np.ndarray]:
-    """(question ids, model, blind): each question's correctness averaged over the runs (seeds),
-    the runs' predictions files read in order. The runs must hold the same test questions."""
+    """(question ids, model, blind): the correctness of the model's and of the blind baseline's
+    answers, one row per run (seed) and one column per question, from the runs' predictions files
+    in order. The runs must hold the same test questions."""
     ids = [p["id"] for p in predictions[0]]
     for run in predictions[1:]:
         if [p["id"] for p in run] != ids:
             raise ValueError("the runs of one setting predicted different test questions: they cannot be paired")
-    model = np.mean([[float(p["correct"]) for p in run] for run in predictions], axis=0)
-    blind = np.mean([[float(p["blind_prediction"] == p["gold"]) for p in run] for run in predictions], axis=0)
+    model = np.array([[float(p["correct"]) for p in run] for run in predictions])
+    blind = np.array([[float(p["blind_prediction"] == p["gold"]) for p in run] for run in predictions])
     return ids, model, blind
 
 
@@ -191,20 +197,20 @@ def check_predictions_match(rev: str, accuracy: float, predictions: list[dict]) 
 
 
 def add_intervals(row: dict, predictions: list[list[dict]]) -> None:
-    """The row's 95% intervals of accuracy and image gain, from its test questions."""
+    """The row's 95% intervals of accuracy and image gain, from its test questions and its seeds."""
     _, model, blind = per_question(predictions)
-    row["accuracy_ci95"] = bootstrap_interval(model)
-    row["image_gain_ci95"] = paired_bootstrap_interval(model, blind)
+    row["accuracy_ci95"] = mean_interval(model, level=LEVEL)
+    # Each run's own gain: its blind baseline was fitted on the same data split (the seed draws it), so
+    # the two are paired by run as well as by question, and a seed's spread is the model's, not half of it.
+    row["image_gain_ci95"] = mean_interval(model - blind, level=LEVEL)
 
 
 def add_comparisons(rows: list[dict], predictions: dict[str, list[list[dict]]], baseline: str,
                     runs: Sequence[dict] = ()) -> None:
-    """``vs_baseline`` of every row with the baseline's test questions: the difference of its
-    accuracy from the baseline row's, the paired bootstrap interval of that difference over the
-    questions, and McNemar's p-value on the per-question results. With several seeds, correctness
-    is averaged per question for the difference and its interval, and McNemar's test reads a
-    question as right when at least half of the seeds got it right. ``runs``, every run before
-    aggregation, tells a baseline that a later run replaced in its row from one that is not there."""
+    """``vs_baseline`` of every row with the baseline's test questions: the ``PairedDifference`` of
+    its runs' per-question correctness from the baseline row's runs' (difference, interval and
+    p-value over the questions and the seeds of both). ``runs``, every run before aggregation,
+    tells a baseline that a later run replaced in its row from one that is not there."""
     base = next((r for r in rows if baseline in r["runs"] or any(rev.startswith(baseline) for rev in r["revs"])), None)
     if base is None:
         replaced = next((run for run in runs if run["run"] == baseline or str(run["rev"]).startswith(baseline)), None)
@@ -228,10 +234,7 @@ def add_comparisons(rows: list[dict], predictions: dict[str, list[list[dict]]], 
         if ids != base_ids:
             row["vs_baseline"] = "other test questions"
             continue
-        test = mcnemar(correct >= 0.5, base_correct >= 0.5)
-        row["vs_baseline"] = {"difference": float(correct.mean() - base_correct.mean()),
-                              "ci95": paired_bootstrap_interval(correct, base_correct), "mcnemar_p": test.p_value,
-                              "significant": test.p_value < ALPHA}
+        row["vs_baseline"] = paired_difference(base_correct, correct, level=LEVEL)
 
 
 def render_table(rows: list[dict], *, baseline: str | None = None) -> str:
@@ -257,18 +260,16 @@ def render_table(rows: list[dict], *, baseline: str | None = None) -> str:
 
     def versus(row):
         comparison = row.get("vs_baseline")
-        if not isinstance(comparison, dict):
+        if not isinstance(comparison, PairedDifference):
             return comparison or "-"
-        low, high = comparison["ci95"]
-        verdict = f"p = {comparison['mcnemar_p']:.3g}" if comparison["significant"] else \
-            f"no significant difference (p = {comparison['mcnemar_p']:.3g})"
-        return f"{100 * comparison['difference']:+.2f} pts [{100 * low:+.2f}, {100 * high:+.2f}], {verdict}"
+        return (f"{100 * comparison.difference:+.2f} pts [{100 * comparison.low:+.2f}, {100 * comparison.high:+.2f}], "
+                f"{significance(comparison.p_value, alpha=1 - comparison.level)} ({seeds_compared(comparison)})")
 
     header = ("| data set | model | profile | setting | seeds | test accuracy [95% CI] | blind baseline | "
               "image gain [95% CI] | closed | open | SBERT similarity | WUPS@0.9 | WUPS@0.0 | training time |")
     rule = "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
     if baseline:
-        header += f" vs {baseline} [95% CI], McNemar |"
+        header += f" vs {baseline} [95% CI], paired test over questions and seeds |"
         rule += "---|"
     lines = [header + " runs |", rule + "---|"]
     for r in rows:
@@ -283,6 +284,13 @@ def render_table(rows: list[dict], *, baseline: str | None = None) -> str:
             line += f" {versus(r)} |"
         lines.append(line + f" {', '.join(r['runs'])} |")
     return "\n".join(lines) + "\n"
+
+
+def seeds_compared(comparison: PairedDifference) -> str:
+    """How many seeds each side of a comparison had, and whether their variation is counted."""
+    if not comparison.seed_variation_counted:
+        return "1 vs 1 seed: seed variation not counted"
+    return f"{comparison.candidate_seeds} vs {comparison.baseline_seeds} seeds"
 
 
 def plot_accuracy_vs_time(rows: list[dict], out_png: Path) -> None:
@@ -364,17 +372,18 @@ def add_predictions_figures(rows: list[dict], runs: list[dict], baseline: str | 
 
 def main(argv: list[str] | None = None, *, prog: str | None = None) -> None:
     parser = argparse.ArgumentParser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--json", type=Path, help="read this `dvc exp show --json` output instead of running it")
+    parser.add_argument("--json", type=Path, action=Once,
+                        help="read this `dvc exp show --json` output instead of running it")
     parser.add_argument("--all-commits", action="store_true", help="include the experiments of every commit")
     parser.add_argument("--rev", action="append", default=[],
                         help="include the experiments of this commit (repeatable; default: HEAD)")
-    parser.add_argument("--only", nargs="+", metavar="RUN",
-                        help="one row for each of these runs (names or revisions), and no others")
-    parser.add_argument("--baseline", help="a commit, branch or experiment: compare every row with its row")
+    parser.add_argument("--only", nargs="+", action="extend", metavar="RUN",
+                        help="one row for each of these runs (names or revisions), and no others (repeatable)")
+    parser.add_argument("--baseline", action=Once, help="a commit, branch or experiment: compare every row with its row")
     parser.add_argument("--no-intervals", action="store_true",
                         help="leave out the intervals and comparisons that read each run's predictions")
-    parser.add_argument("--out-md", type=Path, help="also write the table here")
-    parser.add_argument("--out-png", type=Path, help="write the accuracy vs training time plot here")
+    parser.add_argument("--out-md", type=Path, action=Once, help="also write the table here")
+    parser.add_argument("--out-png", type=Path, action=Once, help="write the accuracy vs training time plot here")
     args = parser.parse_args(argv)
     exp_show = read_exp_show(args.json, args.all_commits, args.rev)
     runs = experiment_rows(exp_show)

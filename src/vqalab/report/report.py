@@ -102,6 +102,11 @@ def interval(bounds: list[float], *, signed: bool = False) -> str:
     return f"[{100 * bounds[0]:{sign}.2f}, {100 * bounds[1]:{sign}.2f}]"
 
 
+def significance(p_value: float, *, alpha: float = 0.05) -> str:
+    """A paired test's verdict in words (``vqalab.evaluation.stats.paired_difference``'s p-value)."""
+    return f"p = {p_value:.3g}" if p_value < alpha else f"p = {p_value:.3g}: no significant difference"
+
+
 def blind_verdict(quality: dict, details: dict) -> str:
     """What the blind baseline and the shuffled images say about the run, in words."""
     blind = (f"The blind baseline answers from the question alone (logistic regression on the SBERT "
@@ -111,7 +116,9 @@ def blind_verdict(quality: dict, details: dict) -> str:
                    f"not using the image.** {blind}.")
     else:
         verdict = (f"{blind}; the image adds {points(quality['image_gain'])} "
-                   f"(95% interval {interval(quality['image_gain_ci95'], signed=True)} points).")
+                   f"(95% interval {interval(quality['image_gain_ci95'], signed=True)} points, paired over the test "
+                   f"questions, {significance(details['image_gain_p'])}). One training run: seed variation is not "
+                   f"counted; `vqalab compare` over several seeds of this setting counts it.")
     shuffled = (f"With the test images shuffled among the questions, accuracy is {pct(quality['shuffled_image_accuracy'])} "
                 f"and {pct(quality['image_sensitivity'])} of the answers change")
     if quality["image_sensitivity"] == 0:
