@@ -36,7 +36,7 @@ dvc exp run --name pr-head >&2
   # --all: every figure, changed or not, so the headline accuracy is always in the table.
   dvc metrics diff --md --all --targets metrics/eval.json metrics/train/metrics.json -- pr-base pr-head
   echo
-  echo "#### Paired on the test questions (95% intervals, McNemar's test)"
+  echo "#### Paired on the test questions (95% interval and paired test: one run a side, so seed variation is not counted)"
   echo
   vqalab compare --rev "$base_sha" --rev HEAD --only pr-base pr-head --baseline pr-base
   echo
