@@ -61,7 +61,7 @@ def init_project(root: Path, **values) -> dict[str, str]:
     config = root / "conf/config.yaml"
     defaults, rest = config.read_text().split("\n\n", 1)  # the defaults list comes first, then a blank line
     assert defaults.rstrip().endswith("as the family sets it"), "conf/config.yaml: the defaults list should end with strategy"
-    config.write_text(f"{defaults}\n  - optional {Path(LOCAL_CONFIG).stem}\n\n{rest}")
+    config.write_text(f"{defaults}\n  - {Path(LOCAL_CONFIG).stem}\n\n{rest}")
     env = pipeline_env()
     run(["git", "init", "-q"], root, env)
     run([DVC, "init", "-q"], root, env)
