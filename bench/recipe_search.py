@@ -22,8 +22,8 @@ import sys
 from pathlib import Path
 
 from vqalab.benchmark.common import write_results
-from vqalab.benchmark.experiments import (TRAIN_SUMMARY_FILE, Experiment, alike, curve, finished, label, run_sweep,
-                                          setting_of, sweep_parser, varied_keys)
+from vqalab.benchmark.experiments import (TRAIN_SUMMARY_FILE, Experiment, alike, curve, finished, label, picked,
+                                          run_sweep, setting_of, split_settings, sweep_parser)
 from vqalab.config import flatten
 from vqalab.report.compare import aggregate_seeds, is_setting, run_row
 
@@ -53,24 +53,27 @@ def seed_rows(experiments: list[Experiment]) -> list[dict]:
     return rows
 
 
-def search_rows(experiments: list[Experiment]) -> list[dict]:
-    """Each setting's mean and standard deviation over seeds, with its runs, best first."""
+def search_rows(experiments: list[Experiment]) -> tuple[list[dict], dict]:
+    """Each setting's mean and standard deviation over seeds, with its runs, best first; and the
+    settings every run shares."""
     done = finished(experiments)
-    shown = [key for key in varied_keys(done, [setting_of(e) for e in done]) if key != "seed"]
+    varied, shared = split_settings(done, [setting_of(e) for e in done])
+    shown = [key for key in varied if key != "seed"]
     runs = {row["run"]: row for row in seed_rows(done)}
     values = {experiment.name: experiment.values for experiment in done}
-    rows = [{"setting": label(values[setting["runs"][0]], shown), "seeds": setting["seeds"],
+    rows = [{"setting": label(picked(values[setting["runs"][0]], shown)), "seeds": setting["seeds"],
              "mean_val_accuracy": setting["val_accuracy"], "sd_val_accuracy": setting["val_accuracy_sd"],
              "mean_train_time_s": setting["train_time_s"],
              "runs": [{key: runs[name][key] for key in ("run", "rev", "seed", "val_accuracy", "best_epoch",
                                                        "train_time_s")} for name in setting["runs"]]}
             for setting in aggregate_seeds(list(runs.values()), figures=("val_accuracy", "train_time_s"))]
-    return sorted(rows, key=lambda row: -row["mean_val_accuracy"])
+    return sorted(rows, key=lambda row: -row["mean_val_accuracy"]), shared
 
 
-def table(rows: list[dict]) -> str:
-    lines = ["| setting | validation accuracy, mean ± sd over seeds | per seed | best epochs | train s "
-             "| experiments |", "|---|---|---|---|---|---|"]
+def table(rows: list[dict], *, shared: dict) -> str:
+    lines = [f"Every run: {label(shared)}.", "",
+             "| setting | validation accuracy, mean ± sd over seeds | per seed | best epochs | train s | experiments |",
+             "|---|---|---|---|---|---|"]
     for row in rows:
         runs = row["runs"]
         lines.append(f"| {row['setting']} | {100 * row['mean_val_accuracy']:.2f} ± "
@@ -86,15 +89,15 @@ def main(argv=None) -> None:
     parser.add_argument("--jobs", type=int, default=1, help="experiments run at a time (default 1)")
     parser.add_argument("--out", type=Path, help="write the rows as JSON here, and the table beside it (.md)")
     args = parser.parse_args(argv)
-    rows = search_rows(run_sweep(args, benchmark="recipe", defaults=DEFAULTS, targets=TARGETS, jobs=args.jobs,
+    rows, shared = search_rows(run_sweep(args, benchmark="recipe", defaults=DEFAULTS, targets=TARGETS, jobs=args.jobs,
                                  check=require_settings_apart))
     if not rows:
         raise SystemExit("no experiment of the search finished: `dvc queue logs NAME` shows why one failed")
-    text = table(rows)
+    text = table(rows, shared=shared)
     print(text)
     print("\nThe test split was not scored.", file=sys.stderr)
     if args.out:
-        write_results(args.out, {"benchmark": "recipe_search", "rows": rows}, table=text)
+        write_results(args.out, {"benchmark": "recipe_search", "shared": shared, "rows": rows}, table=text)
 
 
 if __name__ == "__main__":

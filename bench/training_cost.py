@@ -32,16 +32,18 @@ from pathlib import Path
 import yaml
 
 from vqalab.benchmark.common import write_results
-from vqalab.benchmark.experiments import (TRAIN_SUMMARY_FILE, Experiment, curve, finished, label, run_sweep,
-                                          setting_of, sweep_parser, value_of, varied_keys)
+from vqalab.benchmark.experiments import (TRAIN_SUMMARY_FILE, Experiment, curve, finished, label, picked, run_sweep,
+                                          setting_of, split_settings, sweep_parser, value_of)
 from vqalab.report.compare import COST_FILE, QUALITY_FILE
 
 DEFAULTS = {
     "strategy": "full,partial,lora,frozen",
-    # Full fine-tuning on 2 CPU cores trains ~90 questions/s: all of easy-VQA (38,575 training
-    # questions) would take 7 minutes an epoch, so the default is its first 300 images per split.
-    "download.max_images_per_split": "300",
-    "train.max_epochs": "8",
+    # Full fine-tuning on 2 CPU cores trained 7 questions/s on a busy machine (load 5) and ~90 on an
+    # idle one: all of easy-VQA (38,575 training questions) would take hours, so the default is a
+    # slice - its first 100 images per split, about 860 training questions - and 5 epochs, which
+    # kept the four strategies within about 20 minutes on the busy machine.
+    "download.max_images_per_split": "100",
+    "train.max_epochs": "5",
 }
 
 
@@ -105,25 +107,27 @@ def reference_of(experiment: Experiment, candidates: list[Experiment], settings:
     return None
 
 
-def cost_rows(experiments: list[Experiment], *, reference: dict, target_margin: float) -> list[dict]:
-    """One row per finished experiment, with its ratios to the reference run of its other settings."""
+def cost_rows(experiments: list[Experiment], *, reference: dict, target_margin: float) -> tuple[list[dict], dict]:
+    """One row per finished experiment, with its ratios to the reference run of its other settings;
+    and the settings every run shares."""
     done = finished(experiments)
     settings = {e.name: setting_of(e) for e in done}
-    shown = [key for key in varied_keys(done, list(settings.values())) if key not in ("dataset", "model")]
+    varied, shared = split_settings(done, list(settings.values()))
+    shown = [key for key in varied if key not in ("dataset", "model")]  # the table's own columns
     figures = {e.name: run_figures(e) for e in done}
     rows = []
     for experiment in done:
         base = reference_of(experiment, done, settings, reference)
         row = {"experiment": experiment.name, "rev": experiment.rev, "ran": experiment.run["data"]["timestamp"],
                "dataset": value_of(experiment.values, "dataset"), "model": value_of(experiment.values, "model"),
-               "setting": label(experiment.values, shown), "reference": base.name if base else None,
-               **figures[experiment.name]}
+               "setting": label(picked(experiment.values, shown)), "setting_values": settings[experiment.name],
+               "reference": base.name if base else None, **figures[experiment.name]}
         if base is None:
             print(f"{experiment.name}: no run with {reference} and its other settings: no ratios", file=sys.stderr)
         else:
             add_ratios(row, figures[base.name], experiment, base, target_margin)
         rows.append(row)
-    return sorted(rows, key=lambda r: (r["dataset"], r["model"]))  # stable: the sweep's order within
+    return sorted(rows, key=lambda r: (r["dataset"], r["model"])), shared  # stable: the sweep's order within
 
 
 def add_ratios(row: dict, base: dict, experiment: Experiment, reference: Experiment, margin: float) -> None:
@@ -138,12 +142,13 @@ def add_ratios(row: dict, base: dict, experiment: Experiment, reference: Experim
             "test_accuracy_delta_points": 100 * (row["test_accuracy"] - base["test_accuracy"])}
 
 
-def table(rows: list[dict], *, reference: dict) -> str:
+def table(rows: list[dict], *, shared: dict, reference: dict) -> str:
     def fmt(value, spec, suffix=""):
         return "-" if value is None else f"{format(value, spec)}{suffix}"
 
     versus = " ".join(f"{key}={value}" for key, value in reference.items())
-    lines = [f"| data set | model | setting | train s | samples/s | last/first epoch samples/s | time to target s "
+    lines = [f"Every run: {label(shared)}.", "",
+             f"| data set | model | setting | train s | samples/s | last/first epoch samples/s | time to target s "
              f"| peak RSS MB | trainable params | test acc % | Δ acc pts vs {versus} | train speed-up "
              f"| time-to-target speed-up | RSS ratio | experiment |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
@@ -170,13 +175,13 @@ def main(argv=None) -> None:
     reference = parse_reference(args.reference or ["strategy=full"])
     experiments = run_sweep(args, benchmark="cost", defaults=DEFAULTS,
                             check=lambda plan: require_reference(plan, reference))
-    rows = cost_rows(experiments, reference=reference, target_margin=args.target_margin)
+    rows, shared = cost_rows(experiments, reference=reference, target_margin=args.target_margin)
     if not rows:
         raise SystemExit("no experiment of the sweep finished: `dvc queue logs NAME` shows why one failed")
-    text = table(rows, reference=reference)
+    text = table(rows, shared=shared, reference=reference)
     print(text)
-    write_results(args.out, {"benchmark": "training_cost", "reference": reference, "target_margin": args.target_margin,
-                             "rows": rows}, table=text)
+    write_results(args.out, {"benchmark": "training_cost", "shared": shared, "reference": reference,
+                             "target_margin": args.target_margin, "rows": rows}, table=text)
 
 
 if __name__ == "__main__":

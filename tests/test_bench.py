@@ -154,13 +154,13 @@ def test_results_say_what_made_them_when_and_on_what_processor(tmp_path):
 def test_a_sweep_is_planned_as_dvc_expands_and_names_it(at_root):
     overrides = experiments.with_defaults(["train.max_epochs=2", "model=resnet_bert,pubmedclip"],
                                           script("bench/training_cost.py").DEFAULTS)
-    assert overrides[:2] == ["strategy=full,partial,lora,frozen", "download.max_images_per_split=300"]
+    assert overrides[:2] == ["strategy=full,partial,lora,frozen", "download.max_images_per_split=100"]
     plan = experiments.planned("cost-x", overrides)
     assert list(plan) == [f"cost-x-{i}" for i in range(1, 9)]
     picked = [(v["strategy"], v["model"]["name"], v["train"]["max_epochs"], v["download"]["max_images_per_split"])
               for v in plan.values()]
-    assert picked[:3] == [("full", "resnet_bert", 2, 300), ("full", "pubmedclip", 2, 300),
-                          ("partial", "resnet_bert", 2, 300)]
+    assert picked[:3] == [("full", "resnet_bert", 2, 100), ("full", "pubmedclip", 2, 100),
+                          ("partial", "resnet_bert", 2, 100)]
     assert plan["cost-x-7"]["model"]["image_training"] == "frozen"  # frozen's values, as DVC composes them
     assert list(experiments.planned("one", ["strategy=lora"])) == ["one"]  # no sweep: DVC keeps the name
 
@@ -199,9 +199,10 @@ def test_each_run_is_compared_with_the_reference_of_its_other_settings(at_root):
     settings = {run.name: experiments.setting_of(run) for run in runs}
     assert settings["c-4"] == {"dataset": "easy_vqa", "model": "resnet_bert", "profile": "tiny", "strategy": "lora",
                                "train.precision": "bf16"}
-    shown = experiments.varied_keys(runs, list(settings.values()))
-    assert shown == ["strategy", "train.precision"]
-    assert experiments.label(runs[3].values, shown) == "strategy=lora, train.precision=bf16"
+    varied, shared = experiments.split_settings(runs, list(settings.values()))
+    assert varied == ["strategy", "train.precision"]
+    assert shared == {"dataset": "easy_vqa", "model": "resnet_bert", "profile": "tiny"}
+    assert experiments.label(experiments.picked(runs[3].values, varied)) == "strategy=lora, train.precision=bf16"
 
     def reference_of(run, **reference):
         found = training_cost.reference_of(run, runs, settings, reference)
@@ -227,9 +228,9 @@ def test_a_sweep_is_read_back_in_its_order_and_unfinished_runs_are_named(monkeyp
         return {"name": name, "executor": {"state": state}, "revs": [{"rev": f"rev-{name}", "name": name, "data": {
             "timestamp": "", "params": {"params.yaml": {"data": composed(ROOT / "conf", [])}}}}]}
 
-    exp_show = [{"rev": "workspace", "experiments": None},
-                {"rev": "abc", "experiments": [shown("s-10", "success"), shown("s-2", "failed"), shown("other", "success"),
-                                               shown("s-1", "success"), shown("s-11x", "success")]}]
+    listed = [shown("s-10", "success"), shown("s-2", "failed"), shown("other", "success"), shown("s-1", "success"),
+              shown("s-11x", "success")]
+    exp_show = [{"rev": "workspace", "experiments": None}, {"rev": "abc", "experiments": listed}]
     monkeypatch.setattr(experiments, "dvc", lambda *args: json.dumps(exp_show))
     read = experiments.sweep_experiments("s")
     assert [e.name for e in read] == ["s-1", "s-2", "s-10"] and read[0].rev == "rev-s-1"
@@ -337,6 +338,9 @@ def test_training_cost_runs_each_strategy_as_an_experiment_and_compares_it_with_
     saved = json.loads(out.read_text())
     rows = {row["setting"]: row for row in saved["rows"]}
     assert list(rows) == ["strategy=full", "strategy=frozen"]
+    assert saved["shared"] == {"dataset": "easy_vqa", "model": "resnet_bert", "profile": "tiny",
+                               "download.max_images_per_split": 6, "train.max_epochs": 1}
+    assert rows["strategy=frozen"]["setting_values"] == {**saved["shared"], "strategy": "frozen"}
     full, frozen = rows["strategy=full"], rows["strategy=frozen"]
     assert (full["experiment"], frozen["experiment"], frozen["reference"]) == ("cost-1", "cost-2", "cost-1")
     assert full["train_speedup"] == 1.0 and full["test_accuracy_delta_points"] == 0.0

@@ -192,17 +192,26 @@ def value_of(values: dict, key: str) -> Any:
     return flatten(values).get(key, ABSENT)
 
 
-def varied_keys(experiments: Sequence[Experiment], settings: Sequence[dict[str, Any]]) -> list[str]:
-    """The groups and parameters that the experiments' ``settings`` (``setting_of``) set to other
-    values in some experiments than in others: what tells them apart, in the order first seen."""
+def split_settings(experiments: Sequence[Experiment],
+                   settings: Sequence[dict[str, Any]]) -> tuple[list[str], dict[str, Any]]:
+    """What tells the experiments apart and what they share, from their ``settings`` (``setting_of``):
+    the groups and parameters set to other values in some than in others (in the order first seen),
+    and {group or parameter: value} of the others."""
     keys = dict.fromkeys(key for setting in settings for key in setting)
-    return [key for key in keys
-            if len({json.dumps(value_of(experiment.values, key), default=str) for experiment in experiments}) > 1]
+    varied = [key for key in keys
+              if len({json.dumps(value_of(experiment.values, key), default=str) for experiment in experiments}) > 1]
+    shared = {key: value_of(experiments[0].values, key) for key in keys if key not in varied} if experiments else {}
+    return varied, shared
 
 
-def label(values: dict, keys: Sequence[str]) -> str:
-    """``key=value, ...`` of ``keys`` in params.yaml's ``values`` (``-`` for no key)."""
-    return ", ".join(f"{key}={value_of(values, key)}" for key in keys) or "-"
+def picked(values: dict, keys: Sequence[str]) -> dict[str, Any]:
+    """{key: value} of ``keys`` (groups or parameters) in params.yaml's ``values``."""
+    return {key: value_of(values, key) for key in keys}
+
+
+def label(setting: dict[str, Any]) -> str:
+    """``key=value, ...`` (``-`` for none)."""
+    return ", ".join(f"{key}={value}" for key, value in setting.items()) or "-"
 
 
 def sweep_parser(description: str, *, defaults: dict[str, str]) -> argparse.ArgumentParser:
