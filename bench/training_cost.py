@@ -147,7 +147,8 @@ def table(rows: list[dict], *, shared: dict, reference: dict) -> str:
         return "-" if value is None else f"{format(value, spec)}{suffix}"
 
     versus = " ".join(f"{key}={value}" for key, value in reference.items())
-    lines = [f"Every run: {label(shared)}.", "",
+    finished_at = sorted(r["ran"] for r in rows)
+    lines = [f"Every run: {label(shared)}; the runs finished {finished_at[0]} to {finished_at[-1]}.", "",
              f"| data set | model | setting | train s | samples/s | last/first epoch samples/s | time to target s "
              f"| peak RSS MB | trainable params | test acc % | Δ acc pts vs {versus} | train speed-up "
              f"| time-to-target speed-up | RSS ratio | experiment |",
