@@ -3,8 +3,9 @@ plain reference measured in the same run, the GPU targets, and the study's train
 estimated from the measured throughput.
 
 The study: 4 families (the paper profile of each) on VQA-RAD frame, 3,064 training questions,
-20 epochs for the classifiers and 5 for qwen2vl; each family at params.yaml's batch size and
-precision (auto: bf16 on a GPU, fp32 on a CPU). Training steps only: validation, feature caching
+20 epochs for the classifiers and 5 for qwen2vl; each family at the paper profile's batch size and
+precision (auto: bf16 on a GPU, fp32 on a CPU), its strategy the profile's (default; for resnet_bert
+full fine-tuning). Training steps only: validation, feature caching
 and model loading are left out, and named so.
 
     python bench/gpu_report.py --paper bench/results/paper_gpu.json --qwen2vl bench/results/qwen2vl_gpu.json
@@ -13,8 +14,10 @@ and model loading are left out, and named so.
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
+
+from vqalab.benchmark.common import write_results
+from vqalab.io import read_json
 
 STUDY_EPOCHS = {"resnet_bert": 20, "pubmedclip": 20, "vilt": 20, "qwen2vl": 5}
 STUDY_LIMIT_S = 600
@@ -47,28 +50,28 @@ def report(paper: dict, qwen: dict | None) -> tuple[list[dict], dict]:
         if r["kind"] == "vqalab" and r["reference_samples_per_s"]:
             add(f"{r['family']} {r['strategy']} b{r['batch_size']} {r['precision']}", r["samples_per_s"],
                 reference=r["reference_samples_per_s"], target=">= 0.9x reference", ok=r["ratio_to_reference"] >= 0.9)
-    full = find(rows, family="resnet_bert", strategy=f"full_{auto_precision}", batch_size=paper_batch)
+    full = find(rows, family="resnet_bert", strategy="full", precision=auto_precision, batch_size=paper_batch)
     if full:
         add(f"resnet_bert full at the paper profile's batch {paper_batch} ({auto_precision})", full["samples_per_s"],
             reference=full["reference_samples_per_s"], target=">= 3,000", ok=full["samples_per_s"] >= 3000)
-    for fp32 in (r for r in rows if r["family"] == "resnet_bert" and r["strategy"] == "full_fp32"
-                 and r["batch_size"] >= 64):
-        bf16 = find(rows, family="resnet_bert", strategy="full_bf16", batch_size=fp32["batch_size"])
+    for fp32 in (r for r in rows if r["family"] == "resnet_bert" and r["strategy"] == "full"
+                 and r["precision"] == "fp32" and r["batch_size"] >= 64):
+        bf16 = find(rows, family="resnet_bert", strategy="full", precision="bf16", batch_size=fp32["batch_size"])
         if bf16:
             add(f"resnet_bert full b{fp32['batch_size']}: bf16 over fp32", bf16["samples_per_s"],
                 unit="samples/s (bf16)", reference=fp32["samples_per_s"], target="ratio >= 1.0",
                 ok=bf16["samples_per_s"] >= fp32["samples_per_s"], note="reference column: fp32")
-    cached = find(rows, family="resnet_bert", strategy="frozen_cached", batch_size=cached_batch)
+    cached = find(rows, family="resnet_bert", strategy="frozen", batch_size=cached_batch)
     if cached:
-        add(f"resnet_bert frozen_cached at the recipe's batch {cached_batch} ({cached['precision']})",
+        add(f"resnet_bert frozen (cached features) at the recipe's batch {cached_batch} ({cached['precision']})",
             cached["samples_per_s"], target=">= 100,000", ok=cached["samples_per_s"] >= 100_000)
 
-    # The study's time: each family's paper profile (its "paper" strategy; resnet_bert's is full
-    # fine-tuning at the profile's precision, auto).
+    # The study's time: each family's paper profile (strategy default; resnet_bert's is full
+    # fine-tuning, at the profile's precision, auto).
     per_family, missing = {}, []
     for family in ("resnet_bert", "pubmedclip", "vilt"):
-        row = (find(rows, family=family, strategy="paper", batch_size=study_batch)
-               or (find(rows, family=family, strategy=f"full_{auto_precision}", batch_size=study_batch)
+        row = (find(rows, family=family, strategy="default", batch_size=study_batch)
+               or (find(rows, family=family, strategy="full", precision=auto_precision, batch_size=study_batch)
                    if family == "resnet_bert" else None))
         if row is None:
             missing.append(family)
@@ -120,15 +123,16 @@ def main(argv=None) -> None:
     parser.add_argument("--qwen2vl", type=Path, default=None)
     parser.add_argument("--out", type=Path, default=None, help="JSON of the table and the estimate")
     args = parser.parse_args(argv)
-    paper = json.loads(args.paper.read_text())
-    qwen = json.loads(args.qwen2vl.read_text()) if args.qwen2vl else None
+    paper = read_json(args.paper)
+    qwen = read_json(args.qwen2vl) if args.qwen2vl else None
     lines, estimate = report(paper, qwen)
-    print(table(lines, paper["environment"]))
+    text = table(lines, paper["environment"])
+    print(text)
     if paper["environment"].get("gpu") is None:
         print("\n(no GPU: the targets are for an H100/H200 at the study's sizes; this run only checks the code path)")
     if args.out:
-        args.out.write_text(json.dumps({"lines": lines, "study_estimate": estimate,
-                                        "environment": paper["environment"]}, indent=1))
+        write_results(args.out, {"lines": lines, "study_estimate": estimate, "environment": paper["environment"]},
+                      table=text)
 
 
 if __name__ == "__main__":

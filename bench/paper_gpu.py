@@ -1,12 +1,11 @@
 """GPU benchmark of the classifier families at the study's sizes, against a plain PyTorch reference.
 
-Every model is built by ``vqalab.models.registry.build_model`` from ``params.yaml`` with a
-strategy's parameter overrides (a file of bench/strategies/, the ones ``training_cost.py`` runs,
-resolved by ``vqalab.resolve.load_params``): the paper profile on VQA-RAD, its pretrained sources
-replaced by the same architectures with random weights, saved locally and loaded through the same
-``from_pretrained`` path as hub ids (a GPU machine without network has no hub). A strategy sets the
-precision (``full_fp32``, ``full_bf16``; ``paper``: the profile's, auto). Frozen encoders' features
-are the features stage's (``vqalab.pipeline.features``). Each training step is the loop's
+Every model is built by ``vqalab.models.registry.build_model`` from the parameters conf/ composes
+for a variant (``--variants``: -S values, e.g. ``model=resnet_bert strategy=full
+train.precision=bf16``) over the paper profile on VQA-RAD, its pretrained sources replaced by the
+same architectures with random weights, saved locally and loaded through the same
+``from_pretrained`` path as hub ids (a GPU machine without network has no hub). Frozen encoders'
+features are the features stage's (``vqalab.pipeline.features``). Each training step is the loop's
 (``vqalab.benchmark.loopstep.LoopStep``: fit's batches, collator, optimiser, schedule, autocast,
 clipping).
 
@@ -21,7 +20,10 @@ Timing: ``vqalab.benchmark.timing.measure`` (warm-up excluded, variants interlea
 median).
 
     python bench/paper_gpu.py --out bench/results/paper_gpu.json
+    python bench/paper_gpu.py --variants "model=pubmedclip" "model=resnet_bert strategy=partial"
     python bench/paper_gpu.py --sizes tiny --device cpu --batch-sizes 4 --steps 1 --warmup 1   # a smoke run
+
+Run from the project root (conf/ is read from there).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import shlex
 import tempfile
 from pathlib import Path
 
@@ -39,17 +42,15 @@ from torch import nn
 from transformers import (BertConfig, BertModel, BertTokenizerFast, CLIPVisionConfig, CLIPVisionModel, ViltConfig,
                           ViltForQuestionAnswering)
 
+from vqalab.benchmark.common import composed_params, overrides, write_results
 from vqalab.benchmark.loopstep import WORDS, LoopStep, synthetic_data
-from vqalab.benchmark.strategies import load_strategies, strategy_overrides
 from vqalab.benchmark.timing import Variant, environment, fast_math, measure
-from vqalab.models.registry import FAMILIES, build_model
+from vqalab.models.registry import build_model, chosen_family_config
 from vqalab.pipeline.features import frozen_encoder_features
-from vqalab.resolve import load_params
 from vqalab.runtime import resolve_device, resolve_precision
 
 transformers.utils.logging.disable_progress_bar()  # one loading bar per variant would bury the table
 
-ROOT = Path(__file__).resolve().parents[1]
 STUDY_QUESTIONS = 3064  # VQA-RAD frame's training questions
 ANSWERS = 500  # about VQA-RAD's answer vocabulary
 REFERENCE_SEQUENCE = 32
@@ -67,7 +68,12 @@ SIZES = {
                            patch_size=16, max_image_length=-1),
                  images=8, questions=64),
 }
-STRATEGIES = load_strategies(ROOT / "bench/strategies")
+# The study's setting, under every variant.
+STUDY = ["dataset=vqa_rad", "profile=paper"]
+# resnet_bert fine-tuned in fp32 and in bf16 (each beside the reference step) and on cached features.
+DEFAULT_VARIANTS = ["model=resnet_bert strategy=full train.precision=fp32",
+                    "model=resnet_bert strategy=full train.precision=bf16",
+                    "model=resnet_bert strategy=frozen train.precision=fp32"]
 PRECISION_NAMES = {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}  # autocast dtype -> name
 
 
@@ -87,17 +93,21 @@ def save_sources(directory: Path, sizes: dict) -> dict[str, str]:
     return {name: str(path) for name, path in paths.items()}
 
 
-def overrides(family: str, strategy: str, *, sources: dict, sizes: dict, batch_size: int,
-              device: torch.device) -> dict:
-    """The parameter values of one variant: params.yaml's paper profile on VQA-RAD, its sources
-    replaced by the random-weight ones at the benchmark's sizes, then the strategy's values."""
-    section = {"resnet_bert": {"text_encoder": sources["bert"], "image_weights": None, "image_encoder": sizes["cnn"]},
-               "pubmedclip": {"text_encoder": sources["bert"], "vision_model": sources["clip"]},
-               "vilt": {"backbone": sources["vilt"], "tokenizer": sources["vilt"]}}[family]
-    base = {"dataset": "vqa_rad", family: {"paper": {**section, "image_size": sizes["image_size"],
-                                                     "batch_size": batch_size}},
-            "train": {"device": str(device)}}
-    return strategy_overrides(STRATEGIES[strategy], model=family, profile="paper", base=base)
+def variant_overrides(variant: list[str], *, sources: dict, sizes: dict, batch_size: int,
+                      device: torch.device) -> list[str]:
+    """The overrides of one variant: the study's setting, the variant's own, then its family's
+    pretrained sources replaced by the random-weight ones at the benchmark's sizes."""
+    family = composed_params([*STUDY, *variant]).model
+    replaced = {"resnet_bert": {"model.text_encoder": sources["bert"], "model.image_weights": None,
+                                "model.image_encoder": sizes["cnn"]},
+                "pubmedclip": {"model.text_encoder": sources["bert"], "model.vision_model": sources["clip"]},
+                "vilt": {"model.backbone": sources["vilt"], "model.tokenizer": sources["vilt"]}}
+    if family not in replaced:
+        raise SystemExit(f"--variants: {' '.join(variant)} chooses {family}; this benchmark times the classifier "
+                         f"families {sorted(replaced)} (qwen2vl: bench/qwen2vl_gpu.py)")
+    values = {**replaced[family], "model.image_size": sizes["image_size"], "model.batch_size": batch_size,
+              "train.device": str(device)}
+    return [*STUDY, *variant, *overrides(values)]
 
 
 class ReferenceStep:
@@ -135,27 +145,28 @@ class ReferenceStep:
 
 def variants_for(args, device: torch.device, sources: dict, sizes: dict, data) -> list[Variant]:
     variants, features_cache = [], {}
-    for family, strategy in args.strategies:
+    for variant in args.variants:
         for batch_size in args.batch_sizes:
-            params = load_params(ROOT / "params.yaml", overrides(family, strategy, sources=sources, sizes=sizes,
-                                                                 batch_size=batch_size, device=device))
+            params = composed_params(variant_overrides(variant, sources=sources, sizes=sizes, batch_size=batch_size,
+                                                       device=device))
             model = build_model(params, data).to(device)
             precision = PRECISION_NAMES[resolve_precision(params.train.precision, device)]
-            # The features stage's, once per frozen-encoder setting (the same weights at every batch size).
-            key = json.dumps(params.encoders, sort_keys=True)
+            # The features stage's, once per what they depend on (the same weights at every batch size).
+            key = json.dumps(chosen_family_config(params).feature_spec(seed=params.seed), sort_keys=True, default=str)
             if key not in features_cache:
                 features_cache[key] = frozen_encoder_features(params, data, device=device)
             features = features_cache[key]
             features.check(model, where="the benchmark's features")
             step = LoopStep(model, data.split("train", features), params=params.train, device=device)
             counts = model.parameter_counts()
-            info = {"family": family, "strategy": strategy, "batch_size": batch_size, "precision": precision,
-                    "kind": "vqalab", "trainable_params": counts["trainable_params"],
-                    "total_params": counts["total_params"]}
-            needs_reference = args.reference and family == "resnet_bert" and fine_tunes_both_encoders(params)
+            info = {"family": params.model, "strategy": params.strategy, "overrides": " ".join(variant),
+                    "batch_size": batch_size, "precision": precision, "kind": "vqalab",
+                    "trainable_params": counts["trainable_params"], "total_params": counts["total_params"]}
+            needs_reference = args.reference and params.model == "resnet_bert" and fine_tunes_both_encoders(params)
             if needs_reference:
                 info["reference"] = f"reference/b{batch_size}/{precision}"
-            variants.append(Variant(f"{family}/{strategy}/b{batch_size}/{precision}", step, batch_size, info=info))
+            variants.append(Variant(f"{params.model}/{params.strategy}/b{batch_size}/{precision}", step, batch_size,
+                                    info=info))
             if needs_reference and info["reference"] not in {v.name for v in variants}:
                 variants.append(reference_variant(sizes, batch_size=batch_size, precision=precision, device=device))
     return variants
@@ -183,32 +194,26 @@ def add_ratios(rows: list[dict]) -> None:
         row["ratio_to_reference"] = row["samples_per_s"] / reference if reference else None
 
 
-def parse_strategies(values: list[str]) -> list[tuple[str, str]]:
-    """``family:strategy`` pairs, each checked as a parameter override of the family's paper profile."""
-    pairs = []
-    for value in values:
-        family, _, strategy = value.partition(":")
-        if family not in FAMILIES or strategy not in STRATEGIES:
-            raise SystemExit(f"--strategies: {value!r} is not family:strategy with a family of {sorted(FAMILIES)} "
-                             f"and a strategy of {sorted(STRATEGIES)} (bench/strategies/)")
+def parse_variants(texts: list[str]) -> list[list[str]]:
+    """Each variant's -S values (space-separated in one argument), checked as overrides of the study's setting."""
+    variants = []
+    for text in texts:
+        variant = shlex.split(text)
         try:
-            load_params(ROOT / "params.yaml", strategy_overrides(STRATEGIES[strategy], model=family, profile="paper",
-                                                                 base={"dataset": "vqa_rad"}))
+            composed_params([*STUDY, *variant])
         except ValueError as err:
-            raise SystemExit(f"--strategies: {value} is not a valid override of {family}'s paper profile: {err}") \
-                from None
-        pairs.append((family, strategy))
-    return pairs
+            raise SystemExit(f"--variants: {text!r} does not compose over {' '.join(STUDY)}: {err}") from None
+        variants.append(variant)
+    return variants
 
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--sizes", choices=sorted(SIZES), default="paper")
-    parser.add_argument("--strategies", nargs="+",
-                        default=["resnet_bert:full_fp32", "resnet_bert:full_bf16", "resnet_bert:frozen_cached"],
-                        help="family:strategy pairs; a strategy is a file of bench/strategies/ ("
-                             + ", ".join(STRATEGIES) + "), overriding the family's paper profile")
+    parser.add_argument("--variants", nargs="+", default=DEFAULT_VARIANTS, metavar="OVERRIDES",
+                        help="what to time: each -S values over " + " ".join(STUDY) + ", space-separated in one "
+                             "argument (default: " + "; ".join(DEFAULT_VARIANTS) + ")")
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=None,
                         help="default: the tiny profile's batch on VQA-RAD and the paper profile's")
     parser.add_argument("--warmup", type=int, default=5, help="untimed steps per variant")
@@ -217,11 +222,11 @@ def main(argv=None) -> None:
     parser.add_argument("--no-reference", dest="reference", action="store_false")
     parser.add_argument("--out", type=Path, default=Path("bench/results/paper_gpu.json"))
     args = parser.parse_args(argv)
-    args.strategies = parse_strategies(args.strategies)
+    args.variants = parse_variants(args.variants)
     device = resolve_device(args.device, setting="--device")
     # The paper profile's batch (fine-tuning on a GPU) and the tiny recipe's (the cached head).
-    paper_batch = load_params(ROOT / "params.yaml", {"dataset": "vqa_rad", "profile": "paper"}).train.batch_size
-    cached_batch = load_params(ROOT / "params.yaml", {"dataset": "vqa_rad"}).train.batch_size
+    paper_batch = composed_params(STUDY).train.batch_size
+    cached_batch = composed_params(["dataset=vqa_rad"]).train.batch_size
     args.batch_sizes = args.batch_sizes or sorted({cached_batch, paper_batch})
     sizes = SIZES[args.sizes]
     # The sizes' questions, rounded up so every batch is full.
@@ -234,23 +239,20 @@ def main(argv=None) -> None:
         timings = measure(variants, device=device, warmup=args.warmup, steps=args.steps, repeats=args.repeats)
     rows = [t.row() for t in timings]
     add_ratios(rows)
-    print("\n| variant | samples/s (median) | min-max | ms/step | x reference | peak GiB | trainable params |")
-    print("|---|---|---|---|---|---|---|")
+    lines = ["| variant | samples/s (median) | min-max | ms/step | x reference | peak GiB | trainable params |",
+             "|---|---|---|---|---|---|---|"]
     for r in rows:
         ratio = "-" if r["ratio_to_reference"] is None else f"{r['ratio_to_reference']:.2f}"
         peak = "-" if r["peak_gib"] is None else f"{r['peak_gib']:.1f}"
         params = f"{r['trainable_params']:,}" if "trainable_params" in r else "-"
-        print(f"| {r['name']} | {r['samples_per_s']:.1f} | {r['samples_per_s_min']:.1f}-{r['samples_per_s_max']:.1f} "
-              f"| {r['step_ms']:.1f} | {ratio} | {peak} | {params} |")
-    result = {"environment": environment(device), "sizes": args.sizes, "paper_batch_size": paper_batch,
-              "cached_batch_size": cached_batch, "study_questions": STUDY_QUESTIONS, "warmup": args.warmup,
-              "steps": args.steps, "repeats": args.repeats,
-              "strategies": {s: STRATEGIES[s].values() for s in sorted({s for _, s in args.strategies})},
-              "rows": rows}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp_out = args.out.with_suffix(".tmp")
-    tmp_out.write_text(json.dumps(result, indent=1))
-    tmp_out.replace(args.out)
+        lines.append(f"| {r['name']} | {r['samples_per_s']:.1f} | {r['samples_per_s_min']:.1f}-"
+                     f"{r['samples_per_s_max']:.1f} | {r['step_ms']:.1f} | {ratio} | {peak} | {params} |")
+    print("\n" + "\n".join(lines))
+    write_results(args.out, {"environment": environment(device), "sizes": args.sizes, "paper_batch_size": paper_batch,
+                             "cached_batch_size": cached_batch, "study_questions": STUDY_QUESTIONS,
+                             "warmup": args.warmup, "steps": args.steps, "repeats": args.repeats,
+                             "variants": [" ".join(variant) for variant in args.variants], "rows": rows},
+                  table="\n".join(lines))
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 """GPU benchmark of the qwen2vl family at the published Qwen2-VL-2B sizes (random weights, no hub).
 
-The model is built by ``vqalab.models.registry.build_model`` from params.yaml's paper profile
-(VQA-RAD) with the checkpoint overridden by a random-init Qwen2-VL of Qwen2-VL-2B-Instruct's sizes:
+The model is built by ``vqalab.models.registry.build_model`` from the paper profile as conf/
+composes it (VQA-RAD, model=qwen2vl) with the checkpoint replaced by a random-init Qwen2-VL of
+Qwen2-VL-2B-Instruct's sizes:
 the family's own random-init model (``vqalab.models.qwen2vl_config.tiny_model_config``) at those
 sizes, with Qwen's full 151,936-token vocabulary and tied embeddings (a byte-level BPE fitted to
 the synthetic questions stands in for Qwen's tokenizer), saved locally and loaded through the
@@ -16,13 +17,14 @@ run. Measured, interleaved (``vqalab.benchmark.timing.measure``):
 
     python bench/qwen2vl_gpu.py --out bench/results/qwen2vl_gpu.json
     python bench/qwen2vl_gpu.py --sizes tiny --device cpu --image-px 56 --batch-size 2 --steps 1 --warmup 1
+
+Run from the project root (conf/ is read from there).
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import math
 import tempfile
 from pathlib import Path
@@ -31,19 +33,20 @@ import torch
 import transformers
 from transformers import Qwen2VLForConditionalGeneration
 
+from vqalab.benchmark.common import composed_params, overrides, write_results
 from vqalab.benchmark.loopstep import LoopStep, loop_batches, synthetic_data
 from vqalab.benchmark.timing import Variant, environment, measure
 from vqalab.models.qwen2vl import build_processor
 from vqalab.models.qwen2vl_config import tiny_model_config
 from vqalab.models.qwen2vl_tokenizer import fit_tokenizer
-from vqalab.models.registry import build_model, family_config
-from vqalab.resolve import load_params
+from vqalab.models.registry import build_model, chosen_family_config
 from vqalab.runtime import resolve_device, to_device
 
 transformers.utils.logging.disable_progress_bar()
 
-ROOT = Path(__file__).resolve().parents[1]
 STUDY_QUESTIONS = 3064
+# The study's setting: the paper profile of qwen2vl on VQA-RAD.
+STUDY = ["dataset=vqa_rad", "model=qwen2vl", "profile=paper"]
 # The random-init model's sizes, as qwen2vl's family config gives them: Qwen/Qwen2-VL-2B-Instruct's
 # published config.json, and a smoke run's.
 SIZES = {
@@ -58,7 +61,9 @@ QWEN_VOCABULARY = 151936
 
 def save_random_checkpoint(directory: Path, sizes: str, data, *, image_px: int, device: torch.device) -> None:
     """A random-init Qwen2-VL of ``sizes`` and its processor, as ``from_pretrained`` reads them."""
-    config = family_config("qwen2vl", "tiny", {**SIZES[sizes], "image_size": image_px})
+    # The family's random-init (tiny profile) config at these sizes.
+    random_init = {f"model.{key}": value for key, value in {**SIZES[sizes], "image_size": image_px}.items()}
+    config = chosen_family_config(composed_params(["model=qwen2vl", *overrides(random_init)]))
     tokenizer = fit_tokenizer([r.question for r in data.records] + data.vocab.answers, config.tokenizer_vocab_size)
     model_config = tiny_model_config(config, tokenizer)
     model_config.text_config.vocab_size = QWEN_VOCABULARY
@@ -95,7 +100,7 @@ def main(argv=None) -> None:
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
     device = resolve_device(args.device, setting="--device")
-    paper = load_params(ROOT / "params.yaml", {"dataset": "vqa_rad", "model": "qwen2vl", "profile": "paper"})
+    paper = composed_params(STUDY)
     image_px = args.image_px or paper.family["image_size"]
     batch = args.batch_size
     # VQA-RAD-like questions (about 8 words) and short answers; every batch full.
@@ -106,11 +111,9 @@ def main(argv=None) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         save_random_checkpoint(Path(tmp), args.sizes, data, image_px=image_px, device=device)
         for checkpointing in (False, True):
-            params = load_params(ROOT / "params.yaml", {
-                "dataset": "vqa_rad", "model": "qwen2vl", "profile": "paper",
-                "qwen2vl": {"paper": {"checkpoint": tmp, "image_size": image_px, "batch_size": batch,
-                                      "gradient_checkpointing": checkpointing}},
-                "train": {"device": str(device)}})
+            params = composed_params([*STUDY, *overrides({
+                "model.checkpoint": tmp, "model.image_size": image_px, "model.batch_size": batch,
+                "model.gradient_checkpointing": checkpointing, "train.device": str(device)})])
             model = build_model(params, data).to(device)
             models[checkpointing] = (model, params)
             step = LoopStep(model, data.split("train"), params=params.train, device=device)
@@ -134,19 +137,17 @@ def main(argv=None) -> None:
         "attn_implementation": model.model.config._attn_implementation}))
     timings = measure(variants, device=device, warmup=args.warmup, steps=args.steps, repeats=args.repeats)
     rows = [t.row() for t in timings]
-    print("\n| variant | samples/s (median) | min-max | ms/step | peak GiB |")
-    print("|---|---|---|---|---|")
+    lines = ["| variant | samples/s (median) | min-max | ms/step | peak GiB |", "|---|---|---|---|---|"]
     for r in rows:
         peak = "-" if r["peak_gib"] is None else f"{r['peak_gib']:.1f}"
-        print(f"| {r['name']} | {r['samples_per_s']:.2f} | {r['samples_per_s_min']:.2f}-{r['samples_per_s_max']:.2f} "
-              f"| {r['step_ms']:.0f} | {peak} |")
-    result = {"environment": environment(device), "sizes": args.sizes,
-              "paper_gradient_checkpointing": paper.family["gradient_checkpointing"], "warmup": args.warmup,
-              "steps": args.steps,
-              "repeats": args.repeats, "rows": rows}
+        lines.append(f"| {r['name']} | {r['samples_per_s']:.2f} | {r['samples_per_s_min']:.2f}-"
+                     f"{r['samples_per_s_max']:.2f} | {r['step_ms']:.0f} | {peak} |")
+    print("\n" + "\n".join(lines))
     if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(result, indent=1))
+        write_results(args.out, {"environment": environment(device), "sizes": args.sizes,
+                                 "paper_gradient_checkpointing": paper.family["gradient_checkpointing"],
+                                 "warmup": args.warmup, "steps": args.steps, "repeats": args.repeats, "rows": rows},
+                      table="\n".join(lines))
 
 
 if __name__ == "__main__":

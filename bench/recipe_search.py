@@ -1,173 +1,103 @@
-"""A recipe's hyper-parameters searched on validation only, over seeds.
+"""A recipe's hyper-parameters searched on validation only, over seeds, as experiments of the pipeline.
 
-Each ``--set KEY=V1,V2,...`` varies one parameter around params.yaml as the pipeline resolves it
-(after the data set's recipe), the others held at that base: the base setting plus one setting per
-other value. Every run is the pipeline's: for every seed - which also draws the validation split -
-the data is prepared once per image geometry, the frozen encoders' features once per encoder setting
-and the blind baseline once (``vqalab.benchmark.runs``); then each setting trains as the train stage
-does (``vqalab.pipeline.train.train_model``) and its best validation accuracy and best epoch are
-kept. The table gives each setting's mean and standard deviation over seeds (``vqalab compare``'s
-aggregation), best first. The test split is never scored.
+Queues one DVC experiment per setting and seed, each running the pipeline up to its train stage
+only, so the test split is never scored (``dvc exp run --queue --name NAME -S model.lr=0.001,0.002
+-S seed=0,1,2 train``); runs the queue; reads each experiment's kept epoch and its validation
+accuracy (metrics/train/metrics.json) and its training time (its elapsed_s curve); and gives each
+setting's mean and standard deviation over seeds (``vqalab compare``'s aggregation), best first. A
+seed also draws the validation split.
 
-    python bench/recipe_search.py --dataset vqa_rad --option variant=public --source /path/to/vqa_rad \\
-        --seeds 0 1 2 --set resnet_bert.tiny.image_size=224,320,448 --set train.weight_decay=0.01,0.05,0.1
+An experiment that stops at train keeps its commit's metrics/eval.json, which is the baseline's:
+read these experiments with this script (or --table), not with `vqalab compare`.
+
+    python bench/recipe_search.py -S model.lr=0.0005,0.001,0.002
+    python bench/recipe_search.py -S dataset=vqa_rad -S dataset.source=/data/vqa_rad \\
+        -S model.dropout=0.1,0.3 -S train.weight_decay=0.01,0.05
+    python bench/recipe_search.py --table recipe-20261205-203000      # an earlier search's table again
 """
 
 from __future__ import annotations
 
-import argparse
-import json
-import statistics
 import sys
-import time
 from pathlib import Path
 
-import torch
-import yaml
-
-from vqalab.benchmark.runs import RunInputs
+from vqalab.benchmark.common import write_results
+from vqalab.benchmark.experiments import (TRAIN_SUMMARY_FILE, Experiment, alike, curve, finished, label, picked,
+                                          run_sweep, setting_of, split_settings, sweep_parser)
 from vqalab.config import flatten
-from vqalab.params import Params
-from vqalab.pipeline.train import train_model
-from vqalab.report.compare import NOT_A_SETTING, aggregate_seeds, data_setting
-from vqalab.resolve import load_params, merge_overrides
-from vqalab.runtime import resolve_device
+from vqalab.report.compare import aggregate_seeds, is_setting, run_row
 
-ROOT = Path(__file__).resolve().parents[1]
+DEFAULTS = {"seed": "0,1,2"}
+# The stages an experiment runs: train and what it depends on, never evaluate.
+TARGETS = ("train",)
 
 
-def parse_set(text: str) -> tuple[tuple[str, ...], list]:
-    """``a.b.c=1,2`` -> (("a", "b", "c"), [1, 2]), values read as YAML (numbers, null, true)."""
-    key, sep, values = text.partition("=")
-    if not sep or not key or not values:
-        raise argparse.ArgumentTypeError(f"--set wants KEY=V1,V2,... (e.g. train.weight_decay=0.01,0.05), "
-                                         f"got {text!r}")
-    if key in NOT_A_SETTING:
-        raise argparse.ArgumentTypeError(f"--set {key}: it sets how a run is started, not what it makes "
-                                         f"(seeds: --seeds)")
-    return tuple(key.split(".")), [yaml.safe_load(v) for v in values.split(",")]
+def require_settings_apart(plan: dict[str, dict]) -> None:
+    """Stop before queueing a search in which two experiments differ only in how a run is started
+    (``run.*``): ``vqalab compare``'s aggregation would count them as one run of one setting."""
+    twins = alike(plan, lambda values: {key: value for key, value in flatten(values).items()
+                                        if is_setting(key) or key == "seed"})
+    if twins:
+        raise SystemExit(f"{twins[1]} differs from {twins[0]} only in how a run is started (run.*), not in what it "
+                         f"makes: a search varies what a run makes (and seeds: -S seed=0,1,2)")
 
 
-def nested(path: tuple[str, ...], value) -> dict:
-    for key in reversed(path):
-        value = {key: value}
-    return value
+def seed_rows(experiments: list[Experiment]) -> list[dict]:
+    """One row per experiment, as ``vqalab compare`` reads a run, with its validation figures."""
+    rows = []
+    for experiment in experiments:
+        summary, elapsed = experiment.metrics(TRAIN_SUMMARY_FILE), curve(experiment, "elapsed_s")
+        rows.append(run_row(experiment.run, experiment.values, {
+            "val_accuracy": summary["val_accuracy"], "best_epoch": summary["step"],
+            "train_time_s": elapsed[max(elapsed)]}))
+    return rows
 
 
-def settings(varied: list[tuple[tuple[str, ...], list]], base_values: dict) -> list[tuple[str, dict]]:
-    """("base", {}) then one (label, override) per value that differs from the base value."""
-    out = [("base", {})]
-    for path, values in varied:
-        for value in values:
-            if value != base_values[path]:
-                out.append((f"{'.'.join(path)}={value}", nested(path, value)))
-    return out
+def search_rows(experiments: list[Experiment]) -> tuple[list[dict], dict]:
+    """Each setting's mean and standard deviation over seeds, with its runs, best first; and the
+    settings every run shares."""
+    done = finished(experiments)
+    varied, shared = split_settings(done, [setting_of(e) for e in done])
+    shown = [key for key in varied if key != "seed"]
+    runs = {row["run"]: row for row in seed_rows(done)}
+    values = {experiment.name: experiment.values for experiment in done}
+    rows = [{"setting": label(picked(values[setting["runs"][0]], shown)), "seeds": setting["seeds"],
+             "mean_val_accuracy": setting["val_accuracy"], "sd_val_accuracy": setting["val_accuracy_sd"],
+             "mean_train_time_s": setting["train_time_s"],
+             "runs": [{key: runs[name][key] for key in ("run", "rev", "seed", "val_accuracy", "best_epoch",
+                                                       "train_time_s")} for name in setting["runs"]]}
+            for setting in aggregate_seeds(list(runs.values()), figures=("val_accuracy", "train_time_s"))]
+    return sorted(rows, key=lambda row: -row["mean_val_accuracy"]), shared
 
 
-def lookup(params: Params, path: tuple[str, ...]):
-    """The value params.yaml resolves for ``path`` (the chosen family's section after the recipe)."""
-    if path[0] == params.model:
-        return params.family[path[-1]]
-    node = params.values
-    for key in path:
-        node = node[key]
-    return node
-
-
-def seed_row(label: str, params: Params, *, val_accuracy: float, train_s: float) -> dict:
-    """One run as ``vqalab compare`` reads a run, for its aggregation over seeds: named by its
-    setting, with its validation accuracy (the test split is never scored here)."""
-    values = params.values
-    return {"run": label, "rev": label, "timestamp": "", "params": flatten(values), "dataset": params.dataset,
-            "model": params.model, "profile": params.profile, "seed": params.seed,
-            "data_setting": data_setting(values), "val_accuracy": val_accuracy, "train_time_s": train_s}
-
-
-def summary_rows(results: dict[str, list[dict]], seed_rows: list[dict]) -> list[dict]:
-    """Each setting's mean and standard deviation over seeds, with its runs, best first."""
-    rows = [{"setting": row["runs"][0], "mean_val_accuracy": row["val_accuracy"], "sd_val_accuracy": row["val_accuracy_sd"],
-             "runs": results[row["runs"][0]]} for row in aggregate_seeds(seed_rows, figures=("val_accuracy",))]
-    return sorted(rows, key=lambda row: -row["mean_val_accuracy"])
-
-
-def print_table(rows: list[dict], *, seeds: list[int]) -> None:
-    print(f"| setting | validation accuracy (mean ± sd over seeds {', '.join(map(str, seeds))}) | per seed "
-          f"| best epochs | train s |\n|---|---|---|---|---|")
+def table(rows: list[dict], *, shared: dict) -> str:
+    lines = [f"Every run: {label(shared)}.", "",
+             "| setting | validation accuracy, mean ± sd over seeds | per seed | best epochs | train s | experiments |",
+             "|---|---|---|---|---|---|"]
     for row in rows:
         runs = row["runs"]
-        print(f"| {row['setting']} | {100 * row['mean_val_accuracy']:.2f} ± {100 * row['sd_val_accuracy']:.2f}% | "
-              f"{' / '.join(format(100 * r['best_val_accuracy'], '.2f') for r in runs)} | "
-              f"{' / '.join(str(r['best_epoch']) for r in runs)} | "
-              f"{statistics.mean(r['train_s'] for r in runs):.0f} |")
-
-
-def check_settings(grid: list[tuple[str, dict]], common: dict) -> None:
-    """Every setting's parameters checked, and told apart from the others', before the first run starts."""
-    resolved: dict[str, str] = {}
-    for label, override in grid:
-        params = load_params(ROOT / "params.yaml", merge_overrides(common, override))
-        values = json.dumps(params.values, sort_keys=True)
-        if values in resolved:
-            raise SystemExit(f"--set {label} gives the parameters of {resolved[values]}: "
-                             f"it changes nothing a run reads")
-        resolved[values] = label
-
-
-def search(grid: list[tuple[str, dict]], common: dict, *, seeds: list[int], work: Path) -> list[dict]:
-    """Every setting trained with every seed, as the train stage trains; the settings' rows, best first."""
-    results: dict[str, list[dict]] = {label: [] for label, _ in grid}
-    seed_rows = []
-    for seed in seeds:
-        inputs = RunInputs(work)  # this seed's data and features (its own validation split)
-        for label, override in grid:
-            params = load_params(ROOT / "params.yaml", merge_overrides(common, {**override, "seed": seed}))
-            device = resolve_device(params.train.device)
-            result = train_model(params, inputs.data(params), inputs.features(params, device=device),
-                                 inputs.blind(params), device=device, where=inputs.processed(params)).result
-            results[label].append({"seed": seed, "best_val_accuracy": result.best_val_accuracy,
-                                   "best_epoch": result.best_epoch, "train_s": result.train_time_s})
-            seed_rows.append(seed_row(label, params, val_accuracy=result.best_val_accuracy,
-                                      train_s=result.train_time_s))
-            print(f"seed {seed} {label}: val {result.best_val_accuracy:.4f} (epoch {result.best_epoch}, "
-                  f"{result.train_time_s:.0f} s)", file=sys.stderr, flush=True)
-    return summary_rows(results, seed_rows)
+        lines.append(f"| {row['setting']} | {100 * row['mean_val_accuracy']:.2f} ± "
+                     f"{100 * row['sd_val_accuracy']:.2f}% (seeds {', '.join(map(str, row['seeds']))}) | "
+                     f"{' / '.join(format(100 * r['val_accuracy'], '.2f') for r in runs)} | "
+                     f"{' / '.join(str(r['best_epoch']) for r in runs)} | {row['mean_train_time_s']:.0f} | "
+                     f"{', '.join(r['run'] for r in runs)} |")
+    return "\n".join(lines)
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--dataset", required=True)
-    parser.add_argument("--option", action="append", default=[], help="a data set option, e.g. variant=frame")
-    parser.add_argument("--source", help="the data set's source (default: params.yaml's), e.g. a local copy")
-    parser.add_argument("--model", default="resnet_bert")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--set", dest="varied", type=parse_set, action="append", default=[], help="KEY=V1,V2,...")
-    parser.add_argument("--max-images", type=int, help="keep the first N images of each split (a quick check)")
-    parser.add_argument("--work", type=Path, default=ROOT / "bench/.work",
-                        help="folder for the prepared data and blind baselines")
-    parser.add_argument("--out", type=Path, help="write the rows as JSON here")
+    parser = sweep_parser(__doc__, defaults=DEFAULTS)
+    parser.add_argument("--jobs", type=int, default=1, help="experiments run at a time (default 1)")
+    parser.add_argument("--out", type=Path, help="write the rows as JSON here, and the table beside it (.md)")
     args = parser.parse_args(argv)
-
-    options = dict(option.split("=", 1) for option in args.option)
-    dataset_values = {**options, **({"source": args.source} if args.source else {})}
-    common = {"dataset": args.dataset, "model": args.model, "datasets": {args.dataset: dataset_values},
-              "download": {"max_images_per_split": args.max_images}}
-    base_values = {path: lookup(load_params(ROOT / "params.yaml", common), path) for path, _ in args.varied}
-    grid = settings(args.varied, base_values)
-    described = ", ".join(f"{'.'.join(path)}={value}" for path, value in base_values.items())
-    print(f"base: {described}; {len(grid)} settings x {len(args.seeds)} seeds", file=sys.stderr, flush=True)
-    check_settings(grid, common)
-    start = time.perf_counter()
-    rows = search(grid, common, seeds=args.seeds, work=args.work)
-    print_table(rows, seeds=args.seeds)
-    print(f"\n{args.dataset} {options or ''} {args.model}; wall time {time.perf_counter() - start:.0f} s; torch "
-          f"{torch.__version__}, {torch.get_num_threads()} threads; the test split was not scored.")
+    rows, shared = search_rows(run_sweep(args, benchmark="recipe", defaults=DEFAULTS, targets=TARGETS, jobs=args.jobs,
+                                 check=require_settings_apart))
+    if not rows:
+        raise SystemExit("no experiment of the search finished: `dvc queue logs NAME` shows why one failed")
+    text = table(rows, shared=shared)
+    print(text)
+    print("\nThe test split was not scored.", file=sys.stderr)
     if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = args.out.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"dataset": args.dataset, "options": options, "model": args.model,
-                                   "seeds": args.seeds, "base": {".".join(p): v for p, v in base_values.items()},
-                                   "rows": rows}, indent=1, default=str))
-        tmp.replace(args.out)
+        write_results(args.out, {"benchmark": "recipe_search", "shared": shared, "rows": rows}, table=text)
 
 
 if __name__ == "__main__":

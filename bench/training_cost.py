@@ -1,212 +1,188 @@
-"""Training cost per family and strategy, measured side by side in one run on this machine.
+"""Training cost of each strategy (conf/strategy/), as experiments of the pipeline, against full fine-tuning.
 
-For each data set and fusion family (tiny profile from params.yaml, with the data set's recipe),
-trains with each strategy - a file of parameter overrides in bench/strategies/ (``--strategies``),
-resolved by ``vqalab.resolve.load_params`` over the benchmark's own values:
+Queues one DVC experiment per strategy and per value of any other sweep (``dvc exp run --queue
+--name NAME -S strategy=full,partial,lora,frozen ...``), runs the queue one experiment at a time
+(``dvc exp run --run-all --jobs 1``), then reads each experiment back (``dvc exp show``):
 
-- ``full_fp32``: every encoder fine-tuned, fp32 (the reference);
-- ``full_bf16``: the same under bf16 autocast;
-- ``partial``: the last ``trainable_blocks`` blocks of each encoder fine-tuned;
-- ``lora_text``: image encoder frozen (cached), LoRA on the text encoder;
-- ``frozen_cached``: both encoders frozen; only fusion and head train, on cached features;
+- training samples/s, training time and peak memory (metrics/cost.json: the train and evaluate
+  stages' processes), trainable parameters, and test accuracy (metrics/eval.json);
+- from its per-epoch curves (metrics/train/plots/metrics/ in its commit): its last epoch's samples/s
+  over its first's (below 1: a training that slows down as it converges), and its time to the
+  target - the reference's best validation accuracy less --target-margin - counted from the start
+  of training, validation included (epoch 0, the untrained model where it is a baseline, at 0 s);
+- each figure's ratio to the reference run (--reference, default strategy=full) that agrees with it
+  on every other setting.
 
-and reports training samples/s, time to reach the target validation accuracy (the reference's best
-validation accuracy minus ``--target-margin``), peak memory (the run's own process), test accuracy,
-and each strategy's ratios against ``full_fp32``. Every run is the pipeline's: its data prepared,
-its features and blind baseline made, its model trained and evaluated by ``vqalab.pipeline``'s
-functions, each run in its own process, so peak memory is its own. Feature extraction is timed
-separately (``features_s``): the features stage does it once per data set and encoder, and every
-later training run reuses it; ``train+features_s`` adds it back.
+The features stage's time (frozen encoders run once per data set and setting) is not training time
+and is not recorded by the pipeline. A stage DVC restores from its run-cache (the same parameters and
+code run before) is not measured again: --force runs every stage.
 
-    python bench/training_cost.py --datasets easy_vqa --out bench/results/training_cost.json
-    python bench/training_cost.py --datasets vqa_rad --vqa-rad-source /path/to/vqa_rad --families resnet_bert
-
-Selection uses validation only; the test accuracy is reported, never used to choose.
+    python bench/training_cost.py                                     # resnet_bert, a slice of easy-VQA
+    python bench/training_cost.py -S model=resnet_bert,pubmedclip -S train.precision=bf16
+    python bench/training_cost.py -S dataset=vqa_rad -S dataset.source=/data/vqa_rad \\
+        -S download.max_images_per_split=null
+    python bench/training_cost.py --table cost-20261205-203000        # an earlier run's table again
 """
 
 from __future__ import annotations
 
-import argparse
-import json
-import subprocess
 import sys
-import tempfile
-import time
 from pathlib import Path
 
-import torch
+import yaml
 
-from vqalab.benchmark.runs import RunInputs
-from vqalab.benchmark.strategies import load_strategies, strategy_overrides
-from vqalab.models.checkpoint import save_checkpoint
-from vqalab.pipeline.evaluate import evaluate_model
-from vqalab.pipeline.train import train_model
-from vqalab.resolve import load_params
-from vqalab.runtime import resolve_device
+from vqalab.benchmark.common import write_results
+from vqalab.benchmark.experiments import (TRAIN_SUMMARY_FILE, Experiment, curve, finished, label, picked, run_sweep,
+                                          setting_of, split_settings, sweep_parser, value_of)
+from vqalab.report.compare import COST_FILE, QUALITY_FILE
 
-ROOT = Path(__file__).resolve().parents[1]
-STRATEGIES = load_strategies(ROOT / "bench/strategies")
-REFERENCE = "full_fp32"
-PROFILE = "tiny"
-
-
-def run_overrides(strategy: str, *, dataset: str, family: str, train: dict, data: dict) -> dict:
-    """The parameter values of one run: the data set (``data``: its download settings and source)
-    and family chosen, ``train`` (the bench's device and epochs), then the strategy's values, which win."""
-    return strategy_overrides(STRATEGIES[strategy], model=family, profile=PROFILE,
-                              base={"dataset": dataset, **data, "train": train})
+DEFAULTS = {
+    "strategy": "full,partial,lora,frozen",
+    # Full fine-tuning on 2 CPU cores trained 7 questions/s on a busy machine (load 5) and ~90 on an
+    # idle one: all of easy-VQA (38,575 training questions) would take hours, so the default is a
+    # slice - its first 100 images per split, about 860 training questions - and 5 epochs, which
+    # kept the four strategies within about 20 minutes on the busy machine.
+    "download.max_images_per_split": "100",
+    "train.max_epochs": "5",
+}
 
 
-def data_overrides(dataset: str, *, max_images: int | None, source: str | None) -> dict:
-    """The download settings of ``dataset``: the first ``max_images`` images of each split, from ``source``."""
-    return {"download": {"max_images_per_split": max_images},
-            **({"datasets": {dataset: {"source": source}}} if source else {})}
+def parse_reference(texts: list[str]) -> dict:
+    """``KEY=VALUE`` pairs (values read as YAML: ``seed=0`` is a number) as {key: value}."""
+    pairs = [text.partition("=") for text in texts]
+    malformed = [text for text, (key, sep, value) in zip(texts, pairs) if not (key and sep and value)]
+    if malformed:
+        raise SystemExit(f"--reference wants KEY=VALUE (e.g. strategy=full), got {malformed}")
+    return {key: yaml.safe_load(value) for key, _, value in pairs}
 
 
-def run_one(spec: dict) -> dict:
-    """One run (in a child process): the features, blind, train and evaluate steps of the pipeline."""
-    params = load_params(ROOT / "params.yaml", spec["overrides"])
-    device = resolve_device(params.train.device)
-    inputs = RunInputs(Path(spec["work"]))
-    data = inputs.data(params)
-    start = time.perf_counter()
-    features = inputs.features(params, device=device)
-    features_s = time.perf_counter() - start if features else 0.0
-    blind = inputs.blind(params)
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
-    trained = train_model(params, data, features, blind, device=device, where=inputs.processed(params))
-    peak_gpu = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None
-    with tempfile.TemporaryDirectory() as tmp:
-        save_checkpoint(trained.model, Path(tmp) / "model", info=trained.info)
-        evaluation = evaluate_model(params, Path(tmp) / "model", data, features, blind, device=device)
-    result = trained.result
-    return {
-        "train_s": result.train_time_s,
-        "features_s": features_s,
-        "epochs": result.epochs_run,
-        "best_epoch": result.best_epoch,
-        "best_val_accuracy": result.best_val_accuracy,
-        "val_curve": [(e["elapsed_s"], e["val_accuracy"]) for e in result.history],
-        "train_samples_per_s": trained.info["train_samples_per_s"],
-        "test_accuracy": evaluation.quality["accuracy"],
-        "n_train": trained.info["n_train"], "n_test": evaluation.details["n"],
-        "trainable_params": trained.info["trainable_params"],
-        "peak_rss_mb": evaluation.cost["peak_rss_mb"],
-        **({"peak_gpu_mb": peak_gpu} if peak_gpu is not None else {}),
+def is_reference(values: dict, reference: dict) -> bool:
+    return all(value_of(values, key) == value for key, value in reference.items())
+
+
+def require_reference(plan: dict[str, dict], reference: dict) -> None:
+    """Stop before queueing a sweep that has no reference run to take ratios against."""
+    if not any(is_reference(values, reference) for values in plan.values()):
+        wanted = " ".join(f"{key}={value}" for key, value in reference.items())
+        raise SystemExit(f"no experiment of the sweep has {wanted}, the reference the ratios are taken against: "
+                         f"add it to the sweep (-S) or choose another --reference")
+
+
+def time_to_target(val_accuracy: dict[int, float], elapsed_s: dict[int, float], target: float) -> float | None:
+    """Seconds from the start of training until validation accuracy first reached ``target``."""
+    for epoch in sorted(val_accuracy):
+        if val_accuracy[epoch] >= target:
+            return elapsed_s[epoch] if epoch else 0.0  # epoch 0: the untrained model, validated before training
+    return None
+
+
+def run_figures(experiment: Experiment) -> dict:
+    """One experiment's figures, as its stages recorded them."""
+    cost, quality = experiment.metrics(COST_FILE), experiment.metrics(QUALITY_FILE)
+    rates = curve(experiment, "train_samples_per_s")
+    epochs = sorted(rates)
+    figures = {
+        "train_time_s": cost["train_time_s"], "train_samples_per_s": cost["train_samples_per_s"],
+        "samples_per_s_last_over_first": rates[epochs[-1]] / rates[epochs[0]], "epochs": len(epochs),
+        "best_epoch": experiment.metrics(TRAIN_SUMMARY_FILE)["step"],
+        "best_val_accuracy": experiment.metrics(TRAIN_SUMMARY_FILE)["val_accuracy"],
+        "peak_rss_mb": cost["peak_rss_mb"], "trainable_params": cost["trainable_params"],
+        "test_accuracy": quality["accuracy"], "processor": cost["processor"], "torch": cost["torch"],
     }
+    if "peak_gpu_mb" in cost:
+        figures |= {"peak_gpu_mb": cost["peak_gpu_mb"], "gpu": cost.get("gpu")}
+    return figures
 
 
-def run_child(spec: dict, *, label: str) -> dict:
-    completed = subprocess.run([sys.executable, __file__, "--child", json.dumps(spec)], capture_output=True, text=True)
-    if completed.returncode != 0:
-        raise RuntimeError(f"{label} failed:\n{completed.stderr[-3000:]}")
-    return json.loads(completed.stdout.strip().splitlines()[-1])
+def reference_of(experiment: Experiment, candidates: list[Experiment], settings: dict[str, dict],
+                 reference: dict) -> Experiment | None:
+    """The run among ``candidates`` that has the ``reference`` values and agrees with ``experiment``
+    on every other group choice and -S value (``settings``: ``setting_of`` by name)."""
+    for candidate in candidates:
+        keys = {**settings[experiment.name], **settings[candidate.name]}
+        others = [key for key in keys if key not in reference]
+        if is_reference(candidate.values, reference) and all(
+                value_of(candidate.values, key) == value_of(experiment.values, key) for key in others):
+            return candidate
+    return None
 
 
-def time_to_target(curve: list, target: float) -> float | None:
-    """Training wall time (validation included) until validation accuracy first reaches ``target``."""
-    return next((elapsed for elapsed, val in curve if val >= target), None)
+def cost_rows(experiments: list[Experiment], *, reference: dict, target_margin: float) -> tuple[list[dict], dict]:
+    """One row per finished experiment, with its ratios to the reference run of its other settings;
+    and the settings every run shares."""
+    done = finished(experiments)
+    settings = {e.name: setting_of(e) for e in done}
+    varied, shared = split_settings(done, list(settings.values()))
+    shown = [key for key in varied if key not in ("dataset", "model")]  # the table's own columns
+    figures = {e.name: run_figures(e) for e in done}
+    rows = []
+    for experiment in done:
+        base = reference_of(experiment, done, settings, reference)
+        row = {"experiment": experiment.name, "rev": experiment.rev, "ran": experiment.run["data"]["timestamp"],
+               "dataset": value_of(experiment.values, "dataset"), "model": value_of(experiment.values, "model"),
+               "setting": label(picked(experiment.values, shown)), "setting_values": settings[experiment.name],
+               "reference": base.name if base else None, **figures[experiment.name]}
+        if base is None:
+            print(f"{experiment.name}: no run with {reference} and its other settings: no ratios", file=sys.stderr)
+        else:
+            add_ratios(row, figures[base.name], experiment, base, target_margin)
+        rows.append(row)
+    return sorted(rows, key=lambda r: (r["dataset"], r["model"])), shared  # stable: the sweep's order within
 
 
-def add_ratios(rows: list[dict], margin: float) -> None:
-    for row in rows:
-        reference = next(r for r in rows if r["dataset"] == row["dataset"] and r["family"] == row["family"]
-                         and r["strategy"] == REFERENCE)
-        target = reference["best_val_accuracy"] - margin
-        row["target_val_accuracy"] = target
-        row["time_to_target_s"] = time_to_target(row["val_curve"], target)
-        row["train+features_s"] = row["train_s"] + row["features_s"]
-        row["speedup_train"] = reference["train_s"] / row["train_s"]
-        row["speedup_train+features"] = reference["train+features_s"] / row["train+features_s"]
-        row["samples_per_s_ratio"] = row["train_samples_per_s"] / reference["train_samples_per_s"]
-        row["peak_rss_ratio"] = row["peak_rss_mb"] / reference["peak_rss_mb"]
-        row["test_accuracy_delta_points"] = 100 * (row["test_accuracy"] - reference["test_accuracy"])
-        ref_ttt, ttt = time_to_target(reference["val_curve"], target), row["time_to_target_s"]
-        row["time_to_target_speedup"] = ref_ttt / ttt if ref_ttt and ttt else None
+def add_ratios(row: dict, base: dict, experiment: Experiment, reference: Experiment, margin: float) -> None:
+    target = base["best_val_accuracy"] - margin
+    ours = time_to_target(curve(experiment, "val_accuracy"), curve(experiment, "elapsed_s"), target)
+    theirs = time_to_target(curve(reference, "val_accuracy"), curve(reference, "elapsed_s"), target)
+    row |= {"target_val_accuracy": target, "time_to_target_s": ours,
+            "time_to_target_speedup": theirs / ours if ours and theirs else None,
+            "train_speedup": base["train_time_s"] / row["train_time_s"],
+            "samples_per_s_ratio": row["train_samples_per_s"] / base["train_samples_per_s"],
+            "peak_rss_ratio": row["peak_rss_mb"] / base["peak_rss_mb"],
+            "test_accuracy_delta_points": 100 * (row["test_accuracy"] - base["test_accuracy"])}
 
 
-def table(rows: list[dict]) -> str:
-    def fmt(value, spec):
-        return "-" if value is None else format(value, spec)
+def table(rows: list[dict], *, shared: dict, reference: dict) -> str:
+    def fmt(value, spec, suffix=""):
+        return "-" if value is None else f"{format(value, spec)}{suffix}"
 
-    lines = ["| data set | family | strategy | train s | +features s | samples/s | time to target s | peak RSS MB "
-             "| test acc % | Δ acc pts | train speed-up | speed-up incl. features | time-to-target speed-up |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    versus = " ".join(f"{key}={value}" for key, value in reference.items())
+    finished_at = sorted(r["ran"] for r in rows)
+    lines = [f"Every run: {label(shared)}; the runs finished {finished_at[0]} to {finished_at[-1]}.", "",
+             f"| data set | model | setting | train s | samples/s | last/first epoch samples/s | time to target s "
+             f"| peak RSS MB | trainable params | test acc % | Δ acc pts vs {versus} | train speed-up "
+             f"| time-to-target speed-up | RSS ratio | experiment |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(" | ".join([
-            f"| {r['dataset']}", r["family"], r["strategy"], fmt(r["train_s"], ".1f"), fmt(r["features_s"], ".1f"),
-            fmt(r["train_samples_per_s"], ".0f"), fmt(r["time_to_target_s"], ".1f"), fmt(r["peak_rss_mb"], ".0f"),
-            fmt(100 * r["test_accuracy"], ".2f"), fmt(r["test_accuracy_delta_points"], "+.2f"),
-            f"{r['speedup_train']:.1f}x", f"{r['speedup_train+features']:.1f}x",
-            "-" if r["time_to_target_speedup"] is None else f"{r['time_to_target_speedup']:.1f}x"]) + " |")
+            f"| {r['dataset']}", r["model"], r["setting"], fmt(r["train_time_s"], ".1f"),
+            fmt(r["train_samples_per_s"], ",.0f"), fmt(r["samples_per_s_last_over_first"], ".2f"),
+            fmt(r.get("time_to_target_s"), ".1f"), fmt(r["peak_rss_mb"], ",.0f"), fmt(r["trainable_params"], ","),
+            fmt(100 * r["test_accuracy"], ".2f"), fmt(r.get("test_accuracy_delta_points"), "+.2f"),
+            fmt(r.get("train_speedup"), ".1f", "x"), fmt(r.get("time_to_target_speedup"), ".1f", "x"),
+            fmt(r.get("peak_rss_ratio"), ".2f"), r["experiment"]]) + " |")
     return "\n".join(lines)
 
 
-def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--child", help=argparse.SUPPRESS)
-    parser.add_argument("--datasets", nargs="+", default=["easy_vqa", "vqa_rad"])
-    parser.add_argument("--families", nargs="+", default=["resnet_bert", "pubmedclip"])
-    parser.add_argument("--strategies", nargs="+", default=list(STRATEGIES), choices=list(STRATEGIES),
-                        help="strategy files of bench/strategies/ (default: all)")
-    parser.add_argument("--vqa-rad-source", help="a local copy of VQA-RAD (official layout): needed when "
-                                                 "vqa_rad is among --datasets")
-    parser.add_argument("--max-images", type=int, nargs="+", default=[400, 0],
-                        help="images per split kept, per data set in --datasets order (0: all): full fine-tuning "
-                             "of every question on 2 cores bounds the easy-VQA size")
-    parser.add_argument("--max-epochs", type=int, default=None,
-                        help="override params.yaml train.max_epochs (a strategy's own setting still wins)")
-    parser.add_argument("--target-margin", type=float, default=0.01,
-                        help="target validation accuracy = the reference's best minus this")
-    parser.add_argument("--work", type=Path, default=ROOT / "bench/.work",
-                        help="folder for the prepared data and blind baselines")
-    parser.add_argument("--out", type=Path, default=ROOT / "bench/results/training_cost.json")
-    args = parser.parse_args(argv)
-    if args.child:
-        return args
-    if REFERENCE not in args.strategies:
-        parser.error(f"--strategies must include the reference {REFERENCE}: ratios are taken against it")
-    if "vqa_rad" in args.datasets and not args.vqa_rad_source:
-        parser.error("--vqa-rad-source is required when vqa_rad is benchmarked: give a local copy of VQA-RAD "
-                     "(its official layout), or leave vqa_rad out of --datasets")
-    return args
-
-
 def main(argv=None) -> None:
-    args = parse_args(argv)
-    if args.child:
-        print(json.dumps(run_one(json.loads(args.child))))
-        return
-    train = {"device": "cpu" if not torch.cuda.is_available() else "auto"}
-    if args.max_epochs:
-        train["max_epochs"] = args.max_epochs
-    rows = []
-    bench_start = time.perf_counter()
-    for dataset, max_images in zip(args.datasets, args.max_images + [0] * len(args.datasets)):
-        data = data_overrides(dataset, max_images=max_images or None,
-                              source=args.vqa_rad_source if dataset == "vqa_rad" else None)
-        for family in args.families:
-            runs = {strategy: run_overrides(strategy, dataset=dataset, family=family, train=train, data=data)
-                    for strategy in args.strategies}
-            # Every strategy's parameters are checked, and the data prepared, before the first run starts.
-            checked = {strategy: load_params(ROOT / "params.yaml", overrides) for strategy, overrides in runs.items()}
-            RunInputs(args.work).processed(checked[REFERENCE])
-            for strategy, overrides in runs.items():
-                label = f"{dataset} {family} {strategy}"
-                print(f"{label} ...", file=sys.stderr, flush=True)
-                figures = run_child({"overrides": overrides, "work": str(args.work)}, label=label)
-                rows.append({"dataset": dataset, "family": family, "strategy": strategy,
-                             "max_images_per_split": max_images or None, **figures})
-    add_ratios(rows, args.target_margin)
-    print(table(rows))
-    print(f"\nbench wall time {time.perf_counter() - bench_start:.0f} s; torch {torch.__version__}, "
-          f"{torch.get_num_threads()} threads, device {train['device']}")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.out.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"rows": rows, "strategies": {s: STRATEGIES[s].values() for s in args.strategies},
-                               "train_overrides": train, "target_margin": args.target_margin}, indent=1))
-    tmp.replace(args.out)
+    parser = sweep_parser(__doc__, defaults=DEFAULTS)
+    parser.add_argument("--reference", action="append", metavar="KEY=VALUE",
+                        help="the runs the ratios are taken against (repeatable; default strategy=full)")
+    parser.add_argument("--target-margin", type=float, default=0.01,
+                        help="target validation accuracy: the reference's best less this (default 0.01)")
+    parser.add_argument("--out", type=Path, default=Path("bench/results/training_cost.json"),
+                        help="the rows as JSON; the table beside it (.md)")
+    args = parser.parse_args(argv)
+    reference = parse_reference(args.reference or ["strategy=full"])
+    experiments = run_sweep(args, benchmark="cost", defaults=DEFAULTS,
+                            check=lambda plan: require_reference(plan, reference))
+    rows, shared = cost_rows(experiments, reference=reference, target_margin=args.target_margin)
+    if not rows:
+        raise SystemExit("no experiment of the sweep finished: `dvc queue logs NAME` shows why one failed")
+    text = table(rows, shared=shared, reference=reference)
+    print(text)
+    write_results(args.out, {"benchmark": "training_cost", "shared": shared, "reference": reference,
+                             "target_margin": args.target_margin, "rows": rows}, table=text)
 
 
 if __name__ == "__main__":

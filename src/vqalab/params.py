@@ -226,23 +226,28 @@ def composed(conf_dir: str | Path, overrides: list[str]) -> dict:
     return yaml.safe_load(composed_text(conf_dir, overrides))
 
 
-def check_composed(values: dict, *, conf_dir: str | Path, where: str | Path = PARAMS_FILE) -> dict[str, tuple]:
+def composed_differences(values: dict, *, conf_dir: str | Path) -> dict[str, tuple]:
     """The values of params.yaml that differ from what ``conf_dir`` composes for its choices,
-    ``{key: (in params.yaml, in conf/)}``. Inside `dvc exp run` they are the run's -S values and
-    are logged; anywhere else params.yaml must be what conf/ composes, and this fails, naming each
-    difference and the command to run."""
+    ``{key: (in params.yaml, in conf/)}``: an experiment's -S values beside its choices."""
     choices = choices_of(values)
     expected = composed(conf_dir, [f"{group}={option}" for group, option in choices.items()])
     have, want = flatten(values), flatten(expected)
-    differences = {key: (have.get(key, ABSENT), want.get(key, ABSENT))
-                   for key in sorted(set(have) | set(want)) if have.get(key, ABSENT) != want.get(key, ABSENT)}
+    return {key: (have.get(key, ABSENT), want.get(key, ABSENT))
+            for key in sorted(set(have) | set(want)) if have.get(key, ABSENT) != want.get(key, ABSENT)}
+
+
+def check_composed(values: dict, *, conf_dir: str | Path, where: str | Path = PARAMS_FILE) -> dict[str, tuple]:
+    """``composed_differences``: inside `dvc exp run` they are the run's -S values and are logged;
+    anywhere else params.yaml must be what conf/ composes, and this fails, naming each difference
+    and the command to run."""
+    differences = composed_differences(values, conf_dir=conf_dir)
     if not differences:
         return {}
     listed = "\n".join(f"  {key}: {ours!r} in {where}, {theirs!r} from conf/" for key, (ours, theirs) in differences.items())
     if os.environ.get(EXPERIMENT_ENV) and all(theirs != ABSENT for _, theirs in differences.values()):
         log.info("this experiment sets (dvc exp run -S):\n%s", listed)
         return differences
-    chosen = " ".join(f"{group}={option}" for group, option in choices.items())
+    chosen = " ".join(f"{group}={option}" for group, option in choices_of(values).items())
     set_values = " ".join(f"-S '{key}={yaml.safe_dump(ours, default_flow_style=True).strip().removesuffix('...').strip()}'"
                           for key, (ours, theirs) in differences.items() if ABSENT not in (ours, theirs))
     raise ValueError(

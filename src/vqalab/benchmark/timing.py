@@ -20,7 +20,6 @@ what it costs.
 from __future__ import annotations
 
 import contextlib
-import os
 import statistics
 import time
 from collections.abc import Callable
@@ -28,6 +27,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from vqalab.benchmark.common import usable_cpus
 from vqalab.runtime import library_versions
 
 MIN_REPEATS = 3
@@ -125,11 +125,6 @@ def environment(device: torch.device) -> dict:
     else:
         record["gpu"] = None
     return record
-
-
-def usable_cpus() -> int:
-    """The CPUs this process may run on (a container's share, where the OS says), else all of them."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
 
 
 @contextlib.contextmanager

@@ -61,16 +61,15 @@ LEVEL = 0.95
 
 
 def experiment_rows(exp_show: list[dict]) -> list[dict]:
-    """Flatten ``dvc exp show --json`` into one dict per run that has evaluation metrics: its quality
-    and cost figures, plus ``run`` (name), ``rev``, ``timestamp`` and ``params`` (params.yaml's
-    values, flattened)."""
+    """Flatten ``dvc exp show --json`` into one dict per run that has evaluation metrics (``run_row``):
+    its quality and cost figures beside its name, revision and parameters."""
     runs = []
     for commit in exp_show:
         runs.append(commit)
         for experiment in commit.get("experiments") or []:
             # A queued, running or failed experiment shows the metrics of the commit it started from:
-            # only finished ones count (an experiment run outside the queue has no executor).
-            if ((experiment.get("executor") or {}).get("state") or "success") != "success":
+            # only finished ones count.
+            if experiment_state(experiment) != "success":
                 continue
             runs.extend(experiment.get("revs") or [])
     rows = []
@@ -82,11 +81,25 @@ def experiment_rows(exp_show: list[dict]) -> list[dict]:
         if not quality or "accuracy" not in quality or not values:
             continue
         cost = (metrics.get(COST_FILE) or {}).get("data") or {}
-        rows.append({"run": run.get("name") or data.get("rev") or run.get("rev"), "rev": data.get("rev") or run.get("rev"),
-                     "timestamp": data.get("timestamp") or "", "params": flatten(values),
-                     "dataset": values["dataset"]["name"], "model": values["model"]["name"], "profile": values["profile"],
-                     "seed": values["seed"], "data_setting": data_setting(values), **cost, **quality})
+        rows.append(run_row(run, values, {**cost, **quality}))
     return rows
+
+
+def experiment_state(experiment: dict) -> str:
+    """queued, running, success or failed: an experiment of ``dvc exp show --json`` (one run outside
+    the queue has no executor, and finished)."""
+    return (experiment.get("executor") or {}).get("state") or "success"
+
+
+def run_row(run: dict, values: dict, figures: dict) -> dict:
+    """One run (a commit or experiment of ``dvc exp show --json``) as the table reads it: ``run``
+    (its name), ``rev``, ``timestamp``, ``params`` (params.yaml's ``values``, flattened), what
+    ``aggregate_seeds`` groups by, and its ``figures``."""
+    data = run.get("data") or {}
+    return {"run": run.get("name") or data.get("rev") or run.get("rev"), "rev": data.get("rev") or run.get("rev"),
+            "timestamp": data.get("timestamp") or "", "params": flatten(values),
+            "dataset": values["dataset"]["name"], "model": values["model"]["name"], "profile": values["profile"],
+            "seed": values["seed"], "data_setting": data_setting(values), **figures}
 
 
 def run_params(params: dict) -> dict | None:
