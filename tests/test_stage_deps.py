@@ -93,7 +93,15 @@ def stages():
 
 
 def script_of(spec: dict) -> Path:
-    return ROOT / spec["cmd"].split()[1]
+    (script,) = [word for word in spec["cmd"].split() if word.startswith("stages/")]
+    return ROOT / script
+
+
+@pytest.mark.parametrize("stage", sorted(stages()))
+def test_a_stage_runs_the_code_its_deps_hash(stage):
+    """The project's src/ first on the path: a queued experiment runs its own copy of the code, the
+    one DVC hashed, not whatever vqalab is installed (an editable install points at the workspace)."""
+    assert stages()[stage]["cmd"].startswith(f"PYTHONPATH=src python stages/{stage}.py ")
 
 
 @pytest.mark.parametrize("stage", sorted(stages()))
