@@ -160,18 +160,25 @@ def _lookup(values: dict, key: str) -> Any:
 
 
 class _Fields:
-    """The fields of a section that a stage reads, and no other, as plain values."""
+    """The fields of a section that a stage reads, and no other: attributes of a typed section
+    (``params.train.device``), items of a mapping (``params.family["image_size"]``)."""
 
-    def __init__(self, section: dict, fields_read: set[str], *, where: str):
+    def __init__(self, section: Any, fields_read: set[str], *, where: str):
         self._section, self._fields, self._where = section, fields_read, where
+
+    def _field(self, name: str) -> Any:
+        if name not in self._fields:
+            raise AttributeError(f"{self._where}.{name} is not among the stage's parameters (it reads "
+                                 f"{sorted(self._fields)}): add it to vqalab.params.STAGE_PARAMS and dvc.yaml")
+        return self._section[name] if isinstance(self._section, dict) else getattr(self._section, name)
 
     def __getattr__(self, name: str) -> Any:
         if name.startswith("_"):
             raise AttributeError(name)
-        if name not in self._fields:
-            raise AttributeError(f"{self._where}.{name} is not among the stage's parameters (it reads "
-                                 f"{sorted(self._fields)}): add it to vqalab.params.STAGE_PARAMS and dvc.yaml")
-        return self._section[name]
+        return self._field(name)
+
+    def __getitem__(self, name: str) -> Any:
+        return self._field(name)
 
 
 def read_params(path: str | Path = PARAMS_FILE) -> dict:

@@ -12,7 +12,7 @@ from vqalab.params import Params
 
 def preprocess_data(params: Params, raw: Path, out: Path) -> dict:
     """Split, resize and index the download step's ``raw`` folder into ``out``, atomically; its statistics."""
-    image_size, resize = params.family.image_size, params.family.resize  # the model's, read before its config is typed
+    image_size, resize = params.family["image_size"], params.family["resize"]  # the model's, read before its config is typed
     if not isinstance(image_size, int) or isinstance(image_size, bool) or image_size < 1:
         raise ValueError(f"params: model.image_size must be a positive integer, got {image_size!r}")
     if resize not in RESIZE_MODES:
