@@ -178,3 +178,20 @@ def test_a_params_yaml_left_behind_by_a_change_to_conf_is_refused(tmp_path, monk
     values["train"]["epochs"] = 3
     with pytest.raises(ValueError, match=r"(?s)train.epochs: 3 in .*'<absent>' from conf/.*vqalab compose"):
         load_params(write(tmp_path, values))
+
+
+def test_vqalab_compose_rewrites_params_yaml_keeping_its_choices_and_takes_no_values(tmp_path):
+    from vqalab.compose import compose_params
+
+    (tmp_path / "conf").symlink_to(CONF)
+    path = tmp_path / "params.yaml"
+    assert compose_params(path, {"dataset": "vqa_rad"})["dataset.name"] == (None, "vqa_rad")
+    values = yaml.safe_load(path.read_text())
+    values["model"]["lr"] = 0.5  # by hand
+    path.write_text(yaml.safe_dump(values))
+    changed = compose_params(path, {})  # the choices kept, the hand edit undone
+    assert changed == {"model.lr": (0.5, 0.0005)} and yaml.safe_load(path.read_text())["dataset"]["name"] == "vqa_rad"
+    assert path.read_text() == composed_text(CONF, ["dataset=vqa_rad", "model=resnet_bert", "profile=tiny",
+                                                    "strategy=default"])
+    with pytest.raises(ValueError, match=r"\['train.max_epochs'\] name no config group.*dvc exp run -S key=value"):
+        compose_params(path, {"train.max_epochs": "4"})

@@ -66,7 +66,8 @@ def model_card(meta: dict, figures: dict) -> str:
 | blind baseline (the question alone) | {100 * figures["blind_accuracy"]:.2f}% |
 | image gain (this model - blind, paired) | {100 * figures["image_gain"]:+.2f} pts [{100 * gain_low:+.2f}, {100 * gain_high:+.2f}] |
 
-{figures["n"]:,} validation questions; intervals are bootstrap intervals over them. The epoch was chosen on
+{figures["n"]:,} validation questions; 95% intervals over them (one run: the training seed's variation is not
+counted; `vqalab compare` counts it over several seeds). The epoch was chosen on
 this split, so these figures lean optimistic: the test figures are the evaluate stage's
 (`metrics/eval.json` of the run that made this folder: `dvc metrics show`).
 
