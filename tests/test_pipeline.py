@@ -81,8 +81,11 @@ def test_repro_writes_every_output(project):
 
 def restore_baseline(root, env, *, outputs: bool = True) -> None:
     """Back to the fixture's commit without running a stage: git's files (conf/, params.yaml,
-    dvc.lock, the metrics), then DVC's outputs from its cache (``outputs``)."""
-    run(["git", "checkout", "HEAD", "--", "."], root, env)
+    dvc.lock, the metrics), then DVC's outputs from its cache (``outputs``). Every file is written
+    again: a file changed in the same second as the last checkout, at the same size (a 64 that became
+    32), looks unchanged to git's stat check, and `git checkout HEAD -- .` would keep it."""
+    run(["git", "reset", "-q", "HEAD"], root, env)
+    run(["git", "checkout-index", "--all", "--force"], root, env)
     if outputs:
         run([DVC, "checkout", "--force"], root, env)
 
