@@ -146,6 +146,21 @@ def test_seed_variation_widens_the_interval_by_the_t_distribution_of_few_seeds()
     assert 4 <= result.degrees_of_freedom < 20 and questions_only.degrees_of_freedom == 1499
 
 
+def test_few_seeds_and_questions_keep_at_least_the_seeds_degrees_and_the_scores_range():
+    """One seed against two, on few questions: Satterthwaite's value with the negative interaction
+    term alone can fall below 1 degree of freedom and give intervals far wider than a difference of
+    right/wrong answers can be; neither happens."""
+    rng = np.random.default_rng(12)
+    for _ in range(500):
+        questions = int(rng.integers(4, 60))
+        baseline = (rng.random((1, questions)) < 0.5).astype(float)
+        candidate = (rng.random((2, questions)) < rng.uniform(0.2, 0.8, size=(2, 1))).astype(float)
+        result = paired_difference(baseline, candidate)
+        assert result.degrees_of_freedom >= 1, result
+        assert -1.0 <= result.low <= result.difference <= result.high <= 1.0, result
+        assert result.significant == (not result.low <= 0.0 <= result.high), result
+
+
 def test_a_single_seed_side_counts_the_other_sides_seed_spread():
     rng = np.random.default_rng(4)
     baseline, candidate = simulated_comparison(rng, questions=1500, seeds=(1, 3), seed_sd=0.4)

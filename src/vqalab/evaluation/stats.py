@@ -132,7 +132,11 @@ def paired_difference(baseline: ArrayLike, candidate: ArrayLike, *, level: float
     else:
         p_value = float(2 * scipy.stats.t.sf(abs(difference) / standard_error, dof))
         half_width = float(scipy.stats.t.ppf(0.5 + level / 2, dof)) * standard_error
-    return PairedDifference(difference=difference, low=difference - half_width, high=difference + half_width,
+    # No difference can exceed the scores' range; that range holds 0, so clipping to it keeps the
+    # interval and the p-value agreeing.
+    widest = float(max(baseline_runs.max(), candidate_runs.max()) - min(baseline_runs.min(), candidate_runs.min()))
+    return PairedDifference(difference=difference, low=max(-widest, difference - half_width),
+                            high=min(widest, difference + half_width),
                             p_value=p_value, level=level, standard_error=standard_error, degrees_of_freedom=dof,
                             questions=per_question.size, baseline_seeds=baseline_runs.shape[0],
                             candidate_seeds=candidate_runs.shape[0])
@@ -177,7 +181,10 @@ def _standard_error(per_question: np.ndarray, sides: list[_SeedSpread]) -> tuple
     # truncated at 0 still counts here: its estimate was uncertain, which is what the degrees say.
     spread = (question_term**2 / (questions - 1) + seeds_part**2 / seed_dof
               + interaction_part**2 / (seed_dof * (questions - 1)))
-    return math.sqrt(variance), variance**2 / spread
+    # The negative interaction term (and a truncated seed term) can take Satterthwaite's value below
+    # what any of its mean squares has, to df < 1 and intervals wider than the scores' range; no
+    # combination is less certain than its least certain part (Gaylor and Hopper's bound).
+    return math.sqrt(variance), max(variance**2 / spread, float(min(seed_dof, questions - 1)))
 
 
 def _spread(table: np.ndarray) -> _SeedSpread:
