@@ -18,7 +18,7 @@ from collections.abc import Sequence
 
 from vqalab.evaluation.metrics import FREQUENCY_BUCKETS, accuracy, accuracy_by_group, accuracy_figures, exact_match
 from vqalab.evaluation.similarity import sbert_similarity
-from vqalab.evaluation.stats import PairedDifference, mean_interval, paired_difference
+from vqalab.evaluation.stats import PairedDifference, mean_interval
 from vqalab.evaluation.wordnet import load_wordnet
 from vqalab.evaluation.wups import wups
 
@@ -59,13 +59,6 @@ def image_sensitivity(answers: Sequence[str], shuffled_answers: Sequence[str]) -
         raise ValueError(f"image_sensitivity needs one shuffled-image answer per answer, got "
                          f"{len(shuffled_answers)} for {len(answers)}")
     return sum(a != s for a, s in zip(answers, shuffled_answers)) / len(answers)
-
-
-def image_gain_test(answers: Sequence[str], blind_answers: Sequence[str], golds: Sequence[str]) -> PairedDifference:
-    """Whether the model (``answers``) beats the blind baseline (``blind_answers``) on the same test
-    questions: ``vqalab.evaluation.stats.paired_difference`` of one run, which counts the test
-    questions' sampling only (``vqalab compare`` over several seeds counts the seeds too)."""
-    return paired_difference(exact_match(blind_answers, golds), exact_match(answers, golds))
 
 
 def quality_figures(scores: dict, blind: dict, *, answers: Sequence[str], image_gain: PairedDifference,

@@ -59,11 +59,14 @@ Pure numpy and scipy; deterministic.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import scipy.stats
 from numpy.typing import ArrayLike
+
+from vqalab.evaluation.metrics import exact_match
 
 
 @dataclass(frozen=True)
@@ -215,3 +218,10 @@ def _runs(scores: ArrayLike, name: str) -> np.ndarray:
 def _check_level(level: float) -> None:
     if not 0 < level < 1:
         raise ValueError(f"level must be between 0 and 1 (e.g. 0.95), got {level}")
+
+
+def image_gain_test(answers: Sequence[str], blind_answers: Sequence[str], golds: Sequence[str]) -> PairedDifference:
+    """Whether the model (``answers``) beats the blind baseline (``blind_answers``) on the same
+    questions: ``paired_difference`` of one run's exact matches, which counts the questions'
+    sampling only (``vqalab compare`` over several seeds counts the seeds too)."""
+    return paired_difference(exact_match(blind_answers, golds), exact_match(answers, golds))

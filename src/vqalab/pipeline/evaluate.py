@@ -16,7 +16,8 @@ from vqalab.data.features import CachedFeatures
 from vqalab.evaluation.blind import BlindBaseline
 from vqalab.evaluation.metrics import accuracy_figures, exact_match
 from vqalab.evaluation.predict import predict_dataset
-from vqalab.evaluation.scores import image_gain_test, plot_rows, quality_figures, score_predictions
+from vqalab.evaluation.scores import plot_rows, quality_figures, score_predictions
+from vqalab.evaluation.stats import image_gain_test
 from vqalab.models.checkpoint import load_checkpoint
 from vqalab.params import Params
 from vqalab.runtime import machine

@@ -11,16 +11,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from vqalab.data.dataset import ProcessedData
 from vqalab.data.features import CachedFeatures
 from vqalab.config import RUN_CONTROLS
 from vqalab.evaluation.blind import BlindBaseline
-from vqalab.evaluation.metrics import exact_match
+from vqalab.evaluation.metrics import accuracy, exact_match
 from vqalab.evaluation.predict import predict_dataset
-from vqalab.evaluation.stats import mean_interval, paired_difference
+from vqalab.evaluation.stats import image_gain_test, mean_interval
 from vqalab.models.base import VQAModel
 from vqalab.models.registry import build_model
 from vqalab.params import Params
@@ -87,11 +86,11 @@ def validation_figures(model: VQAModel, data: ProcessedData, features: CachedFea
     answers = [top[0][0] for top in predict_dataset(model, val_set, batch_size=batch_size, device=device,
                                                     desc="predict validation")]
     golds = [r.answer for r in val_set.records]
-    correct = exact_match(answers, golds)
-    blind_correct = exact_match(blind.answers_to(val_set.records), golds)
-    gain = paired_difference(blind_correct, correct)
-    return {"n": len(golds), "accuracy": float(np.mean(correct)), "accuracy_ci95": list(mean_interval(correct)),
-            "blind_accuracy": float(np.mean(blind_correct)), "image_gain": gain.difference,
+    blind_answers = blind.answers_to(val_set.records)
+    gain = image_gain_test(answers, blind_answers, golds)
+    return {"n": len(golds), "accuracy": accuracy(answers, golds),
+            "accuracy_ci95": list(mean_interval(exact_match(answers, golds))),
+            "blind_accuracy": accuracy(blind_answers, golds), "image_gain": gain.difference,
             "image_gain_ci95": [gain.low, gain.high]}
 
 
