@@ -9,7 +9,7 @@ no other stage rerun.
 
 from pathlib import Path
 
-from vqalab.params import ATTRIBUTE_KEYS, load_params
+from vqalab.params import load_params
 from vqalab.stage import run_stage, stage_parser
 
 # What the stage writes when params.yaml is valid: always the same, so the stages after it rerun
@@ -22,13 +22,11 @@ def main(argv=None) -> None:
     parser.add_argument("--out", type=Path, required=True, help="file written when params.yaml is valid")
     args = parser.parse_args(argv)
     params = load_params(args.params)
-    for name in ATTRIBUTE_KEYS:  # each typed as the stage that reads it types it (train with the run section)
-        getattr(params, name)
-    from vqalab.data.registry import chosen_dataset_config
     from vqalab.models.registry import chosen_family_config
     from vqalab.models.sources import check_pretrained_sources, family_sources
+    from vqalab.pipeline.validate import check_params
 
-    chosen_dataset_config(params)
+    check_params(params)
     check_pretrained_sources({**family_sources(chosen_family_config(params)), "evaluate.sbert_model": params.sbert_model})
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(VALIDATED, encoding="utf-8")

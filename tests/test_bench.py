@@ -167,7 +167,7 @@ def test_a_sweep_is_planned_as_dvc_expands_and_names_it(at_root):
 
 
 @pytest.mark.parametrize(("overrides", "message"), [
-    (["model=vilt", "strategy=full,lora"], r"cost-x-1 \(model=vilt strategy=full\): .*conf/strategy/ sets which"),
+    (["model=vilt", "strategy=full,lora"], r"cost-x-1 \(model=vilt strategy=full\): .*strategy=full sets which encoders of a fusion family"),
     (["strategy=full,partial", "train.max_epoch=2"], r"cost-x-1 .*Could not override 'train.max_epoch'"),
     (["model.lr=0.002,2e-3"], r"cost-x-2 \(model.lr=0.002\) composes the same parameters as cost-x-1"),
 ])

@@ -15,6 +15,7 @@ from vqalab.models.family_configs import LoraSettings
 from vqalab.models.registry import FAMILIES, chosen_family_config, get_config_class
 from vqalab.params import (EXPERIMENT_ENV, GROUPS, PARAMS_FILE, STAGE_PARAMS, Params, check_composed, composed,
                            composed_text, load_params)
+from vqalab.pipeline.validate import check_params
 
 CONF = ROOT / "conf"
 OPTIONS = {group: sorted(p.stem for p in (CONF / group).glob("*.yaml")) for group in GROUPS}
@@ -23,10 +24,7 @@ OPTIONS = {group: sorted(p.stem for p in (CONF / group).glob("*.yaml")) for grou
 def typed(values: dict) -> Params:
     """Every section of ``values`` typed, as the stages type the ones they read."""
     params = Params(values)
-    for name in ("dataset", "model", "profile", "strategy", "seed", "download", "preprocess", "train", "evaluate",
-                 "report"):
-        getattr(params, name)
-    chosen_family_config(params), chosen_dataset_config(params)
+    check_params(params)
     return params
 
 
@@ -120,7 +118,7 @@ def test_the_paper_profile_and_a_strategy_compose_with_the_recipe():
     (["download.on_bad_record=ignore"], r"on_bad_record must be error or skip"),
     (["model=vilt", "model.lora={r:0,alpha:16,dropout:0.0,target_modules:[query]}"], r"model.lora: lora.r must be >= 1"),
     (["model=vilt", "model.image_size=72"], r"image_size 72 is not divisible by patch_size 16"),
-    (["model=vilt", "strategy=partial"], r"model.image_training.*conf/strategy/ sets which encoders of a fusion family"),
+    (["model=vilt", "strategy=partial"], r"strategy=partial sets which encoders of a fusion family \(resnet_bert, pubmedclip\) train .*model=vilt takes strategy=default"),
     (["model=qwen2vl", "model.mrope_section=[4,4,4]"], r"mrope_section \[4, 4, 4\] must sum to"),
 ])
 def test_a_wrong_value_fails_naming_its_key(overrides, message):

@@ -12,9 +12,8 @@ from pathlib import Path
 import pytest
 from configs import ROOT, composed_params
 
-from vqalab.data.registry import chosen_dataset_config
-from vqalab.models.registry import chosen_family_config
 from vqalab.params import Params
+from vqalab.pipeline.validate import check_params
 
 DOCS = ROOT / "docs"
 MARKDOWN = [ROOT / "README.md", *sorted(DOCS.rglob("*.md"))]
@@ -189,11 +188,7 @@ def split_sweep(value: str) -> list[str]:
 
 def validated(overrides: list[str]) -> None:
     """params.yaml as `dvc exp run -S <overrides>` composes it, every section typed as the stages type it."""
-    params = Params(composed_params(*overrides))
-    for name in ("dataset", "model", "profile", "strategy", "seed", "download", "preprocess", "train", "evaluate",
-                 "report"):
-        getattr(params, name)
-    chosen_family_config(params), chosen_dataset_config(params)
+    check_params(Params(composed_params(*overrides)))
 
 
 def test_commands_are_read_from_markdown():

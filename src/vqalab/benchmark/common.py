@@ -17,10 +17,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from vqalab.data.registry import chosen_dataset_config
 from vqalab.io import atomic_path, write_json
-from vqalab.models.registry import chosen_family_config
-from vqalab.params import ATTRIBUTE_KEYS, CONF_DIR, Params, composed
+from vqalab.params import CONF_DIR, Params, composed
+from vqalab.pipeline.validate import check_params
 from vqalab.runtime import library_versions, processor_name
 
 
@@ -28,9 +27,7 @@ def typed(values: dict) -> Params:
     """``values`` (params.yaml's) with every section typed, as the stages type the ones they read:
     a wrong value fails here, naming its key, not in a stage minutes later."""
     params = Params(values)
-    for name in ATTRIBUTE_KEYS:
-        getattr(params, name)
-    chosen_family_config(params), chosen_dataset_config(params)
+    check_params(params)
     return params
 
 

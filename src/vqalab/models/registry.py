@@ -53,20 +53,9 @@ def get_config_class(name: str) -> type:
     return CONFIG_CLASSES[name]
 
 
-def family_config(model: str, mapping: dict, *, where: str = "model"):
-    """The typed config of family ``model`` from ``mapping`` (params.yaml's model section, less its name)."""
-    return from_mapping(get_config_class(model), mapping, where)
-
-
 def chosen_family_config(params):
     """The typed config of the chosen family (``vqalab.params.Params``: ``model``, ``family``)."""
-    try:
-        return family_config(params.model, params.family)
-    except ValueError as err:
-        if "unknown key(s) model.image_training" not in str(err):
-            raise
-        raise ValueError(f"{err} - conf/strategy/ sets which encoders of a fusion family (resnet_bert, pubmedclip) "
-                         f"train; {params.model} takes strategy=default and its own model.lora") from None
+    return from_mapping(get_config_class(params.model), params.family, "model")
 
 
 def build_model(params, data, *, where: str | Path | None = None):
