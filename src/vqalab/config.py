@@ -113,8 +113,14 @@ def _require(condition: bool, message: str) -> None:
 RESIZE_MODES = ("squash", "crop", "pad")
 
 
-def check_resize(mode: str) -> None:
-    _require(mode in RESIZE_MODES, f"resize must be one of {RESIZE_MODES}, got {mode!r}")
+def check_resize(mode: str, where: str = "resize") -> None:
+    _require(mode in RESIZE_MODES, f"{where} must be one of {RESIZE_MODES}, got {mode!r}")
+
+
+def check_positive_int(value: Any, where: str) -> None:
+    """For a value read outside its typed section (a stage that reads one key of another's)."""
+    _require(isinstance(value, int) and not isinstance(value, bool) and value >= 1,
+             f"{where} must be a positive integer, got {value!r}")
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ from typing import Any
 import yaml
 
 from vqalab.config import (PROFILES, DownloadParams, EvaluateParams, PreprocessParams, ReportParams, RunControls,
-                           TrainParams, flatten, from_mapping)
+                           TrainParams, check_positive_int, flatten, from_mapping)
 
 log = logging.getLogger(__name__)
 
@@ -143,9 +143,8 @@ def train_params(values: dict) -> TrainParams:
         raise ValueError("params: train.batch_size is not a parameter: the training batch is model.batch_size, "
                          "beside the learning rates that go with it")
     run = from_mapping(RunControls, values["run"], "run")
-    batch_size = (values["model"] or {}).get("batch_size") if isinstance(values["model"], dict) else None
-    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
-        raise ValueError(f"params: model.batch_size must be a positive integer, got {batch_size!r}")
+    batch_size = values["model"].get("batch_size") if isinstance(values["model"], dict) else None
+    check_positive_int(batch_size, "params: model.batch_size")
     return from_mapping(TrainParams, {**train, **{f.name: getattr(run, f.name) for f in fields(run)},
                                       "batch_size": batch_size}, "train")
 

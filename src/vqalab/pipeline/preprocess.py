@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from vqalab.config import RESIZE_MODES
+from vqalab.config import check_positive_int, check_resize
 from vqalab.data.preprocess import preprocess
 from vqalab.io import atomic_path
 from vqalab.params import Params
@@ -13,10 +13,8 @@ from vqalab.params import Params
 def preprocess_data(params: Params, raw: Path, out: Path) -> dict:
     """Split, resize and index the download step's ``raw`` folder into ``out``, atomically; its statistics."""
     image_size, resize = params.family["image_size"], params.family["resize"]  # the model's, read before its config is typed
-    if not isinstance(image_size, int) or isinstance(image_size, bool) or image_size < 1:
-        raise ValueError(f"params: model.image_size must be a positive integer, got {image_size!r}")
-    if resize not in RESIZE_MODES:
-        raise ValueError(f"params: model.resize must be one of {RESIZE_MODES}, got {resize!r}")
+    check_positive_int(image_size, "params: model.image_size")
+    check_resize(resize, "params: model.resize")
     with atomic_path(out, is_dir=True) as tmp:
         stats = preprocess(raw, tmp, image_size=image_size, resize=resize,
                            seed=params.seed, val_fraction=params.preprocess.val_fraction,
