@@ -14,6 +14,8 @@ import argparse
 import sys
 from pathlib import Path
 
+import yaml
+
 from vqalab.config import flatten
 from vqalab.io import atomic_path
 from vqalab.params import CONF_DIR, GROUPS, PARAMS_FILE, choices_of, composed_text, read_params
@@ -32,7 +34,7 @@ def compose_params(path: Path, choices: dict[str, str]) -> dict[str, tuple]:
     text = composed_text(path.parent / CONF_DIR, [f"{group}={option}" for group, option in chosen.items()])
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
-    old, new = flatten(before), flatten(read_params(path))
+    old, new = flatten(before), flatten(yaml.safe_load(text))
     return {key: (old.get(key), new.get(key)) for key in sorted(set(old) | set(new)) if old.get(key) != new.get(key)}
 
 

@@ -41,7 +41,7 @@ from pathlib import Path
 import numpy as np
 
 from vqalab.cli_arguments import Once
-from vqalab.config import flatten
+from vqalab.config import RUN_CONTROLS, flatten
 from vqalab.evaluation.stats import PairedDifference, mean_interval, paired_difference
 from vqalab.io import atomic_path
 from vqalab.report.report import format_duration, plt, significance
@@ -113,7 +113,7 @@ def run_params(params: dict) -> dict | None:
     if not resolved:
         return None
     train = dict(resolved["train"])
-    run = {name: train.pop(name) for name in ("resume", "launcher", "compile") if name in train}
+    run = {name: train.pop(name) for name in RUN_CONTROLS if name in train}
     train.pop("batch_size", None)  # the family's, in model
     return {"dataset": {"name": resolved["dataset"], **resolved["dataset_config"]},
             "model": {"name": resolved["model"], **resolved["family"]}, "profile": resolved["profile"],
