@@ -73,9 +73,8 @@ def main(argv=None) -> None:
         live.summary = best_epoch_summary(trained.result)
         live.step = trained.result.best_epoch
     figures = validation_figures(trained.model, data, features, blind, device=device, batch_size=params.train.batch_size)
-    meta = {"family": params.model, "config": params.family, "answers": trained.model.answers, **trained.info}
     pretrained = save_checkpoint(trained.model, args.out, info=trained.info,
-                                 card=lambda pretrained: model_card({**meta, "pretrained": pretrained}, figures))
+                                 card=lambda meta: model_card(trained.model, meta, figures))
     write_json(args.cost, {**trained.cost, "checkpoint_mb": sum(f.stat().st_size for f in args.out.rglob("*")
                                                                   if f.is_file()) / 2**20,
                            "pretrained_parts": len(pretrained)})

@@ -100,7 +100,7 @@ def test_a_swapped_pretrained_source_is_refused_naming_it(tmp_path):
 def test_the_same_training_saves_the_same_bytes(tmp_path):
     for name in ("a", "b"):
         save_checkpoint(trained(FROZEN), tmp_path / name, info={"seed": 0},
-                        card=lambda pretrained: json.dumps(pretrained, sort_keys=True))
+                        card=lambda meta: json.dumps(meta, sort_keys=True))
     files = sorted(p.relative_to(tmp_path / "a") for p in (tmp_path / "a").rglob("*") if p.is_file())
     assert files and files == sorted(p.relative_to(tmp_path / "b") for p in (tmp_path / "b").rglob("*") if p.is_file())
     for path in files:
@@ -109,13 +109,11 @@ def test_the_same_training_saves_the_same_bytes(tmp_path):
 
 def test_the_model_card_is_a_hugging_face_card_with_its_figures(tmp_path):
     model = trained(FROZEN)
-    meta = {"family": "resnet_bert", "config": {"image_size": 64, "image_widths": [32, 64, 128, 256]},
-            "answers": ANSWERS, "dataset": "vqa_rad", "profile": "tiny", "seed": 0, "n_train": 1000, "n_val": 120,
-            "best_epoch": 7, "epochs_run": 12, "train_params": {"max_epochs": 20}}
+    info = {"dataset": "vqa_rad", "profile": "tiny", "seed": 0, "n_train": 1000, "n_val": 120, "best_epoch": 7,
+            "epochs_run": 12, "train_params": {"max_epochs": 20}}
     figures = {"n": 120, "accuracy": 0.45, "accuracy_ci95": [0.36, 0.54], "blind_accuracy": 0.41, "image_gain": 0.04,
                "image_gain_ci95": [-0.02, 0.10]}
-    save_checkpoint(model, tmp_path / "ckpt", info={},
-                    card=lambda pretrained: model_card({**meta, "pretrained": pretrained}, figures))
+    save_checkpoint(model, tmp_path / "ckpt", info=info, card=lambda meta: model_card(model, meta, figures))
     card = (tmp_path / "ckpt" / CARD_FILE).read_text()
     _, header, body = card.split("---\n", 2)
     header = yaml.safe_load(header)
@@ -125,4 +123,6 @@ def test_the_model_card_is_a_hugging_face_card_with_its_figures(tmp_path):
     assert "| this model | 45.00% [36.00, 54.00] |" in body and "| blind baseline (the question alone) | 41.00% |" in body
     assert "+4.00 pts [-2.00, +10.00]" in body and "load_checkpoint(" in body and "Intended use and limits" in body
     assert "`model.text_encoder` = `packaged:all-MiniLM-L6-v2`" in body
+    assert f"resnet_bert ({model.description})" in body and f"one of the {len(ANSWERS)} answers" in body
+    assert "  image_size: 64\n" in body  # the parameters as checkpoint.json records them
     assert json.loads((tmp_path / "ckpt" / CHECKPOINT_FILE).read_text())["family"] == "resnet_bert"

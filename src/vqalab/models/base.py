@@ -52,6 +52,7 @@ class VQAModel(nn.Module):
     """
 
     family: str
+    description: str  # what the family is, in a phrase: its model card says it
     prediction_modes: tuple[str, ...] = ("classify",)
     # A CNN image encoder trains faster on CUDA in channels_last memory format (``use_channels_last``).
     image_encoder_is_cnn: bool = False

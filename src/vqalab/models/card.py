@@ -10,23 +10,24 @@ train stage does not read the test split.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import yaml
 
-FAMILY_DESCRIPTIONS = {
-    "resnet_bert": "a CNN image encoder and a BERT-style question encoder fused by attention over the image's "
-                   "spatial tokens, with a classifier over the training answers",
-    "pubmedclip": "a CLIP vision transformer and a BERT-style question encoder fused by attention, with a classifier "
-                  "over the training answers",
-    "vilt": "ViLT (one transformer over image patches and question tokens) with a new answer head",
-    "qwen2vl": "Qwen2-VL, a generative vision-language model that writes its answer",
-}
+if TYPE_CHECKING:
+    from vqalab.models.base import VQAModel
 
-
-def model_card(meta: dict, figures: dict) -> str:
-    """The card of the checkpoint described by ``meta`` (what checkpoint.json holds) with its
-    validation ``figures``: ``accuracy``, ``accuracy_ci95``, ``blind_accuracy``, ``image_gain``,
-    ``image_gain_ci95``, ``n``."""
+def model_card(model: VQAModel, meta: dict, figures: dict) -> str:
+    """The card of ``model``'s checkpoint, described by ``meta`` (what its checkpoint.json holds),
+    with its validation ``figures``: ``accuracy``, ``accuracy_ci95``, ``blind_accuracy``,
+    ``image_gain``, ``image_gain_ci95``, ``n``."""
     family, dataset, profile = meta["family"], meta["dataset"], meta["profile"]
+    if "classify" in model.prediction_modes:
+        answers_how = (f"It answers with one of the {len(meta['answers']):,} answers seen in training, so a question "
+                       f"whose answer training never saw is answered wrong.")
+    else:
+        answers_how = ("It writes a short answer, scored by exact match after normalisation: a right answer worded "
+                       "otherwise counts as wrong.")
     name = f"vqalab-{family}-{dataset}-{profile}"
     header = {
         "library_name": "vqalab",
@@ -54,7 +55,7 @@ def model_card(meta: dict, figures: dict) -> str:
 
 # {name}
 
-{family} ({FAMILY_DESCRIPTIONS[family]}), trained by vqalab on **{dataset}**
+{family} ({model.description}), trained by vqalab on **{dataset}**
 (profile `{profile}`, seed {meta["seed"]}): {meta["n_train"]:,} training and {meta["n_val"]:,} validation questions,
 {len(meta["answers"]):,} answers. Training kept epoch {meta["best_epoch"]} of {meta["epochs_run"]}, the best on validation.
 
@@ -95,8 +96,7 @@ sources and must hash as recorded (a swapped or updated source is refused, namin
 ## Intended use and limits
 
 For comparing visual question answering models on {dataset} under the same pipeline, as the study
-vqalab reproduces does. It answers with one of the answers seen in training (a classifier) or a
-short generated answer (qwen2vl), so a question whose answer training never saw is answered wrong.
+vqalab reproduces does. {answers_how}
 Small data sets give wide intervals: compare models over several seeds (`vqalab compare`). Not for
 clinical or other decisions about people: a model trained on radiology questions here is a research
 artefact, not a diagnostic tool.

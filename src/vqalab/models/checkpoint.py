@@ -47,8 +47,8 @@ REFERENCE_SEED = 20_250_101
 def save_checkpoint(model: VQAModel, directory: str | Path, *, info: dict,
                     card: Callable[[dict], str] | None = None) -> dict:
     """Write the checkpoint under a temporary name and rename it into place; returns its
-    ``pretrained`` record ({part: {param, source, sha256, tensors}}), from which ``card`` makes the
-    model card."""
+    ``pretrained`` record ({part: {param, source, sha256, tensors}}). ``card`` makes the model card
+    from checkpoint.json's contents, as written."""
     from safetensors.torch import save_file
 
     from vqalab.models.base import tensors_digest
@@ -67,7 +67,7 @@ def save_checkpoint(model: VQAModel, directory: str | Path, *, info: dict,
                                            "answers": model.answers, "vqalab_version": __version__,
                                            "pretrained": pretrained, **info})
         if card is not None:
-            (tmp / CARD_FILE).write_text(card(pretrained), encoding="utf-8")
+            (tmp / CARD_FILE).write_text(card(read_json(tmp / CHECKPOINT_FILE)), encoding="utf-8")
     return pretrained
 
 
@@ -79,9 +79,7 @@ def source_tensors(model: VQAModel, state: dict[str, torch.Tensor]) -> dict[str,
     parts = model.pretrained_parts()
     if not parts:
         return {}
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(REFERENCE_SEED)
-        reference = type(model).build(model.config, model.answers).state_dict()
+    reference = build_from_sources(type(model), model.config, model.answers).state_dict()
     found: dict[str, list[str]] = {}
     for name, tensor in state.items():
         prefix = next((p for p in parts if name.startswith(p)), None)
@@ -89,6 +87,16 @@ def source_tensors(model: VQAModel, state: dict[str, torch.Tensor]) -> dict[str,
         if prefix is not None and same and torch.equal(reference[name].cpu(), tensor.detach().cpu()):
             found.setdefault(prefix, []).append(name)
     return found
+
+
+def build_from_sources(model_class: type[VQAModel], config, answers: list[str]) -> VQAModel:
+    """The family built from its pretrained sources, its random parts drawn from REFERENCE_SEED
+    (without moving the caller's random state): what a checkpoint is saved against and loaded onto."""
+    import torch
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(REFERENCE_SEED)
+        return model_class.build(config, answers)
 
 
 def lora_parts(model: VQAModel) -> dict:
@@ -101,7 +109,6 @@ def lora_parts(model: VQAModel) -> dict:
 def load_checkpoint(directory: str | Path) -> tuple[VQAModel, dict]:
     """Rebuild a model of any family from its checkpoint folder; returns (model, checkpoint info).
     Its pretrained parts come from their sources and must hash as recorded."""
-    import torch
     from safetensors.torch import load_file
 
     from vqalab.models.base import tensors_digest
@@ -117,9 +124,7 @@ def load_checkpoint(directory: str | Path) -> tuple[VQAModel, dict]:
     config = from_mapping(family.config_class, meta["config"], f"{directory / CHECKPOINT_FILE}:config")
     pretrained = meta["pretrained"]
     if pretrained:
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(REFERENCE_SEED)
-            model = family.model_class.build(config, meta["answers"])
+        model = build_from_sources(family.model_class, config, meta["answers"])
     else:  # nothing comes from a source: the architecture is in the folder, no network needed
         model = family.model_class.from_saved(directory, config, meta["answers"])
     model.load_extra(directory)

@@ -52,6 +52,8 @@ class ClipImageEncoder(nn.Module):
 
 class PubMedClip(FusionClassifier):
     family = "pubmedclip"
+    description = ("a CLIP vision transformer and a BERT-style question encoder fused by attention, with a "
+                   "classifier over the training answers")
     pixel_mean = CLIP_MEAN
     pixel_std = CLIP_STD
 

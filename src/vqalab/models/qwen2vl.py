@@ -51,6 +51,7 @@ def build_processor(tokenizer, image_size: int):
 
 class Qwen2VL(VQAModel):
     family = "qwen2vl"
+    description = "Qwen2-VL, a generative vision-language model that writes its answer"
     prediction_modes = ("generate", "candidates")
 
     def __init__(self, config: Qwen2VLFamilyConfig, answers: list[str], *, model: nn.Module, processor):

@@ -25,6 +25,8 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 EFFICIENTNET_MEAN = EFFICIENTNET_STD = (0.5, 0.5, 0.5)  # how EfficientNet-Lite was trained
 class ResNetBert(FusionClassifier):
     family = "resnet_bert"
+    description = ("a CNN image encoder and a BERT-style question encoder fused by attention over the image's "
+                   "spatial tokens, with a classifier over the training answers")
     image_encoder_is_cnn = True  # every choice of image_encoder is one
 
     @classmethod

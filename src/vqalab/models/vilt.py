@@ -40,6 +40,7 @@ def answer_head(hidden: int, n_answers: int) -> nn.Sequential:
 
 class Vilt(VQAModel):
     family = "vilt"
+    description = "ViLT (one transformer over image patches and question tokens) with a new answer head"
 
     def __init__(self, config: ViltFamilyConfig, answers: list[str], *, backbone: ViltModel, tokenizer,
                  question_encoder: nn.Module | None = None, question_tokenizer=None):
