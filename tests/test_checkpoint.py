@@ -97,6 +97,21 @@ def test_a_swapped_pretrained_source_is_refused_naming_it(tmp_path):
     assert "retrain (dvc repro -s train)" in message
 
 
+def test_a_loaded_model_tokenizes_as_trained_whatever_its_source_holds_now(tmp_path):
+    """Only weights are hash-checked: the tokenizer comes from the folder, not from the source."""
+    bert = save_small_bert(tmp_path / "bert", seed=1)
+    model = trained(replace(FROZEN, text_encoder=str(bert)))
+    save_checkpoint(model, tmp_path / "ckpt", info={})
+    other = AutoTokenizer.from_pretrained(bert)
+    other.add_tokens(["shapeword"])
+    other.save_pretrained(bert)  # the same weights, another vocabulary
+    loaded, _ = load_checkpoint(tmp_path / "ckpt")
+    assert len(loaded.tokenizer) == len(model.tokenizer) == len(other) - 1
+    batch = model.collate(items())
+    with torch.no_grad():
+        assert torch.equal(loaded(loaded.collate(items())).logits, model(batch).logits)
+
+
 def test_the_same_training_saves_the_same_bytes(tmp_path):
     for name in ("a", "b"):
         save_checkpoint(trained(FROZEN), tmp_path / name, info={"seed": 0},

@@ -43,7 +43,8 @@ class VQAModel(nn.Module):
       (``vqalab.models.checkpoint``).
     - ``save_extra(directory)`` / ``from_saved(directory, config, answers)``: what a checkpoint
       needs beyond its tensors to rebuild the architecture without network; ``load_extra(directory)``
-      what a loaded model reads back besides its tensors.
+      what a loaded model reads back besides its tensors - its tokenizers and processor as trained,
+      whatever their sources hold now (a source's weights are hash-checked, its tokenizer is not).
     - Cached features (families with frozen encoders): the config's ``feature_spec(seed=)`` says
       what the frozen encoders' outputs depend on ({} when nothing is frozen); the model's ``feature_fingerprints()``
       hashes their weights, and ``encode_image_features(uint8 pixels)`` /

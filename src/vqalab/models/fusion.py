@@ -175,6 +175,9 @@ class FusionClassifier(VQAModel):
                    text_encoder=AutoModel.from_config(AutoConfig.from_pretrained(text_dir)),
                    tokenizer=AutoTokenizer.from_pretrained(text_dir))
 
+    def load_extra(self, directory: Path) -> None:
+        self.tokenizer = AutoTokenizer.from_pretrained(directory / TEXT_ENCODER_DIR)
+
     def save_extra(self, directory: Path) -> None:
         self.text_encoder.config.save_pretrained(directory / TEXT_ENCODER_DIR)
         self.tokenizer.save_pretrained(directory / TEXT_ENCODER_DIR)

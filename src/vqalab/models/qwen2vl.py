@@ -106,6 +106,10 @@ class Qwen2VL(VQAModel):
             raise FileNotFoundError(f"{directory} lacks {CLOSED_ANSWERS_FILE} (the closed questions' candidate answers): "
                                     f"it was made by an older vqalab; retrain it (dvc repro)")
         self.closed_answers = read_json(directory / CLOSED_ANSWERS_FILE)
+        from transformers import AutoProcessor
+
+        self.processor = AutoProcessor.from_pretrained(directory / PROCESSOR_DIR)
+        self.tokenizer = self.processor.tokenizer
 
     def save_extra(self, directory: Path) -> None:
         self.processor.save_pretrained(directory / PROCESSOR_DIR)

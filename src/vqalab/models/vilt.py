@@ -100,6 +100,11 @@ class Vilt(VQAModel):
             parts["question_encoder."] = {"param": "model.question_encoder", "source": self.config.question_encoder}
         return parts
 
+    def load_extra(self, directory: Path) -> None:
+        self.tokenizer = AutoTokenizer.from_pretrained(directory / TOKENIZER_DIR)
+        if self.question_encoder is not None:
+            self.question_tokenizer = AutoTokenizer.from_pretrained(directory / QUESTION_ENCODER_DIR)
+
     def save_extra(self, directory: Path) -> None:
         self.backbone_config.save_pretrained(directory / BACKBONE_DIR)
         self.tokenizer.save_pretrained(directory / TOKENIZER_DIR)
