@@ -232,7 +232,7 @@ def test_a_sweep_is_read_back_in_its_order_and_unfinished_runs_are_named(monkeyp
     listed = [shown("s-10", "success"), shown("s-2", "failed"), shown("other", "success"), shown("s-1", "success"),
               shown("s-11x", "success")]
     exp_show = [{"rev": "workspace", "experiments": None}, {"rev": "abc", "experiments": listed}]
-    monkeypatch.setattr(experiments, "dvc", lambda *args: json.dumps(exp_show))
+    monkeypatch.setattr(experiments, "read_exp_show", lambda json_path, all_commits, revs: exp_show)
     read = experiments.sweep_experiments("s")
     assert [e.name for e in read] == ["s-1", "s-2", "s-10"] and read[0].rev == "rev-s-1"
     assert [e.name for e in experiments.finished(read)] == ["s-1", "s-10"]

@@ -30,7 +30,7 @@ from typing import Any
 from vqalab.benchmark.common import typed
 from vqalab.config import flatten
 from vqalab.params import ABSENT, CONF_DIR, GROUPS, PARAMS_FILE, choices_of, composed, composed_differences
-from vqalab.report.compare import experiment_state, run_params
+from vqalab.report.compare import experiment_state, read_exp_show, run_metrics, run_params
 
 QUEUE_NOTE = ("Queued experiments run on a copy of the last commit plus the changes to files git tracks: "
               "`git add` or commit a new file (a conf/ option, a module) first, or they will not see it. "
@@ -135,7 +135,7 @@ class Experiment:
 
     def metrics(self, path: str) -> dict:
         """The figures of its metrics file ``path`` (e.g. metrics/cost.json); {} where it has none."""
-        return ((((self.run.get("data") or {}).get("metrics") or {}).get(path) or {}).get("data")) or {}
+        return run_metrics(self.run, path)
 
 
 def sweep_experiments(name: str, *, rev: str = "HEAD") -> list[Experiment]:
@@ -143,7 +143,7 @@ def sweep_experiments(name: str, *, rev: str = "HEAD") -> list[Experiment]:
     name), in the sweep's order."""
     member = re.compile(rf"{re.escape(name)}(?:-(\d+))?")
     found = []
-    for commit in json.loads(dvc("exp", "show", "--json", "--rev", rev)):
+    for commit in read_exp_show(None, all_commits=False, revs=[rev]):
         for experiment in commit.get("experiments") or []:
             match = member.fullmatch(experiment.get("name") or "")
             if not match:

@@ -74,15 +74,17 @@ def experiment_rows(exp_show: list[dict]) -> list[dict]:
             runs.extend(experiment.get("revs") or [])
     rows = []
     for run in runs:
-        data = run.get("data") or {}
-        metrics = data.get("metrics") or {}
-        quality = (metrics.get(QUALITY_FILE) or {}).get("data")
-        values = run_params(data.get("params") or {})
-        if not quality or "accuracy" not in quality or not values:
+        quality = run_metrics(run, QUALITY_FILE)
+        values = run_params((run.get("data") or {}).get("params") or {})
+        if "accuracy" not in quality or not values:
             continue
-        cost = (metrics.get(COST_FILE) or {}).get("data") or {}
-        rows.append(run_row(run, values, {**cost, **quality}))
+        rows.append(run_row(run, values, {**run_metrics(run, COST_FILE), **quality}))
     return rows
+
+
+def run_metrics(run: dict, path: str) -> dict:
+    """The figures of metrics file ``path`` of one run of ``dvc exp show --json``; {} where it has none."""
+    return ((((run.get("data") or {}).get("metrics") or {}).get(path) or {}).get("data")) or {}
 
 
 def experiment_state(experiment: dict) -> str:
