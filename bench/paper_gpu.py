@@ -143,32 +143,47 @@ class ReferenceStep:
         self.optimizer.zero_grad(set_to_none=True)
 
 
-def variants_for(args, device: torch.device, sources: dict, sizes: dict, data) -> list[Variant]:
-    variants, features_cache = [], {}
-    for variant in args.variants:
-        for batch_size in args.batch_sizes:
+def planned_variants(texts: list[list[str]], batch_sizes: list[int], *, device: torch.device, sources: dict,
+                     sizes: dict) -> dict[str, tuple]:
+    """{row name: (variant, batch size, params, precision)} of every variant at every batch size,
+    composed before any model is built: the table (and gpu_report) tell rows apart by model, strategy,
+    batch size and precision, so two variants that share them fail here, not after the GPU work."""
+    planned: dict[str, tuple] = {}
+    for variant in texts:
+        for batch_size in batch_sizes:
             params = composed_params(variant_overrides(variant, sources=sources, sizes=sizes, batch_size=batch_size,
                                                        device=device))
-            model = build_model(params, data).to(device)
             precision = PRECISION_NAMES[resolve_precision(params.train.precision, device)]
-            # The features stage's, once per what they depend on (the same weights at every batch size).
-            key = json.dumps(chosen_family_config(params).feature_spec(seed=params.seed), sort_keys=True, default=str)
-            if key not in features_cache:
-                features_cache[key] = frozen_encoder_features(params, data, device=device)
-            features = features_cache[key]
-            features.check(model, where="the benchmark's features")
-            step = LoopStep(model, data.split("train", features), params=params.train, device=device)
-            counts = model.parameter_counts()
-            info = {"family": params.model, "strategy": params.strategy, "overrides": " ".join(variant),
-                    "batch_size": batch_size, "precision": precision, "kind": "vqalab",
-                    "trainable_params": counts["trainable_params"], "total_params": counts["total_params"]}
-            needs_reference = args.reference and params.model == "resnet_bert" and fine_tunes_both_encoders(params)
-            if needs_reference:
-                info["reference"] = f"reference/b{batch_size}/{precision}"
-            variants.append(Variant(f"{params.model}/{params.strategy}/b{batch_size}/{precision}", step, batch_size,
-                                    info=info))
-            if needs_reference and info["reference"] not in {v.name for v in variants}:
-                variants.append(reference_variant(sizes, batch_size=batch_size, precision=precision, device=device))
+            name = f"{params.model}/{params.strategy}/b{batch_size}/{precision}"
+            if name in planned:
+                raise SystemExit(f"--variants {' '.join(variant)!r} and {' '.join(planned[name][0])!r} both time "
+                                 f"{name}: variants must differ in model, strategy or precision")
+            planned[name] = (variant, batch_size, params, precision)
+    return planned
+
+
+def variants_for(args, device: torch.device, sources: dict, sizes: dict, data) -> list[Variant]:
+    variants, features_cache = [], {}
+    planned = planned_variants(args.variants, args.batch_sizes, device=device, sources=sources, sizes=sizes)
+    for name, (variant, batch_size, params, precision) in planned.items():
+        model = build_model(params, data).to(device)
+        # The features stage's, once per what they depend on (the same weights at every batch size).
+        key = json.dumps(chosen_family_config(params).feature_spec(seed=params.seed), sort_keys=True, default=str)
+        if key not in features_cache:
+            features_cache[key] = frozen_encoder_features(params, data, device=device)
+        features = features_cache[key]
+        features.check(model, where="the benchmark's features")
+        step = LoopStep(model, data.split("train", features), params=params.train, device=device)
+        counts = model.parameter_counts()
+        info = {"family": params.model, "strategy": params.strategy, "overrides": " ".join(variant),
+                "batch_size": batch_size, "precision": precision, "kind": "vqalab",
+                "trainable_params": counts["trainable_params"], "total_params": counts["total_params"]}
+        needs_reference = args.reference and params.model == "resnet_bert" and fine_tunes_both_encoders(params)
+        if needs_reference:
+            info["reference"] = f"reference/b{batch_size}/{precision}"
+        variants.append(Variant(name, step, batch_size, info=info))
+        if needs_reference and info["reference"] not in {v.name for v in variants}:
+            variants.append(reference_variant(sizes, batch_size=batch_size, precision=precision, device=device))
     return variants
 
 

@@ -78,14 +78,13 @@ def time_to_target(val_accuracy: dict[int, float], elapsed_s: dict[int, float], 
 
 def run_figures(experiment: Experiment) -> dict:
     """One experiment's figures, as its stages recorded them."""
-    cost, quality = experiment.metrics(COST_FILE), experiment.metrics(QUALITY_FILE)
+    cost, quality, kept = (experiment.metrics(path) for path in (COST_FILE, QUALITY_FILE, TRAIN_SUMMARY_FILE))
     rates = curve(experiment, "train_samples_per_s")
     epochs = sorted(rates)
     figures = {
         "train_time_s": cost["train_time_s"], "train_samples_per_s": cost["train_samples_per_s"],
         "samples_per_s_last_over_first": rates[epochs[-1]] / rates[epochs[0]], "epochs": len(epochs),
-        "best_epoch": experiment.metrics(TRAIN_SUMMARY_FILE)["step"],
-        "best_val_accuracy": experiment.metrics(TRAIN_SUMMARY_FILE)["val_accuracy"],
+        "best_epoch": kept["step"], "best_val_accuracy": kept["val_accuracy"],
         "peak_rss_mb": cost["peak_rss_mb"], "trainable_params": cost["trainable_params"],
         "test_accuracy": quality["accuracy"], "processor": cost["processor"], "torch": cost["torch"],
     }

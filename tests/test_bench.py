@@ -260,6 +260,12 @@ def test_a_gpu_variant_composes_the_study_with_its_sources_replaced(at_root):
     with pytest.raises(SystemExit, match="chooses qwen2vl; this benchmark times the classifier families"):
         paper_gpu.variant_overrides(["model=qwen2vl"], sources=sources, sizes=paper_gpu.SIZES["tiny"], batch_size=4,
                                     device=torch.device("cpu"))
+    planned = dict(sources=sources, sizes=paper_gpu.SIZES["tiny"], device=torch.device("cpu"))
+    assert list(paper_gpu.planned_variants([["strategy=full"], ["strategy=frozen"]], [4, 8], **planned)) == [
+        "resnet_bert/full/b4/fp32", "resnet_bert/full/b8/fp32", "resnet_bert/frozen/b4/fp32", "resnet_bert/frozen/b8/fp32"]
+    with pytest.raises(SystemExit, match="'strategy=full model.lr=0.01' and 'strategy=full' both time "
+                                         "resnet_bert/full/b4/fp32"):
+        paper_gpu.planned_variants([["strategy=full"], ["strategy=full", "model.lr=0.01"]], [4], **planned)
 
 
 def test_the_benchmark_step_trains_exactly_as_the_loop_does(tmp_path, at_root):

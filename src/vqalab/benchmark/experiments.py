@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import functools
 import json
 import re
 import shlex
@@ -172,10 +173,20 @@ def curve(experiment: Experiment, metric: str) -> dict[int, float]:
     """{epoch: value} of ``metric`` as the experiment's train stage logged it (its DVCLive TSV,
     committed with the experiment)."""
     path = f"{TRAIN_CURVES}/{metric}.tsv"
-    shown = subprocess.run(["git", "show", f"{experiment.rev}:{path}"], capture_output=True, text=True)
+    try:
+        text = committed_file(experiment.rev, path)
+    except FileNotFoundError as err:
+        raise SystemExit(f"{experiment.name} ({experiment.rev[:7]}) has no {path}: {err}") from None
+    return {int(row["step"]): float(row[metric]) for row in csv.DictReader(text.splitlines(), delimiter="\t")}
+
+
+@functools.lru_cache(maxsize=None)
+def committed_file(rev: str, path: str) -> str:
+    """``path`` as commit ``rev`` holds it (a reference run's curves are read for every row it serves)."""
+    shown = subprocess.run(["git", "show", f"{rev}:{path}"], capture_output=True, text=True)
     if shown.returncode != 0:
-        raise SystemExit(f"{experiment.name} ({experiment.rev[:7]}) has no {path}: {shown.stderr.strip()}")
-    return {int(row["step"]): float(row[metric]) for row in csv.DictReader(shown.stdout.splitlines(), delimiter="\t")}
+        raise FileNotFoundError(shown.stderr.strip())
+    return shown.stdout
 
 
 def setting_of(experiment: Experiment) -> dict[str, Any]:
