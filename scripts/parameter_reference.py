@@ -52,6 +52,7 @@ class ConfFile:
     entries: list[Entry]
     values: dict
     defaults: list[tuple[str, str | None, bool, str]]  # (group, option, optional, comment): config.yaml only
+    global_package: bool  # its first line is PACKAGE_GLOBAL: its keys are params.yaml's own, not under its group
 
 
 def split_comment(text: str) -> tuple[str, str | None, int | None]:
@@ -131,7 +132,8 @@ def parse_file(path: Path) -> ConfFile:
         last = entry if comment is not None else None
     if pending:
         raise ValueError(f"{path}: the comment block {pending[0]!r} ... is followed by no key")
-    conf = ConfFile(path=path, description=description, entries=entries, values=values, defaults=defaults)
+    conf = ConfFile(path=path, description=description, entries=entries, values=values, defaults=defaults,
+                    global_package=lines[:1] == [PACKAGE_GLOBAL])
     check_every_key_read(conf)
     return conf
 
@@ -327,9 +329,8 @@ def render(conf_dir: Path = CONF) -> str:
                 how = "applied when " + " and ".join(code(f"{g}={o}") for g, o in selected[name].items())
             else:
                 how = code(f"-S {group}={name}") + (" (the default)" if name == option else "")
-            global_package = PACKAGE_GLOBAL in path.read_text(encoding="utf-8").splitlines()[:1]
             out += [f"### {group}: {name}", "", f"{how}; {link(path, base)}", "", *prose(conf.description),
-                    *table(conf, prefix=() if global_package else (group,))]
+                    *table(conf, prefix=() if conf.global_package else (group,))]
     return "\n".join(out).rstrip() + "\n"
 
 
