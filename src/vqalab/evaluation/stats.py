@@ -32,7 +32,8 @@ side alone has one or two degrees of freedom, and a change under review rarely c
 its seeds spread. A side of one seed contributes no estimate but counts in ``1/m``.
 
 The reference distribution is Student's t with Satterthwaite's degrees of freedom for that
-combination of mean squares (the negative residual term included): with three seeds a side the
+combination of mean squares (the negative residual term included; never fewer than the seed term's
+own, Gaylor and Hopper's bound): with three seeds a side the
 seed term has 4 degrees of freedom, so where seeds dominate the critical value is t(4) = 2.78, not
 1.96. The interval is ``difference +/- t * standard error`` and the p-value ``2 P(T > |difference
 | / standard error)`` from the same t and degrees of freedom, so the interval excludes 0 exactly
